@@ -1,0 +1,598 @@
+"""HAT: Hybrid Attention Transformer for image super-resolution.
+
+Chen et al., "Activating More Pixels in Image Super-Resolution Transformer", CVPR 2023.
+
+The network, top-down as in the paper:
+
+* shallow feature extraction: one 3x3 conv;
+* deep feature extraction: residual hybrid attention groups (:class:`RHAG`), each a stack of hybrid attention
+  blocks (:class:`HAB`: shifted-window self-attention plus a channel-attention conv branch, :class:`CAB`) closed by
+  one overlapping cross-attention block (:class:`OCAB`) and a conv;
+* reconstruction: pixel-shuffle (or another upsampler).
+
+Parameter and buffer names are those of the reference implementation, so released checkpoints load with
+``strict=True``. Attention runs through ``scaled_dot_product_attention`` (``attn_impl='sdpa'``) or through an explicit
+matmul + softmax (``attn_impl='naive'``, the reference algorithm, kept for tests and benchmarks).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from basicsr.archs.arch_util import Upsample
+from basicsr.utils.registry import ARCH_REGISTRY
+from einops import rearrange
+from timm.layers import DropPath, Mlp, to_2tuple, trunc_normal_
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from hat_arch.inference import reflect_pad_to_multiple
+
+ATTN_IMPLS = ('sdpa', 'naive')
+UPSAMPLERS = ('pixelshuffle', 'pixelshuffledirect', 'nearest+conv', '')
+RESI_CONNECTIONS = ('1conv', '3conv', 'identity')
+# The reference masks attention across shifted-window regions with -100, not -inf; keep it for exact outputs.
+SHIFT_MASK_VALUE = -100.0
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor, scale: float, impl: str,
+              dropout_p: float = 0.0) -> torch.Tensor:
+    """Softmax attention with an additive bias.
+
+    q: (..., heads, nq, d); k, v: (..., heads, nk, d); bias broadcastable to (..., heads, nq, nk).
+    """
+    bias = bias.to(q.dtype)
+    if impl == 'sdpa':
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p, scale=scale)
+    attn = (q * scale) @ k.transpose(-2, -1) + bias
+    attn = attn.softmax(dim=-1)
+    if dropout_p > 0:
+        attn = F.dropout(attn, p=dropout_p)
+    return attn @ v
+
+
+def window_partition(x: torch.Tensor, window_size: int) -> torch.Tensor:
+    """(b, h, w, c) -> (b, h/ws, w/ws, ws*ws, c)."""
+    return rearrange(x, 'b (nh wh) (nw ww) c -> b nh nw (wh ww) c', wh=window_size, ww=window_size)
+
+
+def window_reverse(windows: torch.Tensor, window_size: int) -> torch.Tensor:
+    """(b, h/ws, w/ws, ws*ws, c) -> (b, h, w, c)."""
+    return rearrange(windows, 'b nh nw (wh ww) c -> b (nh wh) (nw ww) c', wh=window_size, ww=window_size)
+
+
+def relative_position_index_sa(window_size: int) -> torch.Tensor:
+    """Index into the (2ws-1)^2 bias table for every (query, key) pair of a window: (ws*ws, ws*ws)."""
+    coords = torch.stack(torch.meshgrid(torch.arange(window_size), torch.arange(window_size), indexing='ij'))
+    coords = coords.flatten(1)  # 2, ws*ws
+    relative = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (window_size - 1)
+    return relative[..., 0] * (2 * window_size - 1) + relative[..., 1]
+
+
+def relative_position_index_oca(window_size: int, overlap_window_size: int) -> torch.Tensor:
+    """Index into the (ws+ows-1)^2 bias table for (window query, overlapping-window key): (ws*ws, ows*ows)."""
+    grid = lambda n: torch.stack(torch.meshgrid(torch.arange(n), torch.arange(n), indexing='ij')).flatten(1)
+    relative = (grid(overlap_window_size)[:, None, :] - grid(window_size)[:, :, None]).permute(1, 2, 0)
+    relative = relative + (window_size - overlap_window_size + 1)
+    return relative[..., 0] * (window_size + overlap_window_size - 1) + relative[..., 1]
+
+
+def shift_region_masks(window_size: int, shift_size: int) -> torch.Tensor:
+    """Additive masks for the windows that straddle the cyclic shift's wrap-around: (2, 2, ws*ws, ws*ws).
+
+    After rolling by -shift, only the last window row and column hold pixels from two sides of the image. Interior
+    windows need no mask; ``masks[r, c]`` is the mask of a window in the last row (``r=1``) and/or column (``c=1``).
+    Tokens attend only to tokens of their own region, as in the reference (which builds one mask per window).
+    """
+    local = torch.arange(window_size)
+    side = (local >= window_size - shift_size).long()  # which side of the wrap-around each row/column is on
+    rows = side.repeat_interleave(window_size)  # per token, row side
+    cols = side.repeat(window_size)  # per token, column side
+    masks = torch.zeros(2, 2, window_size * window_size, window_size * window_size)
+    for last_row in (0, 1):
+        for last_col in (0, 1):
+            region = rows * 2 * last_row + cols * last_col
+            masks[last_row, last_col] = (region[:, None] != region[None, :]).float() * SHIFT_MASK_VALUE
+    return masks
+
+
+class ChannelAttention(nn.Module):
+    """Squeeze-and-excitation channel attention: (b, c, h, w) -> (b, c, h, w)."""
+
+    def __init__(self, num_feat: int, squeeze_factor: int = 16):
+        super().__init__()
+        self.attention = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Conv2d(num_feat, num_feat // squeeze_factor, 1, padding=0),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(num_feat // squeeze_factor, num_feat, 1, padding=0),
+            nn.Sigmoid())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.attention(x)
+
+
+class CAB(nn.Module):
+    """Channel attention block, the conv branch of a HAB: (b, c, h, w) -> (b, c, h, w)."""
+
+    def __init__(self, num_feat: int, compress_ratio: int = 3, squeeze_factor: int = 30):
+        super().__init__()
+        self.cab = nn.Sequential(
+            nn.Conv2d(num_feat, num_feat // compress_ratio, 3, 1, 1),
+            nn.GELU(),
+            nn.Conv2d(num_feat // compress_ratio, num_feat, 3, 1, 1),
+            ChannelAttention(num_feat, squeeze_factor))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.cab(x)
+
+
+class WindowAttention(nn.Module):
+    """Multi-head self-attention inside non-overlapping windows, with a relative position bias.
+
+    Input (b, nh, nw, ws*ws, c) windows; output the same shape. ``shifted`` windows get the region masks.
+    """
+
+    def __init__(self, dim: int, window_size: tuple[int, int], num_heads: int, qkv_bias: bool = True,
+                 qk_scale: float | None = None, attn_drop: float = 0.0, proj_drop: float = 0.0, attn_impl: str = 'sdpa'):
+        super().__init__()
+        self.dim = dim
+        self.window_size = window_size
+        self.num_heads = num_heads
+        self.scale = qk_scale or (dim // num_heads)**-0.5
+        self.attn_drop = attn_drop
+        self.attn_impl = attn_impl
+        self.relative_position_bias_table = nn.Parameter(
+            torch.zeros((2 * window_size[0] - 1) * (2 * window_size[1] - 1), num_heads))
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+        trunc_normal_(self.relative_position_bias_table, std=.02)
+
+    def relative_position_bias(self, rpi: torch.Tensor) -> torch.Tensor:
+        """(heads, n, n) bias from the table."""
+        n = rpi.shape[0]
+        return self.relative_position_bias_table[rpi.reshape(-1)].view(n, n, -1).permute(2, 0, 1)
+
+    def forward(self, x: torch.Tensor, rpi: torch.Tensor, region_masks: torch.Tensor | None = None) -> torch.Tensor:
+        b, nh, nw, n, c = x.shape
+        qkv = self.qkv(x).view(b, nh, nw, n, 3, self.num_heads, c // self.num_heads)
+        q, k, v = qkv.permute(4, 0, 1, 2, 5, 3, 6).unbind(0)  # each b, nh, nw, heads, n, d
+        bias = self.relative_position_bias(rpi)
+        dropout_p = self.attn_drop if self.training else 0.0
+        if region_masks is None:
+            out = attention(q, k, v, bias, self.scale, self.attn_impl, dropout_p)
+        else:
+            # Interior windows need only the bias; the last row/column straddle the shift and get a region mask.
+            out = torch.empty_like(q)
+            for last_row, rows in ((0, slice(0, nh - 1)), (1, slice(nh - 1, nh))):
+                for last_col, cols in ((0, slice(0, nw - 1)), (1, slice(nw - 1, nw))):
+                    if rows.stop > rows.start and cols.stop > cols.start:
+                        mask = bias + region_masks[last_row, last_col]
+                        out[:, rows, cols] = attention(q[:, rows, cols], k[:, rows, cols], v[:, rows, cols], mask,
+                                                       self.scale, self.attn_impl, dropout_p)
+        out = out.transpose(-3, -2).reshape(b, nh, nw, n, c)
+        return self.proj_drop(self.proj(out))
+
+
+class HAB(nn.Module):
+    """Hybrid attention block: (shifted) window self-attention + scaled CAB branch, then an MLP.
+
+    Tokens (b, h*w, c) -> (b, h*w, c); h and w are multiples of the window size.
+    """
+
+    def __init__(self, dim: int, input_resolution: tuple[int, int], num_heads: int, window_size: int = 7,
+                 shift_size: int = 0, compress_ratio: int = 3, squeeze_factor: int = 30, conv_scale: float = 0.01,
+                 mlp_ratio: float = 4.0, qkv_bias: bool = True, qk_scale: float | None = None, drop: float = 0.0,
+                 attn_drop: float = 0.0, drop_path: float = 0.0, act_layer: type[nn.Module] = nn.GELU,
+                 norm_layer: type[nn.Module] = nn.LayerNorm, attn_impl: str = 'sdpa'):
+        super().__init__()
+        self.window_size = window_size
+        # As in the reference: a training size no larger than one window gets no shift.
+        self.shift_size = 0 if min(input_resolution) <= window_size else shift_size
+        self.conv_scale = conv_scale
+        self.norm1 = norm_layer(dim)
+        self.attn = WindowAttention(dim, to_2tuple(window_size), num_heads, qkv_bias, qk_scale, attn_drop, drop,
+                                    attn_impl)
+        self.conv_block = CAB(dim, compress_ratio, squeeze_factor)
+        self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
+        self.norm2 = norm_layer(dim)
+        self.mlp = Mlp(in_features=dim, hidden_features=int(dim * mlp_ratio), act_layer=act_layer, drop=drop)
+
+    def forward(self, x: torch.Tensor, x_size: tuple[int, int], rpi_sa: torch.Tensor,
+                region_masks: torch.Tensor) -> torch.Tensor:
+        h, w = x_size
+        b, _, c = x.shape
+        shortcut = x
+        x = self.norm1(x).view(b, h, w, c)
+        conv_x = self.conv_block(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1).reshape(b, h * w, c)
+
+        shift = self.shift_size
+        if shift:
+            x = torch.roll(x, shifts=(-shift, -shift), dims=(1, 2))
+        windows = self.attn(window_partition(x, self.window_size), rpi_sa, region_masks if shift else None)
+        x = window_reverse(windows, self.window_size)
+        if shift:
+            x = torch.roll(x, shifts=(shift, shift), dims=(1, 2))
+        attn_x = x.reshape(b, h * w, c)
+
+        x = shortcut + self.drop_path(attn_x) + conv_x * self.conv_scale
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+class OCAB(nn.Module):
+    """Overlapping cross-attention block: window queries attend to larger, overlapping key/value windows.
+
+    Tokens (b, h*w, c) -> (b, h*w, c). Keys and values outside the image are zeros, as in the reference.
+    """
+
+    def __init__(self, dim: int, input_resolution: tuple[int, int], window_size: int, overlap_ratio: float,
+                 num_heads: int, qkv_bias: bool = True, qk_scale: float | None = None, mlp_ratio: float = 2,
+                 norm_layer: type[nn.Module] = nn.LayerNorm, attn_impl: str = 'sdpa'):
+        super().__init__()
+        self.dim = dim
+        self.window_size = window_size
+        self.num_heads = num_heads
+        self.scale = qk_scale or (dim // num_heads)**-0.5
+        self.overlap_win_size = int(window_size * overlap_ratio) + window_size
+        self.attn_impl = attn_impl
+        self.norm1 = norm_layer(dim)
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.relative_position_bias_table = nn.Parameter(
+            torch.zeros((window_size + self.overlap_win_size - 1)**2, num_heads))
+        trunc_normal_(self.relative_position_bias_table, std=.02)
+        self.proj = nn.Linear(dim, dim)
+        self.norm2 = norm_layer(dim)
+        self.mlp = Mlp(in_features=dim, hidden_features=int(dim * mlp_ratio), act_layer=nn.GELU)
+
+    def forward(self, x: torch.Tensor, x_size: tuple[int, int], rpi: torch.Tensor) -> torch.Tensor:
+        h, w = x_size
+        b, _, c = x.shape
+        ws, ows, heads = self.window_size, self.overlap_win_size, self.num_heads
+        shortcut = x
+        qkv = self.qkv(self.norm1(x)).view(b, h, w, 3, c)
+        q = window_partition(qkv[..., 0, :], ws)  # b, nh, nw, ws*ws, c
+        q = rearrange(q, 'b nh nw n (heads d) -> b nh nw heads n d', heads=heads)
+
+        # Overlapping windows of keys/values: zero-pad by half the overlap, then slide an ows window with stride ws.
+        kv = qkv[..., 1:, :].permute(0, 3, 4, 1, 2)  # b, 2, c, h, w
+        pad = (ows - ws) // 2
+        kv = F.pad(kv, (pad, pad, pad, pad))
+        kv = kv.unfold(3, ows, ws).unfold(4, ows, ws)  # b, 2, c, nh, nw, ows, ows
+        k, v = rearrange(kv, 'b two (heads d) nh nw oh ow -> two b nh nw heads (oh ow) d', heads=heads)
+
+        n = ws * ws
+        bias = self.relative_position_bias_table[rpi.reshape(-1)].view(n, ows * ows, -1).permute(2, 0, 1)
+        out = attention(q, k, v, bias, self.scale, self.attn_impl)
+        x = window_reverse(rearrange(out, 'b nh nw heads n d -> b nh nw n (heads d)'), ws).reshape(b, h * w, c)
+        x = self.proj(x) + shortcut
+        return x + self.mlp(self.norm2(x))
+
+
+class AttenBlocks(nn.Module):
+    """The blocks of one RHAG: ``depth`` HABs, alternately unshifted and shifted, then one OCAB.
+
+    Tokens (b, h*w, c) -> (b, h*w, c).
+    """
+
+    def __init__(self, dim: int, input_resolution: tuple[int, int], depth: int, num_heads: int, window_size: int,
+                 compress_ratio: int, squeeze_factor: int, conv_scale: float, overlap_ratio: float,
+                 mlp_ratio: float = 4.0, qkv_bias: bool = True, qk_scale: float | None = None, drop: float = 0.0,
+                 attn_drop: float = 0.0, drop_path: float | Sequence[float] = 0.0,
+                 norm_layer: type[nn.Module] = nn.LayerNorm, use_checkpoint: bool = False, attn_impl: str = 'sdpa'):
+        super().__init__()
+        self.use_checkpoint = use_checkpoint
+        self.blocks = nn.ModuleList([
+            HAB(dim=dim, input_resolution=input_resolution, num_heads=num_heads, window_size=window_size,
+                shift_size=0 if i % 2 == 0 else window_size // 2, compress_ratio=compress_ratio,
+                squeeze_factor=squeeze_factor, conv_scale=conv_scale, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
+                qk_scale=qk_scale, drop=drop, attn_drop=attn_drop,
+                drop_path=drop_path[i] if isinstance(drop_path, (list, tuple)) else drop_path, norm_layer=norm_layer,
+                attn_impl=attn_impl) for i in range(depth)
+        ])
+        self.overlap_attn = OCAB(dim=dim, input_resolution=input_resolution, window_size=window_size,
+                                 overlap_ratio=overlap_ratio, num_heads=num_heads, qkv_bias=qkv_bias,
+                                 qk_scale=qk_scale, mlp_ratio=mlp_ratio, norm_layer=norm_layer, attn_impl=attn_impl)
+
+    def _run(self, block: nn.Module, *args):
+        # Recompute activations in the backward pass instead of storing them, when asked to and when it matters.
+        if self.use_checkpoint and self.training and torch.is_grad_enabled():
+            return checkpoint(block, *args, use_reentrant=False)
+        return block(*args)
+
+    def forward(self, x: torch.Tensor, x_size: tuple[int, int], params: dict[str, torch.Tensor]) -> torch.Tensor:
+        for block in self.blocks:
+            x = self._run(block, x, x_size, params['rpi_sa'], params['region_masks'])
+        return self._run(self.overlap_attn, x, x_size, params['rpi_oca'])
+
+
+def residual_conv(dim: int, resi_connection: str) -> nn.Module:
+    """The conv closing a residual group and the body: one 3x3 conv, a 3-conv bottleneck, or nothing."""
+    if resi_connection == '1conv':
+        return nn.Conv2d(dim, dim, 3, 1, 1)
+    if resi_connection == '3conv':  # cheaper bottleneck (as SwinIR's '3conv')
+        return nn.Sequential(
+            nn.Conv2d(dim, dim // 4, 3, 1, 1), nn.LeakyReLU(negative_slope=0.2, inplace=True),
+            nn.Conv2d(dim // 4, dim // 4, 1, 1, 0), nn.LeakyReLU(negative_slope=0.2, inplace=True),
+            nn.Conv2d(dim // 4, dim, 3, 1, 1))
+    return nn.Identity()
+
+
+class PatchEmbed(nn.Module):
+    """Feature map to tokens: (b, c, h, w) -> (b, h*w, c), with an optional norm."""
+
+    def __init__(self, embed_dim: int, norm_layer: type[nn.Module] | None = None):
+        super().__init__()
+        self.norm = norm_layer(embed_dim) if norm_layer is not None else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.flatten(2).transpose(1, 2)
+        return self.norm(x) if self.norm is not None else x
+
+
+class PatchUnEmbed(nn.Module):
+    """Tokens to feature map: (b, h*w, c) -> (b, c, h, w)."""
+
+    def forward(self, x: torch.Tensor, x_size: tuple[int, int]) -> torch.Tensor:
+        return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], x_size[0], x_size[1])
+
+
+class RHAG(nn.Module):
+    """Residual hybrid attention group: AttenBlocks, a conv, and a residual connection.
+
+    Tokens (b, h*w, c) -> (b, h*w, c).
+    """
+
+    def __init__(self, dim: int, input_resolution: tuple[int, int], depth: int, num_heads: int, window_size: int,
+                 compress_ratio: int, squeeze_factor: int, conv_scale: float, overlap_ratio: float,
+                 mlp_ratio: float = 4.0, qkv_bias: bool = True, qk_scale: float | None = None, drop: float = 0.0,
+                 attn_drop: float = 0.0, drop_path: float | Sequence[float] = 0.0,
+                 norm_layer: type[nn.Module] = nn.LayerNorm, use_checkpoint: bool = False,
+                 resi_connection: str = '1conv', attn_impl: str = 'sdpa'):
+        super().__init__()
+        self.residual_group = AttenBlocks(
+            dim=dim, input_resolution=input_resolution, depth=depth, num_heads=num_heads, window_size=window_size,
+            compress_ratio=compress_ratio, squeeze_factor=squeeze_factor, conv_scale=conv_scale,
+            overlap_ratio=overlap_ratio, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, qk_scale=qk_scale, drop=drop,
+            attn_drop=attn_drop, drop_path=drop_path, norm_layer=norm_layer, use_checkpoint=use_checkpoint,
+            attn_impl=attn_impl)
+        self.conv = residual_conv(dim, resi_connection)
+        self.patch_embed = PatchEmbed(dim)
+        self.patch_unembed = PatchUnEmbed()
+
+    def forward(self, x: torch.Tensor, x_size: tuple[int, int], params: dict[str, torch.Tensor]) -> torch.Tensor:
+        y = self.patch_unembed(self.residual_group(x, x_size, params), x_size)
+        return self.patch_embed(self.conv(y)) + x
+
+
+class UpsampleOneStep(nn.Sequential):
+    """One conv and one pixel shuffle, straight to the output channels (lightweight models)."""
+
+    def __init__(self, scale: int, num_feat: int, num_out_ch: int):
+        super().__init__(nn.Conv2d(num_feat, scale**2 * num_out_ch, 3, 1, 1), nn.PixelShuffle(scale))
+
+
+def validate_config(embed_dim: int, depths: Sequence[int], num_heads: Sequence[int], window_size: int,
+                    compress_ratio: int, squeeze_factor: int, overlap_ratio: float, upscale: int, upsampler: str,
+                    resi_connection: str, patch_size: int, attn_impl: str) -> None:
+    """Raise ValueError for a configuration that cannot build or run, before any layer is made."""
+    if len(depths) != len(num_heads):
+        raise ValueError(f'depths {list(depths)} and num_heads {list(num_heads)} must have the same length')
+    for heads in num_heads:
+        if heads < 1 or embed_dim % heads:
+            raise ValueError(f'num_heads {heads} must divide embed_dim {embed_dim}')
+    if embed_dim // compress_ratio < 1:
+        raise ValueError(f'compress_ratio {compress_ratio} leaves no channels of embed_dim {embed_dim} in the CAB')
+    if embed_dim // squeeze_factor < 1:
+        raise ValueError(f'squeeze_factor {squeeze_factor} leaves no channels of embed_dim {embed_dim} in the CAB')
+    if window_size < 1:
+        raise ValueError(f'window_size must be positive, got {window_size}')
+    if overlap_ratio < 0:
+        raise ValueError(f'overlap_ratio must be >= 0, got {overlap_ratio}')
+    overlap = int(window_size * overlap_ratio)
+    if overlap % 2:
+        raise ValueError(f'window_size {window_size} with overlap_ratio {overlap_ratio} gives an odd overlap of '
+                         f'{overlap} pixels; overlapping windows must extend evenly on both sides')
+    if upsampler not in UPSAMPLERS:
+        raise ValueError(f'upsampler {upsampler!r} is not one of {UPSAMPLERS}')
+    if upsampler == 'pixelshuffle' and not (upscale == 3 or (upscale >= 1 and upscale & (upscale - 1) == 0)):
+        raise ValueError(f"upsampler 'pixelshuffle' does scales 2^n and 3, not {upscale}")
+    if upsampler == 'pixelshuffledirect' and upscale < 1:
+        raise ValueError(f'upscale must be a positive integer, got {upscale}')
+    if upsampler == 'nearest+conv' and upscale != 4:
+        raise ValueError(f"upsampler 'nearest+conv' does scale 4 only, not {upscale}")
+    if upsampler == '' and upscale != 1:
+        raise ValueError(f"upsampler '' restores at scale 1 (no upsampling); got upscale={upscale}")
+    if resi_connection not in RESI_CONNECTIONS:
+        raise ValueError(f'resi_connection {resi_connection!r} is not one of {RESI_CONNECTIONS}')
+    if resi_connection == '3conv' and embed_dim < 4:
+        raise ValueError(f"resi_connection '3conv' needs embed_dim >= 4, got {embed_dim}")
+    if patch_size != 1:
+        raise ValueError(f'HAT embeds single pixels; patch_size must be 1, got {patch_size}')
+    if attn_impl not in ATTN_IMPLS:
+        raise ValueError(f'attn_impl {attn_impl!r} is not one of {ATTN_IMPLS}')
+
+
+def describe_state_dict_mismatch(expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor],
+                                 limit: int = 3) -> str:
+    """'' when ``given`` has exactly the keys and shapes of ``expected``, else the first differences in one line."""
+    missing = [k for k in expected if k not in given]
+    unexpected = [k for k in given if k not in expected]
+    shapes = [f'{k} {tuple(given[k].shape)} vs {tuple(v.shape)} expected' for k, v in expected.items()
+              if k in given and tuple(given[k].shape) != tuple(v.shape)]
+    parts = []
+    for label, items in (('missing', missing), ('unexpected', unexpected), ('shape mismatch', shapes)):
+        if items:
+            more = f' (+{len(items) - limit} more)' if len(items) > limit else ''
+            parts.append(f'{label} ({len(items)}): ' + ', '.join(items[:limit]) + more)
+    return '; '.join(parts)
+
+
+@ARCH_REGISTRY.register()
+class HAT(nn.Module):
+    r"""Hybrid Attention Transformer.
+
+    Image (b, in_chans, h, w), any h and w -> (b, in_chans, h*upscale, w*upscale). The input is reflect-padded on the
+    bottom and right to a multiple of ``window_size`` and the output cropped back.
+
+    Args:
+        img_size: training patch size; only decides (as in the reference) that a patch no larger than one window
+            gets no shifted windows.
+        patch_size: must be 1 (HAT embeds pixels).
+        in_chans: image channels in and out.
+        embed_dim: feature width.
+        depths: HABs per residual group.
+        num_heads: attention heads per residual group.
+        window_size: self-attention window side.
+        compress_ratio: CAB channel compression.
+        squeeze_factor: channel-attention squeeze.
+        conv_scale: weight of the CAB branch.
+        overlap_ratio: how much larger the OCAB key/value windows are.
+        mlp_ratio: MLP hidden width / embed_dim.
+        upscale: scale factor.
+        img_range: pixel range the network works in (1 or 255).
+        upsampler: 'pixelshuffle', 'pixelshuffledirect', 'nearest+conv' (x4) or '' (scale 1, global residual).
+        resi_connection: '1conv', '3conv' or 'identity'.
+        use_checkpoint: recompute block activations in backward to save memory in training.
+        attn_impl: 'sdpa' (fused) or 'naive' (explicit matmul + softmax, the reference algorithm).
+    """
+
+    def __init__(self,
+                 img_size: int | tuple[int, int] = 64,
+                 patch_size: int = 1,
+                 in_chans: int = 3,
+                 embed_dim: int = 96,
+                 depths: Sequence[int] = (6, 6, 6, 6),
+                 num_heads: Sequence[int] = (6, 6, 6, 6),
+                 window_size: int = 7,
+                 compress_ratio: int = 3,
+                 squeeze_factor: int = 30,
+                 conv_scale: float = 0.01,
+                 overlap_ratio: float = 0.5,
+                 mlp_ratio: float = 4.0,
+                 qkv_bias: bool = True,
+                 qk_scale: float | None = None,
+                 drop_rate: float = 0.0,
+                 attn_drop_rate: float = 0.0,
+                 drop_path_rate: float = 0.1,
+                 norm_layer: type[nn.Module] = nn.LayerNorm,
+                 patch_norm: bool = True,
+                 use_checkpoint: bool = False,
+                 upscale: int = 2,
+                 img_range: float = 1.0,
+                 upsampler: str = '',
+                 resi_connection: str = '1conv',
+                 attn_impl: str = 'sdpa'):
+        super().__init__()
+        validate_config(embed_dim, depths, num_heads, window_size, compress_ratio, squeeze_factor, overlap_ratio,
+                        upscale, upsampler, resi_connection, patch_size, attn_impl)
+        num_feat = 64
+        self.in_chans = in_chans
+        self.window_size = window_size
+        self.shift_size = window_size // 2
+        self.overlap_ratio = overlap_ratio
+        self.upscale = upscale
+        self.upsampler = upsampler
+        self.img_range = img_range
+        mean = (0.4488, 0.4371, 0.4040) if in_chans == 3 else (0.0, ) * in_chans
+        self.register_buffer('mean', torch.tensor(mean).view(1, in_chans, 1, 1), persistent=False)
+
+        overlap_win_size = int(window_size * overlap_ratio) + window_size
+        self.register_buffer('relative_position_index_SA', relative_position_index_sa(window_size))
+        self.register_buffer('relative_position_index_OCA', relative_position_index_oca(window_size, overlap_win_size))
+        self.register_buffer('region_masks', shift_region_masks(window_size, self.shift_size), persistent=False)
+
+        # 1. shallow feature extraction
+        self.conv_first = nn.Conv2d(in_chans, embed_dim, 3, 1, 1)
+
+        # 2. deep feature extraction
+        self.patch_embed = PatchEmbed(embed_dim, norm_layer if patch_norm else None)
+        self.patch_unembed = PatchUnEmbed()
+        self.pos_drop = nn.Dropout(p=drop_rate)
+        input_resolution = to_2tuple(img_size)
+        dpr = torch.linspace(0, drop_path_rate, sum(depths), device='cpu').tolist()  # stochastic depth, rising with depth
+        self.layers = nn.ModuleList()
+        for i, (depth, heads) in enumerate(zip(depths, num_heads)):
+            self.layers.append(
+                RHAG(dim=embed_dim, input_resolution=input_resolution, depth=depth, num_heads=heads,
+                     window_size=window_size, compress_ratio=compress_ratio, squeeze_factor=squeeze_factor,
+                     conv_scale=conv_scale, overlap_ratio=overlap_ratio, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
+                     qk_scale=qk_scale, drop=drop_rate, attn_drop=attn_drop_rate,
+                     drop_path=dpr[sum(depths[:i]):sum(depths[:i + 1])], norm_layer=norm_layer,
+                     use_checkpoint=use_checkpoint, resi_connection=resi_connection, attn_impl=attn_impl))
+        self.norm = norm_layer(embed_dim)
+        self.conv_after_body = residual_conv(embed_dim, resi_connection)
+
+        # 3. reconstruction
+        if upsampler in ('pixelshuffle', 'nearest+conv'):
+            self.conv_before_upsample = nn.Sequential(nn.Conv2d(embed_dim, num_feat, 3, 1, 1),
+                                                      nn.LeakyReLU(inplace=True))
+        if upsampler == 'pixelshuffle':
+            self.upsample = Upsample(upscale, num_feat)
+            self.conv_last = nn.Conv2d(num_feat, in_chans, 3, 1, 1)
+        elif upsampler == 'pixelshuffledirect':
+            self.upsample = UpsampleOneStep(upscale, embed_dim, in_chans)
+        elif upsampler == 'nearest+conv':
+            self.conv_up1 = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
+            self.conv_up2 = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
+            self.conv_hr = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
+            self.conv_last = nn.Conv2d(num_feat, in_chans, 3, 1, 1)
+            self.lrelu = nn.LeakyReLU(negative_slope=0.2, inplace=True)
+        else:
+            self.conv_last = nn.Conv2d(embed_dim, in_chans, 3, 1, 1)
+
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(m: nn.Module) -> None:
+        if isinstance(m, nn.Linear):
+            trunc_normal_(m.weight, std=.02)
+            if m.bias is not None:
+                nn.init.constant_(m.bias, 0)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.constant_(m.bias, 0)
+            nn.init.constant_(m.weight, 1.0)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """As ``nn.Module.load_state_dict``, but a state dict that does not fit fails with a short message naming the
+        first missing, unexpected and mis-shaped keys (torch lists every one of them, hundreds for a wrong size)."""
+        if strict:
+            problem = describe_state_dict_mismatch(self.state_dict(), state_dict)
+            if problem:
+                raise RuntimeError(f'state dict does not fit this HAT: {problem}')
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Deep features: (b, embed_dim, h, w) -> (b, embed_dim, h, w); h, w multiples of the window size."""
+        x_size = (x.shape[2], x.shape[3])
+        params = {
+            'rpi_sa': self.relative_position_index_SA,
+            'rpi_oca': self.relative_position_index_OCA,
+            'region_masks': self.region_masks,
+        }
+        x = self.pos_drop(self.patch_embed(x))
+        for layer in self.layers:
+            x = layer(x, x_size, params)
+        return self.patch_unembed(self.norm(x), x_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        x = reflect_pad_to_multiple(x, self.window_size)
+        mean = self.mean.to(x.dtype)
+        image = (x - mean) * self.img_range
+        x = self.conv_first(image)
+        features = self.conv_after_body(self.forward_features(x)) + x
+        if self.upsampler == 'pixelshuffle':
+            x = self.conv_last(self.upsample(self.conv_before_upsample(features)))
+        elif self.upsampler == 'pixelshuffledirect':
+            x = self.upsample(features)
+        elif self.upsampler == 'nearest+conv':
+            x = self.conv_before_upsample(features)
+            x = self.lrelu(self.conv_up1(F.interpolate(x, scale_factor=2, mode='nearest')))
+            x = self.lrelu(self.conv_up2(F.interpolate(x, scale_factor=2, mode='nearest')))
+            x = self.conv_last(self.lrelu(self.conv_hr(x)))
+        else:  # restoration at scale 1: predict a residual on the input
+            x = image + self.conv_last(features)
+        x = x / self.img_range + mean
+        return x[..., :h * self.upscale, :w * self.upscale]

@@ -1,0 +1,34 @@
+"""hat_arch: HAT (Hybrid Attention Transformer) for BasicSR."""
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+
+def requirements() -> list[str]:
+    lines = (HERE / 'requirements.txt').read_text().splitlines()
+    return [line.split('#')[0].strip() for line in lines if line.split('#')[0].strip()]
+
+
+setup(
+    name='hat_arch',
+    version='0.1.0',
+    description='HAT (Hybrid Attention Transformer) super-resolution for BasicSR: exact, fast, on today\'s stack',
+    long_description=(HERE / 'README.md').read_text(encoding='utf-8'),
+    long_description_content_type='text/markdown',
+    python_requires='>=3.9',
+    packages=find_packages(include=['hat_arch', 'hat_arch.*']),
+    install_requires=requirements(),
+    extras_require={
+        'test': ['pytest>=7'],
+        'onnx': ['onnx>=1.14', 'onnxruntime>=1.16', 'onnxscript'],
+    },
+    entry_points={
+        'console_scripts': [
+            'basicsr = hat_arch.cli:basicsr_main',
+            'hat-sr = hat_arch.cli:hat_sr_main',
+        ],
+    },
+    license='Apache-2.0',
+)

@@ -1,0 +1,29 @@
+"""Shared test fixtures: the golden vectors and benchmark images beside the checkout (../shared)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import hat_arch  # noqa: F401  (BasicSR fixes and registration before any test imports basicsr)
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / 'shared'
+GOLDEN = SHARED / 'golden'
+DATA = SHARED / 'data'
+GOLDEN_CASES = ['tiny_x2', 'tiny_x3', 'tiny_x4', 'tiny_x4_gray', 'tiny_x4_range255']
+
+# A tiny HAT for fast tests (about 0.1M parameters).
+TINY_HAT = dict(upscale=4, in_chans=3, img_size=64, window_size=8, compress_ratio=3, squeeze_factor=8,
+                conv_scale=0.01, overlap_ratio=0.5, img_range=1.0, depths=[2, 2], embed_dim=24, num_heads=[2, 2],
+                mlp_ratio=2, upsampler='pixelshuffle', resi_connection='1conv')
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def load_golden(name: str) -> dict:
+    return torch.load(GOLDEN / f'{name}.pt', weights_only=True)
