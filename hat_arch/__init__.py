@@ -1,7 +1,8 @@
 """hat_arch: HAT (Hybrid Attention Transformer) for BasicSR.
 
 ``import hat_arch`` first makes BasicSR 1.4.2 work on today's stack, then registers HAT's networks, models and
-datasets in BasicSR's registries, so any BasicSR option file can say ``type: HAT``.
+datasets in BasicSR's registries, so any BasicSR option file can say ``type: HAT``. The Python API
+(``load_model``, ``upscale``, ``lam``) is imported on first use.
 """
 from hat_arch import compat
 
@@ -9,6 +10,18 @@ compat.apply()
 
 from hat_arch import archs, data, models  # noqa: E402  (registration, after the fixes)
 from hat_arch.archs.hat_arch import HAT  # noqa: E402
+from hat_arch.errors import HatError  # noqa: E402
 
 __version__ = '0.1.0'
-__all__ = ['HAT', '__version__']
+
+_LAZY = {'load_model': 'hat_arch.checkpoint', 'upscale': 'hat_arch.api', 'lam': 'hat_arch.lam'}
+__all__ = ['HAT', 'HatError', '__version__', *_LAZY]
+
+
+def __getattr__(name: str):
+    # The API modules pull in image I/O and plotting; load them only when used.
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
