@@ -14,7 +14,7 @@ from hat_arch.errors import HatError  # noqa: E402
 
 __version__ = '0.1.0'
 
-_LAZY = {'load_model': 'hat_arch.checkpoint', 'upscale': 'hat_arch.api', 'lam': 'hat_arch.lam'}
+_LAZY = {'load_model': 'hat_arch.checkpoint', 'upscale': 'hat_arch.api', 'lam': 'hat_arch.attribution'}
 __all__ = ['HAT', 'HatError', '__version__', *_LAZY]
 
 
