@@ -1,0 +1,139 @@
+"""HATModel: BasicSR's SRModel with HAT's inference (any size, overlapping tiles, self-ensemble) and mixed precision."""
+from __future__ import annotations
+
+import os.path as osp
+from collections import OrderedDict
+
+import torch
+from basicsr.models.sr_model import SRModel
+from basicsr.utils import get_root_logger
+from basicsr.utils.registry import MODEL_REGISTRY
+from tqdm import tqdm
+
+from hat_arch.archs.hat_arch import describe_state_dict_mismatch
+from hat_arch.errors import HatError
+from hat_arch.inference import run_network
+
+AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+
+def read_state_dict(load_path: str, param_key: str | None = 'params') -> dict[str, torch.Tensor]:
+    """The state dict BasicSR's ``load_network`` would load from ``load_path`` (same key fallback, no 'module.')."""
+    try:
+        checkpoint = torch.load(load_path, map_location='cpu', weights_only=True)
+    except Exception as error:  # pickle, zip and torch errors alike: the file is not a checkpoint we can read
+        raise HatError(f'cannot read checkpoint {load_path}: {str(error).splitlines()[0]}') from error
+    if param_key is not None and isinstance(checkpoint, dict):
+        if param_key not in checkpoint and 'params' in checkpoint:
+            param_key = 'params'
+        if param_key not in checkpoint:
+            raise HatError(f'checkpoint {load_path} has no {param_key!r} entry (keys: {", ".join(map(str, checkpoint))})')
+        checkpoint = checkpoint[param_key]
+    if not isinstance(checkpoint, dict):
+        raise HatError(f'checkpoint {load_path} holds no state dict')
+    return {k[7:] if k.startswith('module.') else k: v for k, v in checkpoint.items()}
+
+
+@MODEL_REGISTRY.register()
+class HATModel(SRModel):
+    """SRModel for HAT.
+
+    Differences from ``SRModel``:
+
+    - validation/test run through :func:`hat_arch.inference.run_network`: any LR size (the network pads and crops),
+      overlapping tiles blended without seams when the options have ``tile: {tile_size, tile_pad}``, and the x8
+      self-ensemble with ``val: self_ensemble: true``; the EMA network is used when there is one, and the network is
+      put back in the mode it was in;
+    - ``train: amp: bf16|fp16`` trains under autocast (fp16 with a gradient scaler);
+    - a progress bar during validation/test (``val: pbar: false`` turns it off);
+    - a pretrained file that is missing or holds another network is a one-line :class:`HatError` naming it.
+    """
+
+    def __init__(self, opt: dict):
+        if opt.get('val'):
+            opt['val'].setdefault('pbar', True)
+        super().__init__(opt)
+
+    # ----------------------------------------------------------------------------------------------------- loading
+    def load_network(self, net, load_path, strict=True, param_key='params'):
+        """BasicSR's loading; a missing file or one holding another network is a one-line HatError naming it."""
+        if not osp.isfile(load_path):
+            raise HatError(f'pretrained network {load_path} does not exist')
+        bare = self.get_bare_model(net)
+        if not strict:  # non-strict loading would silently load nothing from a file of another network
+            given = read_state_dict(load_path, param_key)
+            if not set(given) & set(bare.state_dict()):
+                raise HatError(f'pretrained network {load_path} holds another network: no parameter name matches '
+                               f'{type(bare).__name__} (e.g. {next(iter(given), "nothing")})')
+        try:
+            super().load_network(net, load_path, strict, param_key)
+        except HatError:
+            raise
+        except Exception as error:  # torch lists every mismatched key; name the file and the first few instead
+            problem = describe_state_dict_mismatch(bare.state_dict(), read_state_dict(load_path, param_key))
+            raise HatError(f'pretrained network {load_path} does not fit network_g: '
+                           f'{problem or str(error).splitlines()[0]}') from error
+
+    # ---------------------------------------------------------------------------------------------------- training
+    def init_training_settings(self):
+        amp = self.opt['train'].get('amp')
+        if amp not in (None, False, *AMP_DTYPES):
+            raise HatError(f"train: amp must be one of {', '.join(AMP_DTYPES)}, got {amp!r}")
+        self.amp_dtype = AMP_DTYPES.get(amp)
+        # A gradient scaler keeps small fp16 gradients from flushing to zero; bf16 has fp32's range and needs none.
+        self.grad_scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype is torch.float16)
+        if self.amp_dtype is not None:
+            get_root_logger().info(f'Mixed precision training: {amp} autocast on {self.device.type}.')
+        super().init_training_settings()
+
+    def optimize_parameters(self, current_iter):
+        if self.amp_dtype is None:
+            return super().optimize_parameters(current_iter)
+        self.optimizer_g.zero_grad()
+        with torch.autocast(self.device.type, dtype=self.amp_dtype):
+            self.output = self.net_g(self.lq)
+        self.output = self.output.float()  # losses in fp32
+        l_total, loss_dict = self.generator_losses()
+        self.grad_scaler.scale(l_total).backward()
+        self.grad_scaler.step(self.optimizer_g)
+        self.grad_scaler.update()
+        self.log_dict = self.reduce_loss_dict(loss_dict)
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
+
+    def generator_losses(self) -> tuple[torch.Tensor, OrderedDict]:
+        """Pixel and perceptual losses of ``self.output`` against ``self.gt``, as SRModel defines them."""
+        l_total, loss_dict = 0, OrderedDict()
+        if self.cri_pix:
+            loss_dict['l_pix'] = self.cri_pix(self.output, self.gt)
+            l_total += loss_dict['l_pix']
+        if self.cri_perceptual:
+            l_percep, l_style = self.cri_perceptual(self.output, self.gt)
+            for name, value in (('l_percep', l_percep), ('l_style', l_style)):
+                if value is not None:
+                    loss_dict[name] = value
+                    l_total += value
+        return l_total, loss_dict
+
+    # ----------------------------------------------------------------------------------------------------- testing
+    def test(self):
+        """``self.output`` for ``self.lq``: tiled and/or self-ensembled as the options say, with the EMA network if any."""
+        net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
+        val, tile = self.opt.get('val') or {}, self.opt.get('tile') or {}
+        was_training = net.training
+        net.eval()
+        try:
+            show = bool(tile.get('tile_size') and val.get('pbar', True))
+            with tqdm(total=0, unit='tile', leave=False, desc='tiles', disable=not show) as bar:
+
+                def progress(n: int) -> None:
+                    if n < 0:  # each tiled pass first announces its number of tiles
+                        bar.total += -n
+                        bar.refresh()
+                    else:
+                        bar.update(n)
+
+                self.output = run_network(net, self.lq, self.opt['scale'], tile.get('tile_size'),
+                                          tile.get('tile_pad', 32), bool(val.get('self_ensemble', False)), progress)
+        finally:
+            net.train(was_training)
