@@ -78,7 +78,7 @@ def lam(model: nn.Module, image: torch.Tensor, box: Box, *, sigma: float = SIGMA
     if image.dim() == 3:
         image = image[None]
     if image.dim() != 4 or image.shape[0] != 1:
-        raise HatError(f'lam: image must be (c, h, w) or (1, c, h, w), got shape {tuple(image.shape)}')
+        raise HatError(f'image must be (c, h, w) or (1, c, h, w), got shape {tuple(image.shape)}')
     _check_settings(box, sigma, steps, kernel_size, batch_size)
     param = next(model.parameters(), None)
     if param is not None:
@@ -88,6 +88,9 @@ def lam(model: nn.Module, image: torch.Tensor, box: Box, *, sigma: float = SIGMA
     was_training = model.training
     model.eval()
     try:
+        with torch.no_grad():
+            output = model(image)
+        _check_box(box, output.shape[-2:])
         attribution = torch.zeros_like(image)
         path = blur_path(image, sigma, steps, kernel_size)
         previous = next(path)
@@ -97,8 +100,7 @@ def lam(model: nn.Module, image: torch.Tensor, box: Box, *, sigma: float = SIGMA
                 batch = torch.cat(points)
                 deltas = batch - torch.cat([previous, *points[:-1]])
                 previous = points[-1]
-                grads, output = _target_gradient(model, batch, box)
-                attribution += (grads * deltas).sum(0, keepdim=True)
+                attribution += (_target_gradient(model, batch, box) * deltas).sum(0, keepdim=True)
                 bar.update(len(points))
     finally:
         model.train(was_training)
@@ -107,39 +109,37 @@ def lam(model: nn.Module, image: torch.Tensor, box: Box, *, sigma: float = SIGMA
     lam_map = attribution.sum(0).abs()
     if lam_map.max() > 0:
         lam_map = lam_map / lam_map.max()
-    return LAMResult(image=image[0].float().cpu(), output=output[-1].detach().float().cpu(), attribution=attribution,
+    return LAMResult(image=image[0].float().cpu(), output=output[0].float().cpu(), attribution=attribution,
                      lam_map=lam_map, diffusion_index=diffusion_index(lam_map), box=tuple(box), sigma=sigma,
                      steps=steps, kernel_size=kernel_size)
 
 
 def _check_settings(box: Box, sigma: float, steps: int, kernel_size: int, batch_size: int) -> None:
     if len(box) != 4 or box[0] < 0 or box[1] < 0 or box[2] < 1 or box[3] < 1:
-        raise HatError(f'lam: box must be x,y,w,h with x, y >= 0 and w, h >= 1, got {box}')
+        raise HatError(f'box must be x,y,w,h with x, y >= 0 and w, h >= 1, got {box}')
     if not sigma >= 0:
-        raise HatError(f'lam: sigma must be >= 0, got {sigma}')
+        raise HatError(f'sigma must be >= 0, got {sigma}')
     if steps < 1:
-        raise HatError(f'lam: steps must be >= 1, got {steps}')
+        raise HatError(f'steps must be >= 1, got {steps}')
     if kernel_size < 1 or kernel_size % 2 == 0:
-        raise HatError(f'lam: kernel size must be a positive odd number, got {kernel_size}')
+        raise HatError(f'kernel size must be a positive odd number, got {kernel_size}')
     if batch_size < 1:
-        raise HatError(f'lam: batch size must be >= 1, got {batch_size}')
+        raise HatError(f'batch size must be >= 1, got {batch_size}')
 
 
-def _target_gradient(model: nn.Module, batch: torch.Tensor, box: Box) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gradient of each path point's target w.r.t. that point: (n, c, h, w), and the outputs (n, c, H, W)."""
+def _target_gradient(model: nn.Module, batch: torch.Tensor, box: Box) -> torch.Tensor:
+    """Gradient of each path point's target w.r.t. that point: (n, c, h, w)."""
     batch = batch.clone().requires_grad_(True)
     with torch.enable_grad():
-        output = model(batch)
-        _check_box(box, output.shape[-2:])
-        (grads, ) = torch.autograd.grad(box_gradient_magnitude(output, box), batch)
-    return grads, output
+        (grads, ) = torch.autograd.grad(box_gradient_magnitude(model(batch), box), batch)
+    return grads
 
 
 def _check_box(box: Box, output_size: torch.Size) -> None:
     x, y, w, h = box
     height, width = output_size
     if x + w > width or y + h > height:
-        raise HatError(f'lam: box x={x},y={y},w={w},h={h} reaches outside the {width}x{height} (w x h) output')
+        raise HatError(f'box x={x},y={y},w={w},h={h} reaches outside the {width}x{height} output (width x height)')
 
 
 def box_gradient_magnitude(output: torch.Tensor, box: Box) -> torch.Tensor:
