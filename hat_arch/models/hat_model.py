@@ -1,6 +1,7 @@
 """HATModel: BasicSR's SRModel with HAT's inference (any size, overlapping tiles, self-ensemble) and mixed precision."""
 from __future__ import annotations
 
+import json
 import os.path as osp
 from collections import OrderedDict
 
@@ -34,6 +35,15 @@ def read_state_dict(load_path: str, param_key: str | None = 'params') -> dict[st
     return {k[7:] if k.startswith('module.') else k: v for k, v in checkpoint.items()}
 
 
+def metrics_table(results: dict[str, dict[str, float]]) -> str:
+    """A Markdown table: one row per test set, one column per metric (PSNR/SSIM to 4 decimals)."""
+    metrics = list(dict.fromkeys(m for values in results.values() for m in values))
+    rows = [f'| dataset | {" | ".join(metrics)} |', '| --- |' + ' --- |' * len(metrics)]
+    for name, values in results.items():
+        rows.append(f'| {name} | ' + ' | '.join(f'{values[m]:.4f}' if m in values else '' for m in metrics) + ' |')
+    return '\n'.join(rows)
+
+
 @MODEL_REGISTRY.register()
 class HATModel(SRModel):
     """SRModel for HAT.
@@ -53,6 +63,8 @@ class HATModel(SRModel):
         if opt.get('val'):
             opt['val'].setdefault('pbar', True)
         super().__init__(opt)
+        if not self.is_train:
+            self.net_g.eval()
 
     # ----------------------------------------------------------------------------------------------------- loading
     def load_network(self, net, load_path, strict=True, param_key='params'):
@@ -116,6 +128,20 @@ class HATModel(SRModel):
         return l_total, loss_dict
 
     # ----------------------------------------------------------------------------------------------------- testing
+    def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
+        super().nondist_validation(dataloader, current_iter, tb_logger, save_img)
+        if not self.opt['is_train'] and getattr(self, 'metric_results', None):
+            self.record_test_metrics(dataloader.dataset.opt['name'])
+
+    def record_test_metrics(self, dataset_name: str) -> None:
+        """Keep a test set's metrics in ``results/<name>/metrics.json``; after the last set, log them as a table."""
+        self.test_metrics = getattr(self, 'test_metrics', {})
+        self.test_metrics[dataset_name] = {k: float(v) for k, v in self.metric_results.items()}
+        with open(osp.join(self.opt['path']['results_root'], 'metrics.json'), 'w') as f:
+            json.dump(self.test_metrics, f, indent=2)
+        if len(self.test_metrics) == len(self.opt['datasets']):
+            get_root_logger().info(f"{self.opt['name']}\n{metrics_table(self.test_metrics)}")
+
     def test(self):
         """``self.output`` for ``self.lq``: tiled and/or self-ensembled as the options say, with the EMA network if any."""
         net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
