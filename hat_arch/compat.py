@@ -1,13 +1,17 @@
-"""BasicSR 1.4.2 (its last release) on today's PyTorch / torchvision / Python.
+"""BasicSR 1.4.2 (its last release) on today's PyTorch / torchvision / Python, CPU-only or CUDA.
 
-Every fix is feature-detected (a BasicSR or torchvision that no longer needs it is left alone), idempotent, and applied
-from :func:`apply` before anything imports ``basicsr``. Nothing in site-packages is edited.
+Every fix is feature-detected (a BasicSR or torchvision that no longer needs it is left alone: the fixes of BasicSR
+functions look for the faulty call in their source), idempotent, and applied from :func:`apply`, the import fixes
+before anything imports ``basicsr``. Nothing in site-packages is edited.
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
+import inspect
 import sys
 import types
+import warnings
 
 
 def _fix_functional_tensor() -> None:
@@ -65,7 +69,132 @@ def _fix_distutils() -> None:
     sys.modules['distutils.version'] = version
 
 
+def _fix_scipy_filters() -> None:
+    # Symptom: `import basicsr` warns "Please import `convolve` from the `scipy.ndimage` namespace; the
+    # `scipy.ndimage.filters` namespace is deprecated" (basicsr.metrics.niqe), and will fail once SciPy 2.0 drops it.
+    name = 'scipy.ndimage.filters'
+    if getattr(sys.modules.get(name), '_hat_arch_fix', False) or importlib.util.find_spec('scipy') is None:
+        return
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        try:
+            from scipy.ndimage.filters import convolve  # noqa: F401
+            if not caught:
+                return
+        except ImportError:
+            pass
+    import scipy.ndimage
+
+    shim = types.ModuleType(name)  # the same functions, from the public namespace
+    shim.__dict__.update({k: v for k, v in vars(scipy.ndimage).items() if not k.startswith('_')})
+    shim._hat_arch_fix = True
+    sys.modules[name] = shim
+
+
+def _needs_fix(function, faulty: str) -> bool:
+    """Whether ``function`` is BasicSR's own (not already replaced) and its source contains ``faulty``."""
+    if getattr(function, '_hat_arch_fix', False):
+        return False
+    try:
+        return faulty in inspect.getsource(function)
+    except (OSError, TypeError):  # no source shipped: assume the release we know
+        return True
+
+
+def _replace(original, replacement) -> None:
+    """Point every ``basicsr`` module attribute holding ``original`` (from-imports included) at ``replacement``."""
+    replacement._hat_arch_fix = True
+    for name, module in list(sys.modules.items()):
+        if module is not None and (name == 'basicsr' or name.startswith('basicsr.')):
+            for attribute, value in list(vars(module).items()):
+                if value is original:
+                    setattr(module, attribute, replacement)
+
+
+def _fix_load_resume_state() -> None:
+    # Symptom: resuming (resume_state / --auto_resume) on a CPU-only machine dies with "Torch not compiled with CUDA
+    # enabled" (load_resume_state maps the state onto torch.cuda.current_device()); --auto_resume also looks in
+    # ./experiments instead of the experiment root and picks a truncated newest state.
+    import basicsr.train
+
+    from hat_arch.training.resume import load_resume_state
+
+    if _needs_fix(basicsr.train.load_resume_state, 'torch.cuda.current_device()'):
+        _replace(basicsr.train.load_resume_state, load_resume_state)
+
+
+def _fix_init_dist() -> None:
+    # Symptom: under torchrun on a CPU-only machine init_dist dies with "ZeroDivisionError: integer division or
+    # modulo by zero" (torch.cuda.set_device(rank % num_gpus)); on CPU the hard-coded nccl backend fails as well.
+    from basicsr.utils import dist_util
+
+    from hat_arch.training.distributed import init_dist
+
+    if _needs_fix(dist_util._init_dist_pytorch, '% num_gpus'):
+        _replace(dist_util.init_dist, init_dist)
+
+
+def _fix_ddp_on_cpu() -> None:
+    # Symptom: distributed training on CPU dies in BaseModel.model_to_device with "Torch not compiled with CUDA
+    # enabled" (DistributedDataParallel gets device_ids=[torch.cuda.current_device()], meaningless for CPU modules).
+    from basicsr.models.base_model import BaseModel
+    from torch.nn.parallel import DistributedDataParallel
+
+    original = BaseModel.model_to_device
+    if not _needs_fix(original, 'torch.cuda.current_device()'):
+        return
+
+    @functools.wraps(original)
+    def model_to_device(self, net):
+        if not self.opt['dist'] or self.device.type == 'cuda':
+            return original(self, net)
+        return DistributedDataParallel(net.to(self.device),
+                                       find_unused_parameters=self.opt.get('find_unused_parameters', False))
+
+    model_to_device._hat_arch_fix = True
+    BaseModel.model_to_device = model_to_device
+
+
+def _fix_in_place_saves() -> None:
+    # Symptom: a kill or a full disk while saving leaves a truncated net_g_<iter>.pth / <iter>.state as the newest
+    # checkpoint (BaseModel.save_network / save_training_state torch.save in place, and only warn when that fails).
+    from basicsr.models.base_model import BaseModel
+
+    from hat_arch.training import checkpoint
+
+    for name in ('save_network', 'save_training_state'):
+        original = getattr(BaseModel, name)
+        if _needs_fix(original, 'torch.save(') and 'os.replace' not in inspect.getsource(original):
+            replacement = getattr(checkpoint, name)
+            replacement._hat_arch_fix = True
+            setattr(BaseModel, name, replacement)
+
+
+def _fix_meshgrid_warning() -> None:
+    # Symptom: "UserWarning: torch.meshgrid: in an upcoming release, it will be required to pass the indexing
+    # argument" from flow_warp (basicsr.archs.arch_util; used by the video and flow networks) on every call.
+    from basicsr.archs import arch_util
+
+    original = arch_util.flow_warp
+    if not _needs_fix(original, 'torch.meshgrid(') or 'indexing' in inspect.getsource(original):
+        return
+
+    @functools.wraps(original)
+    def flow_warp(*args, **kwargs):
+        with warnings.catch_warnings():  # BasicSR relies on the 'ij' default, which is what it gets
+            warnings.filterwarnings('ignore', message='torch.meshgrid: in an upcoming release')
+            return original(*args, **kwargs)
+
+    _replace(original, flow_warp)
+
+
 def apply() -> None:
     """Apply every fix that the installed BasicSR needs. Safe to call more than once."""
     _fix_functional_tensor()
     _fix_distutils()
+    _fix_scipy_filters()
+    _fix_load_resume_state()
+    _fix_init_dist()
+    _fix_ddp_on_cpu()
+    _fix_in_place_saves()
+    _fix_meshgrid_warning()

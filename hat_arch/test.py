@@ -1,21 +1,53 @@
 """``basicsr test`` / ``python -m hat_arch.test``: BasicSR's test pipeline with HAT registered.
 
-The current directory is the root: results/ is written there.
+The current directory is the root: results/ is written there. With ``--launcher pytorch`` (torchrun) or ``slurm`` the
+test images are spread over the processes and the metrics combined (see :mod:`hat_arch.training.validation`).
 """
 from __future__ import annotations
 
-import os
 import sys
+from os import path as osp
 
 import hat_arch  # noqa: F401  (fixes and registration first)
+import torch
+from basicsr.data import build_dataloader, build_dataset
+from basicsr.models import build_model
+from basicsr.utils import get_env_info, get_time_str, make_exp_dirs
+from basicsr.utils.options import dict2str
+
+from hat_arch.errors import HatError
+from hat_arch.training.launch import run_pipeline
+from hat_arch.training.logs import run_log
+from hat_arch.training.options import parse_options
+from hat_arch.training.validation import validate
 
 
 def main(argv: list[str] | None = None, prog: str = 'basicsr test') -> int:
-    from basicsr.test import test_pipeline
+    return run_pipeline(test_pipeline, argv, prog)
 
-    sys.argv = [prog] + (sys.argv[1:] if argv is None else list(argv))
-    test_pipeline(os.getcwd())
-    return 0
+
+def test_pipeline(root_path: str, argv: list[str], prog: str = 'basicsr test') -> None:
+    """Evaluate as the option file in ``argv`` says, writing results/<name>/ under ``root_path``."""
+    opt, _ = parse_options(argv, root_path, is_train=False, prog=prog)
+    torch.backends.cudnn.benchmark = True
+    try:
+        make_exp_dirs(opt)
+    except OSError as error:
+        raise HatError(f'cannot create the results folder {opt["path"]["results_root"]}: {error}') from error
+    log_file = osp.join(opt['path']['log'], f"test_{opt['name']}_{get_time_str()}.log")
+    with run_log(log_file) as logger:
+        logger.info(get_env_info())
+        logger.info(dict2str(opt))
+        test_loaders = []
+        for _, dataset_opt in sorted(opt['datasets'].items()):
+            test_set = build_dataset(dataset_opt)
+            test_loaders.append(build_dataloader(test_set, dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist'],
+                                                 sampler=None, seed=opt['manual_seed']))
+            logger.info(f"Number of test images in {dataset_opt['name']}: {len(test_set)}")
+        model = build_model(opt)
+        for test_loader in test_loaders:
+            logger.info(f"Testing {test_loader.dataset.opt['name']}...")
+            validate(model, [test_loader], opt['name'], None, opt['val'].get('save_img', False))
 
 
 if __name__ == '__main__':

@@ -1,21 +1,190 @@
-"""``basicsr train`` / ``python -m hat_arch.train``: BasicSR's training pipeline with HAT registered.
+"""``basicsr train`` / ``python -m hat_arch.train``: BasicSR's training pipeline, made safe to interrupt and to scale.
 
-The current directory is the root: experiments/ and tb_logger/ are written there.
+The current directory is the root: experiments/ and tb_logger/ are written there. Compared with BasicSR's
+``train_pipeline`` (whose pieces it reuses), this loop
+
+- runs on one process or many (torchrun, srun; gloo on CPU, nccl on GPU) with logging and checkpoints on rank 0 and
+  validation spread over the processes;
+- saves everything exact continuation needs (random states of every process, the position within the epoch, EMA,
+  optimizers, schedulers, gradient scalers), atomically, and resumes from the newest complete state on any device:
+  a run killed and resumed ends with the same weights as one never interrupted (CPU, ``num_worker_per_gpu: 0``);
+- skips steps with non-finite losses and stops after ``train: max_nonfinite_steps`` of them in a row (default 10);
+- checks at start that the experiment folder is writable with room for a checkpoint.
 """
 from __future__ import annotations
 
-import os
+import datetime
+import logging
 import sys
+import time
+from os import path as osp
 
 import hat_arch  # noqa: F401  (fixes and registration first)
+import torch
+from basicsr.data.prefetch_dataloader import CPUPrefetcher, CUDAPrefetcher
+from basicsr.models import build_model
+from basicsr.train import init_tb_loggers
+from basicsr.utils import AvgTimer, MessageLogger, get_env_info, get_time_str, make_exp_dirs, mkdir_and_rename
+from basicsr.utils.options import copy_opt_file, dict2str
+
+from hat_arch.errors import HatError
+from hat_arch.training.checkpoint import check_writable, checkpoint_bytes, remove_temporary_files
+from hat_arch.training.distributed import all_gather_objects
+from hat_arch.training.launch import run_pipeline
+from hat_arch.training.loaders import create_dataloaders
+from hat_arch.training.logs import run_log
+from hat_arch.training.nonfinite import DEFAULT_MAX_NONFINITE_STEPS, NonFiniteGuard
+from hat_arch.training.options import parse_options
+from hat_arch.training.resume import load_resume_state
+from hat_arch.training.rng import get_rng_state, set_rng_state
+from hat_arch.training.validation import validate
 
 
 def main(argv: list[str] | None = None, prog: str = 'basicsr train') -> int:
-    from basicsr.train import train_pipeline
+    return run_pipeline(train_pipeline, argv, prog)
 
-    sys.argv = [prog] + (sys.argv[1:] if argv is None else list(argv))
-    train_pipeline(os.getcwd())
-    return 0
+
+def train_pipeline(root_path: str, argv: list[str], prog: str = 'basicsr train') -> None:
+    """Train as the option file in ``argv`` says, with ``root_path`` as the root of experiments/ and tb_logger/."""
+    opt, args = parse_options(argv, root_path, is_train=True, prog=prog)
+    opt['root_path'] = root_path
+    torch.backends.cudnn.benchmark = True
+    resume_state = load_resume_state(opt)
+    is_main = opt['rank'] == 0
+    try:
+        if resume_state is None:
+            make_exp_dirs(opt)
+            if opt['logger'].get('use_tb_logger') and 'debug' not in opt['name'] and is_main:
+                mkdir_and_rename(osp.join(root_path, 'tb_logger', opt['name']))
+        copy_opt_file(args.opt, opt['path']['experiments_root'])
+    except OSError as error:
+        raise HatError(f'cannot create the experiment folder {opt["path"]["experiments_root"]}: {error}') from error
+    log_file = osp.join(opt['path']['log'], f"train_{opt['name']}_{get_time_str()}.log")
+    with run_log(log_file) as logger:
+        logger.info(get_env_info())
+        logger.info(dict2str(opt))
+        data = create_dataloaders(opt, logger)
+        model = build_model(opt)
+        if is_main:
+            for folder in (opt['path']['models'], opt['path']['training_states']):
+                check_writable(folder, checkpoint_bytes(model))
+                for name in remove_temporary_files(folder):
+                    logger.info(f'Removed {name}, left by a save that was interrupted.')
+        train_loop(opt, model, data, resume_state, logger)
+
+
+def train_loop(opt: dict, model, data, resume_state: dict | None, logger: logging.Logger) -> None:
+    """Iterate up to ``train: total_iter``: log, checkpoint and validate at their frequencies, then save the latest."""
+    tb_logger = _tb_logger(opt)
+    epoch, current_iter, samples_done, rng_states = 0, 0, 0, None
+    if resume_state:
+        model.resume_training(resume_state)  # optimizers and schedulers
+        for name, scaler in _grad_scalers(model).items():
+            if name in resume_state.get('grad_scalers', {}):
+                scaler.load_state_dict(resume_state['grad_scalers'][name])
+        epoch, current_iter = resume_state['epoch'], resume_state['iter']
+        samples_done, rng_states = resume_state.get('samples_done', 0), resume_state.get('rng')
+        for note in resume_state.get('skipped_states', []):
+            logger.warning(note)
+        logger.info(f'Resuming training from epoch: {epoch}, iter: {current_iter}.')
+        if rng_states is None or len(rng_states) != opt['world_size']:
+            logger.warning('The training state has no random states for this number of processes: the run continues '
+                           'from there, though not exactly as an uninterrupted run would.')
+            rng_states = None
+    guard = NonFiniteGuard(model.optimizers, opt['train'].get('max_nonfinite_steps', DEFAULT_MAX_NONFINITE_STEPS))
+    msg_logger = MessageLogger(opt, current_iter, tb_logger)
+    prefetcher = _prefetcher(data.loader, opt, logger)
+    total_iters = int(opt['train']['total_iter'])
+    save_freq, print_freq = opt['logger']['save_checkpoint_freq'], opt['logger']['print_freq']
+    val_freq = opt['val']['val_freq'] if opt.get('val') and data.val_loaders else None
+    samples_per_iter = data.batch_size * opt['world_size']
+    last_checkpoint = current_iter if resume_state else None
+    validated_at = None
+
+    logger.info(f'Start training from epoch: {epoch}, iter: {current_iter}')
+    data_timer, iter_timer = AvgTimer(), AvgTimer()
+    start_time = time.time()
+    while current_iter < total_iters:
+        data.sampler.set_epoch(epoch, start=samples_done // opt['world_size'])
+        prefetcher.reset()  # a new loader iterator draws its base seed from torch's generator...
+        if rng_states is not None:  # ...so the saved states are restored after it, as they were saved
+            set_rng_state(rng_states[opt['rank']])
+            rng_states = None
+        while current_iter < total_iters and (train_data := prefetcher.next()) is not None:
+            data_timer.record()
+            current_iter += 1
+            model.update_learning_rate(current_iter, warmup_iter=opt['train'].get('warmup_iter', -1))
+            model.feed_data(train_data)
+            model.optimize_parameters(current_iter)
+            samples_done += samples_per_iter
+            guard.check(current_iter, model.get_current_log(), last_checkpoint)
+            iter_timer.record()
+            if current_iter == 1:
+                msg_logger.reset_start_time()
+            if current_iter % print_freq == 0:
+                log_vars = {'epoch': epoch, 'iter': current_iter, 'lrs': model.get_current_learning_rate(),
+                            'time': iter_timer.get_avg_time(), 'data_time': data_timer.get_avg_time()}
+                log_vars.update(model.get_current_log())
+                msg_logger(log_vars)
+            if current_iter % save_freq == 0:
+                logger.info('Saving models and training states.')
+                save_checkpoint(model, epoch, current_iter, samples_done)
+                last_checkpoint = current_iter
+            if val_freq and current_iter % val_freq == 0:
+                validate(model, data.val_loaders, current_iter, tb_logger, opt['val'].get('save_img', False))
+                validated_at = current_iter
+            data_timer.start()
+            iter_timer.start()
+        epoch, samples_done = epoch + 1, 0
+    guard.remove()
+
+    consumed_time = str(datetime.timedelta(seconds=int(time.time() - start_time)))
+    logger.info(f'End of training. Time consumed: {consumed_time}')
+    logger.info('Save the latest model.')
+    model.save(epoch=-1, current_iter=-1)  # -1 stands for the latest
+    if val_freq and validated_at != current_iter:
+        validate(model, data.val_loaders, current_iter, tb_logger, opt['val'].get('save_img', False))
+    if tb_logger:
+        tb_logger.close()
+
+
+def save_checkpoint(model, epoch: int, current_iter: int, samples_done: int) -> None:
+    """``model.save`` plus what exact continuation needs; every process takes part (random states are gathered)."""
+    model.training_state_extras = {
+        'samples_done': samples_done,  # over all processes, within this epoch
+        'rng': all_gather_objects(get_rng_state()),  # indexed by rank
+        'grad_scalers': {name: scaler.state_dict() for name, scaler in _grad_scalers(model).items()},
+    }
+    try:
+        model.save(epoch, current_iter)
+    finally:
+        del model.training_state_extras
+
+
+def _tb_logger(opt: dict):
+    if opt['rank'] != 0:
+        return None
+    try:
+        return init_tb_loggers(opt)
+    except ImportError as error:
+        raise HatError(f'logger: cannot start the TensorBoard / wandb logger ({error}); install it '
+                       '(pip install tensorboard / wandb) or set use_tb_logger: false') from error
+
+
+def _grad_scalers(model) -> dict[str, torch.amp.GradScaler]:
+    return {name: value for name, value in vars(model).items() if isinstance(value, torch.amp.GradScaler)}
+
+
+def _prefetcher(loader, opt: dict, logger: logging.Logger):
+    mode = opt['datasets']['train'].get('prefetch_mode')
+    if mode in (None, 'cpu'):
+        return CPUPrefetcher(loader)
+    if mode == 'cuda':
+        if opt['datasets']['train'].get('pin_memory') is not True:
+            raise HatError('datasets: train: prefetch_mode cuda needs pin_memory: true')
+        logger.info('Use cuda prefetch dataloader')
+        return CUDAPrefetcher(loader, opt)
+    raise HatError(f"datasets: train: prefetch_mode {mode!r}: expected cpu or cuda (or none)")
 
 
 if __name__ == '__main__':

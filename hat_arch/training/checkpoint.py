@@ -1,0 +1,139 @@
+"""Checkpoints that survive a crash: atomic ``.pth`` / ``.state`` writes and the start-up check of the experiment folder.
+
+BasicSR writes checkpoints in place, so a kill or a full disk during a save leaves a truncated file as the newest
+checkpoint, and it only warns when a save fails. Here every file is written to a hidden temporary file in the same
+folder, flushed and fsynced, then renamed over the target (``os.replace`` is atomic): at any instant the target is
+either the previous complete file or the new complete one. A failed save removes its temporary file and raises
+:class:`CheckpointError`, which stops training with the last good checkpoint intact.
+
+:func:`save_network` and :func:`save_training_state` replace BasicSR's ``BaseModel`` methods of the same names
+(see :mod:`hat_arch.compat`); they write the same content.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+
+import torch
+from basicsr.utils.dist_util import master_only
+
+from hat_arch.errors import HatError
+
+TEMPORARY_SUFFIX = '.tmp'
+
+
+class CheckpointError(HatError):
+    """A checkpoint could not be written (disk full, folder gone or read-only); the previous ones are intact."""
+
+
+def atomic_save(obj, path: str) -> None:
+    """``torch.save(obj, path)`` that never leaves a partial file at ``path``."""
+    folder, name = os.path.split(os.path.abspath(path))
+    temporary = None
+    try:
+        descriptor, temporary = tempfile.mkstemp(prefix=f'.{name}.', suffix=TEMPORARY_SUFFIX, dir=folder)
+        with os.fdopen(descriptor, 'wb') as file:
+            torch.save(obj, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except Exception as error:  # OSError, or torch's RuntimeError wrapping a failed write
+        if temporary is not None:
+            with contextlib.suppress(OSError):
+                os.remove(temporary)
+        raise CheckpointError(f'cannot write {path}: {_reason(error)}{_free_space(folder)}; '
+                              'the previous checkpoints are intact') from error
+    _fsync_folder(folder)  # make the rename itself durable
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
+def _free_space(folder: str) -> str:
+    with contextlib.suppress(OSError):
+        return f' ({shutil.disk_usage(folder).free / 2**20:.0f} MiB free there)'
+    return ''
+
+
+def _fsync_folder(folder: str) -> None:
+    with contextlib.suppress(OSError):  # not every platform / filesystem can open or sync a directory
+        descriptor = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+def remove_temporary_files(folder: str) -> list[str]:
+    """Delete the temporary files that saves killed mid-way left in ``folder``; returns their names."""
+    if not os.path.isdir(folder):
+        return []
+    names = [n for n in os.listdir(folder) if n.startswith('.') and n.endswith(TEMPORARY_SUFFIX)]
+    for name in names:
+        with contextlib.suppress(OSError):
+            os.remove(os.path.join(folder, name))
+    return names
+
+
+def check_writable(folder: str, needed_bytes: int = 0) -> None:
+    """Fail now, with a clear message, if checkpoints could not be written to ``folder`` later."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        descriptor, probe = tempfile.mkstemp(prefix='.write-check.', suffix=TEMPORARY_SUFFIX, dir=folder)
+        try:
+            os.write(descriptor, b'hat_arch')
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+            os.remove(probe)
+    except OSError as error:
+        raise HatError(f'experiment folder {folder} is not writable: {_reason(error)}') from error
+    free = shutil.disk_usage(folder).free
+    if free < needed_bytes:
+        raise HatError(f'not enough free space for checkpoints in {folder}: one checkpoint takes about '
+                       f'{needed_bytes / 2**20:.0f} MiB, {free / 2**20:.0f} MiB free')
+
+
+def checkpoint_bytes(model) -> int:
+    """About how many bytes one checkpoint of a BasicSR model takes: its networks, plus Adam's two moments."""
+    networks = [net for net in vars(model).values() if isinstance(net, torch.nn.Module)]
+    tensors = [t for net in networks for t in net.state_dict().values()]
+    optimized = [p for o in getattr(model, 'optimizers', []) for g in o.param_groups for p in g['params']]
+    return sum(t.numel() * t.element_size() for t in tensors) + 2 * sum(p.numel() * p.element_size() for p in optimized)
+
+
+@master_only
+def save_network(self, net, net_label: str, current_iter: int, param_key='params') -> None:
+    """BasicSR's ``BaseModel.save_network``, written atomically: ``{param_key: state_dict}`` in ``net_<label>_<iter>.pth``."""
+    nets = net if isinstance(net, list) else [net]
+    keys = param_key if isinstance(param_key, list) else [param_key]
+    if len(nets) != len(keys):
+        raise ValueError('save_network needs one param_key per network')
+    save_dict = {}
+    for net_, key in zip(nets, keys):
+        state_dict = self.get_bare_model(net_).state_dict()  # no 'module.' prefix; keeps the version metadata
+        for name, value in state_dict.items():
+            state_dict[name] = value.cpu()
+        save_dict[key] = state_dict
+    label = 'latest' if current_iter == -1 else current_iter
+    atomic_save(save_dict, os.path.join(self.opt['path']['models'], f'{net_label}_{label}.pth'))
+
+
+@master_only
+def save_training_state(self, epoch: int, current_iter: int) -> None:
+    """BasicSR's ``BaseModel.save_training_state`` (epoch, iter, optimizers, schedulers), written atomically.
+
+    A training loop adds what exact continuation needs (random states, sampler position) by setting
+    ``model.training_state_extras`` to a dict before calling ``model.save``.
+    """
+    if current_iter == -1:
+        return
+    state = {'epoch': epoch, 'iter': current_iter, 'optimizers': [o.state_dict() for o in self.optimizers],
+             'schedulers': [s.state_dict() for s in self.schedulers]}
+    state.update(getattr(self, 'training_state_extras', None) or {})
+    atomic_save(state, os.path.join(self.opt['path']['training_states'], f'{current_iter}.state'))

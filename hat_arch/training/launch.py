@@ -1,0 +1,32 @@
+"""Running a pipeline from a console script: user errors as one line, a clean exit from the process group."""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable
+
+import torch
+
+from hat_arch.errors import HatError
+from hat_arch.training.distributed import is_distributed
+
+
+def run_pipeline(pipeline: Callable[[str, list[str], str], None], argv: list[str] | None, prog: str) -> int:
+    """``pipeline(root, argv, prog)`` with the current directory as root; the exit status of the command.
+
+    A :class:`HatError` prints ``error: <message>`` and gives 2; Ctrl-C gives 130 (checkpoints are written
+    atomically, so the last one is intact).
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        pipeline(os.getcwd(), argv, prog)
+    except HatError as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print('interrupted; the last checkpoint is intact', file=sys.stderr)
+        return 130
+    finally:
+        if is_distributed():
+            torch.distributed.destroy_process_group()
+    return 0

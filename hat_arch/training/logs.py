@@ -1,0 +1,42 @@
+"""The log file of one run, written by BasicSR's 'basicsr' logger on rank 0.
+
+BasicSR's ``get_root_logger`` attaches a file only the first time it is called in a process: a run started after
+anything else logged (another run, a test, a notebook cell) would log to no file, or to the previous run's.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import contextmanager
+from typing import Iterator
+
+from basicsr.utils import get_root_logger
+from basicsr.utils.dist_util import get_dist_info
+
+FORMAT = '%(asctime)s %(levelname)s: %(message)s'  # BasicSR's
+
+
+@contextmanager
+def run_log(log_file: str) -> Iterator[logging.Logger]:
+    """The 'basicsr' logger, writing to ``log_file`` (rank 0) until the block ends."""
+    logger = get_root_logger(logger_name='basicsr', log_level=logging.INFO, log_file=log_file)
+    handler = None
+    if get_dist_info()[0] == 0:
+        logger.setLevel(logging.INFO)
+        path = os.path.abspath(log_file)
+        for old in [h for h in logger.handlers if isinstance(h, logging.FileHandler)]:
+            if old.baseFilename == path:
+                handler = old
+            else:  # a previous run's file
+                logger.removeHandler(old)
+                old.close()
+        if handler is None:
+            handler = logging.FileHandler(path, 'w')
+            handler.setFormatter(logging.Formatter(FORMAT))
+            logger.addHandler(handler)
+    try:
+        yield logger
+    finally:
+        if handler is not None:
+            logger.removeHandler(handler)
+            handler.close()

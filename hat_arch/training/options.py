@@ -1,0 +1,150 @@
+"""``basicsr train|test`` flags and option files: checked up front, then parsed by BasicSR's ``parse_options``.
+
+The flags are BasicSR's (``-opt``, ``--launcher``, ``--auto_resume``, ``--debug``, ``--local_rank``, ``--force_yml``)
+plus ``--local-rank``, which ``python -m torch.distributed.launch`` passes and BasicSR rejects. A missing or
+unreadable option file, an unknown top-level key (a typo BasicSR would silently ignore), a missing required key or a
+``--force_yml`` entry naming no option is a one-line :class:`HatError`. The process group is joined before BasicSR
+parses the file (so its seeding uses the right rank), with the backend of ``dist_params: backend`` if given.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import difflib
+import io
+import os
+import re
+import sys
+
+import torch
+import yaml
+from basicsr.utils.options import ordered_yaml
+from basicsr.utils.options import parse_options as basicsr_parse_options
+
+from hat_arch.errors import HatError
+from hat_arch.training.distributed import init_dist, is_distributed
+
+# Top-level keys of BasicSR, HAT and Real-ESRGAN/Real-HAT option files ('network_*' are all accepted).
+KNOWN_KEYS = frozenset({
+    'name', 'model_type', 'scale', 'num_gpu', 'manual_seed', 'datasets', 'path', 'train', 'val', 'logger',
+    'dist_params', 'find_unused_parameters', 'tile',
+    # Real-ESRGAN / Real-HAT: on-the-fly degradations, USM sharpening of the ground truth, training pair pool
+    'gt_size', 'queue_size', 'high_order_degradation', 'gt_usm', 'l1_gt_usm', 'percep_gt_usm', 'gan_gt_usm',
+    'resize_prob', 'resize_range', 'gaussian_noise_prob', 'noise_range', 'poisson_scale_range', 'gray_noise_prob',
+    'jpeg_range', 'second_blur_prob', 'resize_prob2', 'resize_range2', 'gaussian_noise_prob2', 'noise_range2',
+    'poisson_scale_range2', 'gray_noise_prob2', 'jpeg_range2',
+})
+REQUIRED_KEYS = ('name', 'model_type', 'num_gpu', 'datasets', 'path')
+REQUIRED_TRAIN_KEYS = {'train': ('total_iter',), 'logger': ('print_freq', 'save_checkpoint_freq')}
+DIST_PARAMS = ('backend', 'port')
+FORCE_YML_ENTRY = re.compile(r'^[\w.-]+(:[\w.-]+)*=')
+
+
+def build_parser(prog: str, is_train: bool) -> argparse.ArgumentParser:
+    action = 'Train' if is_train else 'Test'
+    parser = argparse.ArgumentParser(
+        prog=prog, description=f'{action} with a BasicSR option file; HAT and hat_arch\'s models are registered. '
+        f'The current directory is the root: {"experiments/ and tb_logger/" if is_train else "results/"} land there.')
+    parser.add_argument('-opt', required=True, metavar='YML', help='option file (YAML)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
+                        help='none: one process; pytorch: started by torchrun; slurm: started by srun')
+    parser.add_argument('--auto_resume', '--auto-resume', action='store_true',
+                        help='resume from the newest complete state in experiments/<name>/training_states')
+    parser.add_argument('--debug', action='store_true', help="name 'debug_<name>': log, validate and save often")
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0,
+                        help='passed by torch.distributed.launch; the rank is read from the environment')
+    parser.add_argument('--force_yml', '--force-yml', nargs='+', default=None, metavar='KEY=VALUE',
+                        help='override options, e.g. train:ema_decay=0.999 (the parent key must exist)')
+    return parser
+
+
+def read_option_file(path: str) -> dict:
+    """The option file as BasicSR reads it (ordered mappings)."""
+    if not os.path.isfile(path):
+        raise HatError(f'option file {path} does not exist')
+    try:
+        with open(path, encoding='utf-8') as file:
+            opt = yaml.load(file, Loader=ordered_yaml()[0])
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise HatError(f'option file {path} is not readable YAML: {" ".join(str(error).split())}') from error
+    if not isinstance(opt, dict):
+        raise HatError(f'option file {path} holds no options (expected a mapping of keys such as name, datasets)')
+    return opt
+
+
+def check_options(opt: dict, path: str, is_train: bool) -> None:
+    """Unknown top-level keys and missing required ones, as a one-line error naming the file and key."""
+    for key in opt:
+        if key not in KNOWN_KEYS and not str(key).startswith('network_'):
+            close = difflib.get_close_matches(str(key), sorted(KNOWN_KEYS), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ''
+            raise HatError(f"option file {path}: unknown top-level key '{key}'{hint}")
+    required = REQUIRED_KEYS + (tuple(REQUIRED_TRAIN_KEYS) if is_train else ('val',))
+    missing = [key for key in required if key not in opt]
+    if missing:
+        raise HatError(f'option file {path}: missing required key(s) {", ".join(missing)}')
+    if not isinstance(opt['datasets'], dict) or not opt['datasets']:
+        raise HatError(f'option file {path}: datasets must map phases (train, val, test_1, ...) to datasets')
+    if is_train:
+        _check_train_options(opt, path)
+    for key in opt.get('dist_params') or {}:
+        if key not in DIST_PARAMS:
+            raise HatError(f"option file {path}: unknown key dist_params: {key} (expected {', '.join(DIST_PARAMS)})")
+
+
+def _check_train_options(opt: dict, path: str) -> None:
+    for phase in opt['datasets']:
+        if phase != 'train' and phase.split('_')[0] != 'val':
+            raise HatError(f"option file {path}: datasets: unknown phase '{phase}' (expected train, val, val_2, ...)")
+    if 'train' not in opt['datasets']:
+        raise HatError(f'option file {path}: datasets has no train dataset')
+    for section, keys in REQUIRED_TRAIN_KEYS.items():
+        for key in keys:
+            if key not in (opt[section] or {}):
+                raise HatError(f'option file {path}: missing required key {section}: {key}')
+    if opt.get('val') and 'val_freq' not in opt['val']:
+        raise HatError(f'option file {path}: missing required key val: val_freq')
+
+
+def check_force_yml(entries: list[str] | None, opt: dict) -> None:
+    """Each ``--force_yml`` entry must be ``a:b:c=value`` with an existing ``a:b`` (BasicSR execs it otherwise)."""
+    for entry in entries or []:
+        if not FORCE_YML_ENTRY.match(entry) or entry.count('=') != 1:
+            raise HatError(f'--force_yml {entry}: expected KEY=VALUE with KEY like train:ema_decay')
+        keys = entry.split('=')[0].split(':')
+        node = opt
+        for depth, key in enumerate(keys[:-1]):
+            if not isinstance(node, dict) or key not in node:
+                raise HatError(f"--force_yml {entry}: the option file has no {':'.join(keys[:depth + 1])}")
+            node = node[key]
+        if not isinstance(node, dict):
+            raise HatError(f"--force_yml {entry}: {':'.join(keys[:-1])} is not a mapping")
+
+
+def parse_options(argv: list[str], root_path: str, is_train: bool, prog: str) -> tuple[dict, argparse.Namespace]:
+    """Check the flags and option file, join the process group, then return BasicSR's ``parse_options`` result."""
+    args = build_parser(prog, is_train).parse_args(argv)
+    raw = read_option_file(args.opt)
+    check_options(raw, args.opt, is_train)
+    check_force_yml(args.force_yml, raw)
+    if args.launcher == 'none' and int(os.environ.get('WORLD_SIZE', '1')) > 1:
+        raise HatError(f'started as one of {os.environ["WORLD_SIZE"]} processes (WORLD_SIZE) but with --launcher '
+                       'none: add --launcher pytorch, or every process trains on its own and they overwrite each other')
+    if args.launcher != 'none' and not is_distributed():
+        init_dist(args.launcher, **dict(raw.get('dist_params') or {}))
+    flags = ['-opt', args.opt, '--launcher', 'none']  # the process group is already joined
+    flags += ['--auto_resume'] * args.auto_resume + ['--debug'] * args.debug
+    flags += ['--force_yml', *args.force_yml] if args.force_yml else []
+    saved_argv, sys.argv = sys.argv, [prog, *flags]
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # BasicSR prints 'Disable distributed.'
+            opt, _ = basicsr_parse_options(root_path, is_train=is_train)
+    finally:
+        sys.argv = saved_argv
+    opt['dist'] = args.launcher != 'none'
+    if opt['num_gpu'] and not torch.cuda.is_available():
+        raise HatError(f'option file {args.opt}: num_gpu is {opt["num_gpu"]} but no GPU is visible '
+                       '(set num_gpu: 0 or auto to run on the CPU)')
+    if is_train:
+        opt['logger'].setdefault('use_tb_logger', False)
+    return opt, args
