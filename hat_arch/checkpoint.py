@@ -1,0 +1,200 @@
+"""HAT checkpoints: reading them, reading the network's settings from their tensors, and loading a ready model.
+
+Released checkpoints (``HAT-S_SRx4.pth``, ``HAT_SRx4_ImageNet-pretrain.pth``, ``Real_HAT_GAN_SRx4.pth``, ...) store a
+state dict under ``params_ema`` (BasicSR also writes ``params``); others hold a bare state dict, maybe with the
+``module.`` prefix of ``DataParallel``, as ``.pth`` or ``.safetensors``. Every architectural setting shows in some
+tensor's shape, so no option file is needed. Only shapes are read, so detection also works on meta tensors.
+
+What shapes cannot tell: ``img_range`` (released models use 1.0), ``conv_scale`` (0.01) and ``img_size`` (64; it
+only matters for a window as large as the training patch). Pass them to :func:`load_model` to override.
+"""
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hat_arch.archs.hat_arch import HAT
+from hat_arch.errors import HatError
+
+STATE_DICT_KEYS = ('params_ema', 'params')  # BasicSR's keys, the EMA weights first (the released ones)
+PRECISIONS = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+# Settings that leave no trace in the weights: the reference defaults, used by every released model.
+UNDETECTABLE_DEFAULTS = {'img_range': 1.0, 'conv_scale': 0.01, 'img_size': 64}
+NUM_FEAT = 64  # HAT's fixed width of the reconstruction convs
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """The network weights in a ``.pth`` / ``.safetensors`` file, with ``module.`` prefixes removed.
+
+    Loads with ``weights_only=True`` (no code in the file runs). Raises HatError naming the file if it cannot be read
+    or holds no state dict.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise HatError(f'checkpoint {path} does not exist')
+    try:
+        if path.suffix == '.safetensors':
+            from safetensors.torch import load_file
+
+            checkpoint: Any = load_file(str(path), device='cpu')
+        else:
+            checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as error:  # torch and safetensors raise many types for a bad file; all mean "cannot read"
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise HatError(f'cannot read checkpoint {path}: {reason}') from None
+    if isinstance(checkpoint, dict):
+        for key in STATE_DICT_KEYS:
+            if isinstance(checkpoint.get(key), dict):
+                checkpoint = checkpoint[key]
+                break
+    if not isinstance(checkpoint, dict) or not checkpoint or not all(
+            isinstance(v, torch.Tensor) for v in checkpoint.values()):
+        raise HatError(f'{path} holds no state dict (expected tensors, under {" or ".join(STATE_DICT_KEYS)} '
+                       'or at the top level)')
+    return {key.removeprefix('module.'): value for key, value in checkpoint.items()}
+
+
+def detect_config(state_dict: dict[str, torch.Tensor], name: str = 'state dict') -> dict[str, Any]:
+    """The ``HAT(...)`` keyword arguments that build a network with exactly these tensors.
+
+    Reads shapes only: window size from ``relative_position_index_SA`` (or a self-attention bias table), the
+    overlapping window from ``relative_position_index_OCA`` (or the OCAB table), groups and blocks from the keys, heads
+    from the tables' columns, widths and ratios from the conv and MLP weights, scale and upsampler from the
+    reconstruction convs. Settings no tensor shows are the reference defaults (:data:`UNDETECTABLE_DEFAULTS`).
+    Raises HatError, in one line naming ``name``, for a state dict that is not a HAT.
+    """
+    shapes = {key: tuple(value.shape) for key, value in state_dict.items()}
+    group = 'layers.0.residual_group.'
+    for key in ('conv_first.weight', group + 'blocks.0.attn.relative_position_bias_table',
+                group + 'overlap_attn.relative_position_bias_table', group + 'blocks.0.conv_block.cab.0.weight'):
+        if key not in shapes:
+            first = ', '.join(list(shapes)[:3])
+            raise HatError(f'{name} is not a HAT checkpoint: it has no {key!r} (its first keys: {first})')
+
+    embed_dim, in_chans = shapes['conv_first.weight'][:2]
+    depths = _depths(shapes)
+    num_heads = [shapes[f'layers.{i}.residual_group.blocks.0.attn.relative_position_bias_table'][1]
+                 for i in range(len(depths))]
+    window_size = _window_size(shapes, group)
+    overlap_size = _overlap_window_size(shapes, group, window_size)
+    block = group + 'blocks.0.'
+    config = {
+        'in_chans': in_chans,
+        'embed_dim': embed_dim,
+        'depths': depths,
+        'num_heads': num_heads,
+        'window_size': window_size,
+        'overlap_ratio': _ratio(overlap_size - window_size, window_size),
+        # The CAB widths are embed_dim // ratio; embed_dim // width is a ratio giving back that width.
+        'compress_ratio': embed_dim // shapes[block + 'conv_block.cab.0.weight'][0],
+        'squeeze_factor': embed_dim // shapes[block + 'conv_block.cab.3.attention.1.weight'][0],
+        'mlp_ratio': _ratio(shapes[block + 'mlp.fc1.weight'][0], embed_dim),
+        'qkv_bias': block + 'attn.qkv.bias' in shapes,
+        'patch_norm': 'patch_embed.norm.weight' in shapes,
+        'resi_connection': _resi_connection(shapes),
+        **_reconstruction(shapes, name, embed_dim, in_chans),
+        **UNDETECTABLE_DEFAULTS,
+    }
+    return config
+
+
+def _depths(shapes: dict[str, tuple[int, ...]]) -> list[int]:
+    blocks: dict[int, set[int]] = {}
+    for key in shapes:
+        match = re.match(r'layers\.(\d+)\.residual_group\.blocks\.(\d+)\.', key)
+        if match:
+            blocks.setdefault(int(match[1]), set()).add(int(match[2]))
+    return [len(blocks.get(i, ())) for i in range(max(blocks) + 1)]
+
+
+def _window_size(shapes: dict[str, tuple[int, ...]], group: str) -> int:
+    if 'relative_position_index_SA' in shapes:  # (ws*ws, ws*ws)
+        return math.isqrt(shapes['relative_position_index_SA'][0])
+    # bias table rows: (2*ws - 1)^2
+    return (math.isqrt(shapes[group + 'blocks.0.attn.relative_position_bias_table'][0]) + 1) // 2
+
+
+def _overlap_window_size(shapes: dict[str, tuple[int, ...]], group: str, window_size: int) -> int:
+    if 'relative_position_index_OCA' in shapes:  # (ws*ws, ows*ows)
+        return math.isqrt(shapes['relative_position_index_OCA'][1])
+    # bias table rows: (ws + ows - 1)^2
+    return math.isqrt(shapes[group + 'overlap_attn.relative_position_bias_table'][0]) - window_size + 1
+
+
+def _ratio(part: int, whole: int) -> int | float:
+    """A ratio r with int(whole * r) == part, as the network computes widths; an int when exact."""
+    if part % whole == 0:
+        return part // whole
+    ratio = part / whole
+    return ratio if int(whole * ratio) == part else math.nextafter(ratio, math.inf)
+
+
+def _resi_connection(shapes: dict[str, tuple[int, ...]]) -> str:
+    if 'conv_after_body.weight' in shapes:
+        return '1conv'
+    return '3conv' if 'conv_after_body.0.weight' in shapes else 'identity'
+
+
+def _reconstruction(shapes: dict[str, tuple[int, ...]], name: str, embed_dim: int, in_chans: int) -> dict[str, Any]:
+    """``upscale`` and ``upsampler`` from the reconstruction convs."""
+    if 'conv_up1.weight' in shapes:
+        return {'upsampler': 'nearest+conv', 'upscale': 4}
+    if 'conv_before_upsample.0.weight' in shapes and 'upsample.0.weight' in shapes:
+        # basicsr Upsample: a conv to 4x (then shuffle by 2) per factor 2, or one conv to 9x (shuffle by 3).
+        scale = 1
+        for key, shape in shapes.items():
+            if re.fullmatch(r'upsample\.\d+\.weight', key):
+                scale *= math.isqrt(shape[0] // NUM_FEAT)
+        return {'upsampler': 'pixelshuffle', 'upscale': scale}
+    if 'upsample.0.weight' in shapes:  # one conv to scale^2 * in_chans, then one shuffle
+        return {'upsampler': 'pixelshuffledirect', 'upscale': math.isqrt(shapes['upsample.0.weight'][0] // in_chans)}
+    if shapes.get('conv_last.weight', (0, 0))[1] == embed_dim:
+        return {'upsampler': '', 'upscale': 1}
+    raise HatError(f'{name}: unknown HAT reconstruction layers (no conv_last, upsample or conv_up1 weights)')
+
+
+def resolve_device(device: str | torch.device = 'auto') -> torch.device:
+    """'auto' is the first CUDA GPU when there is one, else the CPU; anything else is passed to ``torch.device``."""
+    if str(device) == 'auto':
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    try:
+        device = torch.device(device)
+    except RuntimeError as error:
+        raise HatError(f'unknown device {device!r}: {error}') from None
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise HatError(f'device {device} asked for, but this PyTorch sees no CUDA GPU (use --device cpu)')
+    return device
+
+
+def load_model(path: str | Path, device: str | torch.device = 'auto', precision: str = 'fp32',
+               **overrides: Any) -> HAT:
+    """A HAT in eval mode on ``device`` with the weights of the checkpoint at ``path``; no option file needed.
+
+    Args:
+        path: a ``.pth`` or ``.safetensors`` checkpoint (released HAT / Real-HAT-GAN, or any BasicSR-trained HAT).
+        device: 'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:1', ...
+        precision: 'fp32', 'bf16' or 'fp16' for the weights and the computation.
+        overrides: ``HAT(...)`` arguments replacing detected or default ones, e.g. ``img_range=255.``,
+            ``attn_impl='naive'``.
+    """
+    if precision not in PRECISIONS:
+        raise HatError(f'precision {precision!r} is not one of {", ".join(PRECISIONS)}')
+    device = resolve_device(device)
+    state_dict = read_state_dict(path)
+    config = {**detect_config(state_dict, name=str(path)), **overrides}
+    try:
+        model = HAT(**config)
+    except (TypeError, ValueError) as error:
+        raise HatError(f'{path}: cannot build HAT: {error}') from None
+    # The relative position indices are constants of the window; accept checkpoints saved without them.
+    for key in ('relative_position_index_SA', 'relative_position_index_OCA'):
+        state_dict.setdefault(key, getattr(model, key))
+    try:
+        model.load_state_dict(state_dict, strict=True)
+    except RuntimeError as error:
+        raise HatError(f'{path}: {error}') from None
+    return model.to(device=device, dtype=PRECISIONS[precision]).eval()

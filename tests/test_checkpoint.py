@@ -1,0 +1,158 @@
+"""Checkpoints: every released layout and format loads without an option file; anything else fails in one line."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from hat_arch import HAT, HatError
+from hat_arch.checkpoint import detect_config, load_model, read_state_dict
+from tests.conftest import GOLDEN, GOLDEN_CASES, TINY_HAT, load_golden
+
+LAYOUTS = json.loads((GOLDEN / 'released_state_dict_shapes.json').read_text())
+
+
+def meta_state_dict(shapes: dict[str, list[int]]) -> dict[str, torch.Tensor]:
+    return {key: torch.empty(shape, device='meta') for key, shape in shapes.items()}
+
+
+def assert_config_matches(detected: dict, expected: dict) -> None:
+    for key, value in expected.items():
+        assert detected[key] == value, key
+
+
+@pytest.mark.parametrize('name', sorted(LAYOUTS))
+def test_detects_every_released_layout(name):
+    layout = LAYOUTS[name]
+    assert_config_matches(detect_config(meta_state_dict(layout['state_dict'])), layout['config'])
+
+
+@pytest.mark.parametrize('name', GOLDEN_CASES)
+def test_detects_golden_configs_except_img_range(name):
+    case = load_golden(name)
+    detected = detect_config(case['params'])
+    assert_config_matches(detected, {k: v for k, v in case['config'].items() if k != 'img_range'})
+    assert detected['img_range'] == 1.0  # not in the weights: the released models' value
+
+
+@pytest.mark.parametrize('overrides', [
+    dict(upsampler='pixelshuffledirect', upscale=3),
+    dict(upsampler='nearest+conv', upscale=4),
+    dict(upsampler='pixelshuffle', upscale=8),
+    dict(upsampler='', upscale=1),
+    dict(resi_connection='3conv', in_chans=1),
+    dict(resi_connection='identity', mlp_ratio=1.5, compress_ratio=4, squeeze_factor=12),
+    dict(window_size=12, overlap_ratio=0.5, num_heads=[3, 4], embed_dim=36, squeeze_factor=6),
+    dict(window_size=8, overlap_ratio=0.25, depths=[1, 3, 2], num_heads=[2, 2, 2]),
+])
+def test_detects_every_option(overrides):
+    config = {**TINY_HAT, **overrides}
+    with torch.device('meta'):
+        state_dict = HAT(**config).state_dict()
+    detected = detect_config(state_dict)
+    assert_config_matches(detected, config)
+    with torch.device('meta'):  # and what is detected builds the very same layout
+        rebuilt = HAT(**detected).state_dict()
+    assert {k: v.shape for k, v in rebuilt.items()} == {k: v.shape for k, v in state_dict.items()}
+
+
+def test_ratios_that_do_not_divide_the_width_give_the_same_layout():
+    config = {**TINY_HAT, 'compress_ratio': 5, 'squeeze_factor': 7, 'mlp_ratio': 1.3}
+    with torch.device('meta'):
+        state_dict = HAT(**config).state_dict()
+        rebuilt = HAT(**detect_config(state_dict)).state_dict()
+    assert {k: v.shape for k, v in rebuilt.items()} == {k: v.shape for k, v in state_dict.items()}
+
+
+def test_detection_without_the_index_buffers():
+    layout = LAYOUTS['HAT-S_SRx3']
+    shapes = {k: v for k, v in layout['state_dict'].items() if not k.startswith('relative_position_index')}
+    assert_config_matches(detect_config(meta_state_dict(shapes)), layout['config'])
+
+
+@pytest.mark.parametrize('wrap', ['params_ema', 'params', 'bare', 'module', 'safetensors'])
+def test_every_checkpoint_format_loads_and_runs_like_the_reference(tmp_path, wrap):
+    case = load_golden('tiny_x3')
+    params = case['params']
+    path = tmp_path / ('model.safetensors' if wrap == 'safetensors' else 'model.pth')
+    if wrap == 'safetensors':
+        save_file({k: v.contiguous() for k, v in params.items()}, str(path))
+    elif wrap == 'module':
+        torch.save({f'module.{k}': v for k, v in params.items()}, path)
+    elif wrap == 'bare':
+        torch.save(params, path)
+    else:  # BasicSR's format; the other key holds different weights to check which one is taken
+        other = 'params' if wrap == 'params_ema' else 'not_weights'
+        torch.save({wrap: params, other: {k: torch.zeros_like(v) for k, v in params.items()}}, path)
+    model = load_model(path, device='cpu')
+    assert not model.training and model.upscale == 3
+    with torch.no_grad():
+        torch.testing.assert_close(model(case['input_odd']), case['output_odd_reflect_pad'], atol=1e-5, rtol=0)
+
+
+def test_img_range_and_other_settings_can_be_overridden(tmp_path):
+    case = load_golden('tiny_x4_range255')
+    torch.save({'params_ema': case['params']}, tmp_path / 'm.pth')
+    model = load_model(tmp_path / 'm.pth', device='cpu', img_range=255.0, attn_impl='naive')
+    with torch.no_grad():
+        torch.testing.assert_close(model(case['input']), case['output'], atol=1e-5, rtol=0)
+
+
+def test_precision_casts_the_weights(tmp_path):
+    torch.save(load_golden('tiny_x2')['params'], tmp_path / 'm.pth')
+    model = load_model(tmp_path / 'm.pth', device='cpu', precision='bf16')
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+
+
+def test_missing_index_buffers_are_rebuilt(tmp_path):
+    case = load_golden('tiny_x2')
+    torch.save({k: v for k, v in case['params'].items() if 'relative_position_index' not in k}, tmp_path / 'm.pth')
+    model = load_model(tmp_path / 'm.pth', device='cpu')
+    with torch.no_grad():
+        torch.testing.assert_close(model(case['input']), case['output'], atol=1e-5, rtol=0)
+
+
+def one_line_error(call) -> str:
+    with pytest.raises(HatError) as info:
+        call()
+    message = str(info.value)
+    assert '\n' not in message
+    return message
+
+
+def test_a_file_that_is_not_hat_says_so(tmp_path):
+    swinir_like = {'conv_first.weight': torch.zeros(60, 3, 3, 3),
+                   'layers.0.residual_group.blocks.0.attn.relative_position_bias_table': torch.zeros(225, 6)}
+    torch.save({'params': swinir_like}, tmp_path / 'swinir.pth')
+    message = one_line_error(lambda: load_model(tmp_path / 'swinir.pth', device='cpu'))
+    assert 'swinir.pth is not a HAT checkpoint' in message and 'overlap_attn' in message
+
+
+@pytest.mark.parametrize('content, expected', [
+    (b'\x89PNG\r\n\x1a\nnot really', 'cannot read checkpoint'),
+    (None, 'does not exist'),
+])
+def test_unreadable_checkpoints(tmp_path, content, expected):
+    path = tmp_path / 'bad.pth'
+    if content is not None:
+        path.write_bytes(content)
+    message = one_line_error(lambda: read_state_dict(path))
+    assert str(path) in message and expected in message
+
+
+def test_pickled_code_is_refused(tmp_path):
+    torch.save({'params': {'w': torch.zeros(1)}, 'opt': torch.optim.SGD}, tmp_path / 'code.pth')
+    assert 'cannot read checkpoint' in one_line_error(lambda: read_state_dict(tmp_path / 'code.pth'))
+
+
+def test_a_checkpoint_without_tensors(tmp_path):
+    torch.save({'iter': 5}, tmp_path / 'state.pth')
+    assert 'holds no state dict' in one_line_error(lambda: read_state_dict(tmp_path / 'state.pth'))
+
+
+def test_weights_that_do_not_fit_the_override(tmp_path):
+    torch.save(load_golden('tiny_x2')['params'], tmp_path / 'm.pth')
+    message = one_line_error(lambda: load_model(tmp_path / 'm.pth', device='cpu', mlp_ratio=4))
+    assert 'm.pth' in message and 'fc1' in message
