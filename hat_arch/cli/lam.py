@@ -1,0 +1,173 @@
+"""``hat-sr lam``: local attribution map (LAM) and diffusion index (DI) of a checkpoint for one output box.
+
+Writes a figure (input with the box | LAM map | area used | output) and a JSON file with the DI and the settings;
+prints the DI. See :mod:`hat_arch.attribution` for the method.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+import hat_arch
+from hat_arch import attribution
+from hat_arch.errors import HatError
+
+
+def _box(text: str) -> tuple[int, int, int, int]:
+    try:
+        box = tuple(int(v) for v in text.split(','))
+    except ValueError:
+        box = ()
+    if len(box) != 4 or min(box[:2]) < 0 or min(box[2:]) < 1:
+        raise argparse.ArgumentTypeError(f'expected x,y,w,h (integers, x,y >= 0, w,h >= 1), got {text!r}')
+    return box
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f'expected a positive integer, got {text!r}')
+    return int(text)
+
+
+def _odd_int(text: str) -> int:
+    value = _positive_int(text)
+    if value % 2 == 0:
+        raise argparse.ArgumentTypeError(f'expected an odd number, got {text!r}')
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f'expected a number >= 0, got {text!r}')
+    return value
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog, description='Local attribution map (Gu & Dong, CVPR 2021) of a super-resolution checkpoint: which '
+        'input pixels the network used for one box of its output, and the diffusion index (DI, 0-100, higher = more '
+        'pixels used). Writes OUT.png (figure) and OUT.json (DI and settings).')
+    parser.add_argument('-m', '--model', required=True, help='checkpoint (.pth or .safetensors)')
+    parser.add_argument('-i', '--input', required=True, help='input (low-resolution) image')
+    parser.add_argument('--box', required=True, type=_box, metavar='X,Y,W,H',
+                        help='the box of the OUTPUT (super-resolved) image to explain, in output pixels: left column, '
+                        'top row, width, height (LAM uses 16x16)')
+    parser.add_argument('-o', '--output', help='figure path (.png) or an existing folder; the JSON goes beside it '
+                        '(default: INPUT-NAME_lam.png in the current folder)')
+    parser.add_argument('--steps', type=_positive_int, default=attribution.STEPS,
+                        help='path steps, one forward and backward pass each (default: %(default)s)')
+    parser.add_argument('--sigma', type=_non_negative_float, default=attribution.SIGMA,
+                        help='Gaussian blur sigma of the baseline (default: %(default)s)')
+    parser.add_argument('--kernel-size', type=_odd_int, default=attribution.KERNEL_SIZE,
+                        help='blur kernel side, odd (default: %(default)s)')
+    parser.add_argument('--alpha', type=float, default=0.5, help="the input's weight in the figure's blends "
+                        '(default: %(default)s)')
+    parser.add_argument('--batch-size', type=_positive_int, default=1, help='path steps per pass (default: 1)')
+    parser.add_argument('--device', default='auto',
+                        help="'auto' (a CUDA GPU when there is one), 'cpu', 'cuda', 'cuda:1', ... (default: auto)")
+    parser.add_argument('--overwrite', action='store_true', help='replace an existing figure or JSON')
+    return parser
+
+
+def main(argv: list[str] | None = None, prog: str = 'hat-sr lam') -> int:
+    args = build_parser(prog).parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        return _run(args)
+    except HatError as error:
+        print(f'{prog}: error: {error}', file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    figure_path, json_path = _output_paths(args)
+    model = hat_arch.load_model(args.model, device=args.device)
+    image = _read_image(args.input, _in_channels(model))
+
+    start = time.perf_counter()
+    result = hat_arch.lam(model, image, args.box, sigma=args.sigma, steps=args.steps, kernel_size=args.kernel_size,
+                          batch_size=args.batch_size, progress=True)
+    seconds = time.perf_counter() - start
+
+    if not cv2.imwrite(str(figure_path), result.figure(args.alpha), [cv2.IMWRITE_PNG_COMPRESSION, 9]):
+        raise HatError(f'cannot write figure {figure_path}')
+    x, y, w, h = args.box
+    report = {
+        'diffusion_index': None if np.isnan(result.diffusion_index) else round(result.diffusion_index, 4),
+        'model': str(args.model),
+        'input': str(args.input),
+        'box': {'x': x, 'y': y, 'w': w, 'h': h, 'in': 'output pixels'},
+        'input_size': list(result.image.shape[-2:]),
+        'output_size': list(result.output.shape[-2:]),
+        'target': 'sum of the output gradient magnitude over the box',
+        'path': {'kind': 'gaussian blur', 'sigma': args.sigma, 'kernel_size': args.kernel_size, 'steps': args.steps},
+        'device': str(next(model.parameters()).device),
+        'seconds': round(seconds, 2),
+        'figure': str(figure_path),
+        'hat_arch_version': hat_arch.__version__,
+    }
+    json_path.write_text(json.dumps(report, indent=2) + '\n')
+    if np.isnan(result.diffusion_index):
+        print('DI undefined: the attribution is zero everywhere (the box does not depend on the input)')
+    else:
+        print(f'DI {result.diffusion_index:.2f}')
+    print(f'wrote {figure_path} and {json_path}')
+    return 0
+
+
+def _output_paths(args: argparse.Namespace) -> tuple[Path, Path]:
+    """Figure and JSON paths, checked before any work: their folder is writable and nothing is overwritten unasked."""
+    name = f'{Path(args.input).stem}_lam.png'
+    figure = Path(args.output) if args.output else Path(name)
+    if figure.is_dir():
+        figure = figure / name
+    if figure.suffix.lower() != '.png':
+        raise HatError(f'figure {figure} must be a .png file (or -o an existing folder)')
+    json_path = figure.with_suffix('.json')
+    for path in (figure, json_path):
+        if path.exists() and not args.overwrite:
+            raise HatError(f'{path} exists; pass --overwrite to replace it')
+    folder = figure.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise HatError(f'output folder {folder} does not exist or is not writable')
+    return figure, json_path
+
+
+def _in_channels(model: torch.nn.Module) -> int:
+    """Channels the model takes: HAT's ``in_chans``, else the first conv's input channels, else 3."""
+    if hasattr(model, 'in_chans'):
+        return int(model.in_chans)
+    first_conv = next((m for m in model.modules() if isinstance(m, torch.nn.Conv2d)), None)
+    return first_conv.in_channels if first_conv is not None else 3
+
+
+def _read_image(path: str, channels: int) -> torch.Tensor:
+    """An 8- or 16-bit image file as (channels, h, w) RGB or gray in [0, 1]; alpha dropped, colour <-> gray as the
+    model needs."""
+    array = cv2.imread(path, cv2.IMREAD_UNCHANGED) if Path(path).is_file() else None
+    if array is None or array.dtype not in (np.uint8, np.uint16):
+        raise HatError(f'cannot read image {path} (missing, corrupt or not an 8/16-bit image)')
+    scale = 65535.0 if array.dtype == np.uint16 else 255.0
+    array = array.astype(np.float32) / scale
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.shape[-1] == 4:
+        array = array[..., :3]
+    if array.shape[-1] == 3:
+        array = cv2.cvtColor(array, cv2.COLOR_BGR2GRAY)[..., None] if channels == 1 else array[..., ::-1]
+    elif channels == 3:
+        array = np.repeat(array, 3, axis=-1)
+    if array.shape[-1] != channels:
+        raise HatError(f'image {path} has {array.shape[-1]} channels; the model takes {channels}')
+    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)

@@ -1,0 +1,84 @@
+"""``hat-sr lam``: figure and JSON from a checkpoint and a Set5 image; bad input is a one-line error, nothing lost."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import pytest
+import torch
+
+from hat_arch import HAT
+from hat_arch.cli import hat_sr_main
+from hat_arch.cli.lam import main
+from tests.conftest import DATA, TINY_HAT
+
+BUTTERFLY = DATA / 'Set5' / 'LRbicx4' / 'butterfly.png'  # 64x64
+
+
+@pytest.fixture(scope='module')
+def checkpoint(tmp_path_factory) -> Path:
+    """A tiny x4 HAT saved as BasicSR saves it (``params``)."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp('model') / 'tiny_hat_x4.pth'
+    torch.save({'params': HAT(**TINY_HAT).state_dict()}, path)
+    return path
+
+
+@pytest.fixture(scope='module')
+def small_image(tmp_path_factory) -> Path:
+    """A 16x16 crop of the butterfly, for the tests that only need the command to run."""
+    path = tmp_path_factory.mktemp('image') / 'crop.png'
+    cv2.imwrite(str(path), cv2.imread(str(BUTTERFLY))[:16, :16])
+    return path
+
+
+def test_lam_writes_figure_and_json_with_the_diffusion_index(checkpoint, tmp_path, capsys):
+    figure = tmp_path / 'lam.png'
+    argv = ['lam', '-m', str(checkpoint), '-i', str(BUTTERFLY), '--box', '120,120,16,16', '-o', str(figure),
+            '--steps', '2', '--device', 'cpu']
+    assert hat_sr_main(argv) == 0
+
+    report = json.loads(figure.with_suffix('.json').read_text())
+    assert 0 < report['diffusion_index'] < 100
+    assert report['box'] == {'x': 120, 'y': 120, 'w': 16, 'h': 16, 'in': 'output pixels'}
+    assert report['path'] == {'kind': 'gaussian blur', 'sigma': 1.2, 'kernel_size': 9, 'steps': 2}
+    assert report['input_size'] == [64, 64] and report['output_size'] == [256, 256]
+    image = cv2.imread(str(figure))
+    assert image.shape == (22 + 256, 4 * 256 + 3 * 4, 3)
+    assert f"DI {report['diffusion_index']:.2f}" in capsys.readouterr().out
+
+
+def test_existing_outputs_are_kept_unless_overwrite(checkpoint, small_image, tmp_path, capsys):
+    figure = tmp_path / 'crop_lam.png'
+    figure.write_bytes(b'keep me')
+    argv = ['-m', str(checkpoint), '-i', str(small_image), '--box', '0,0,8,8', '-o', str(tmp_path), '--steps', '1']
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert error.count('\n') == 1 and f'{figure} exists; pass --overwrite' in error
+    assert figure.read_bytes() == b'keep me' and not figure.with_suffix('.json').exists()
+
+    assert main(argv + ['--overwrite']) == 0
+    assert cv2.imread(str(figure)) is not None and figure.with_suffix('.json').exists()
+
+
+@pytest.mark.parametrize('box, message', [('1,2,3', 'expected x,y,w,h'), ('0,0,0,4', 'expected x,y,w,h')])
+def test_malformed_box_is_refused_by_the_parser(box, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(['-m', 'x.pth', '-i', 'x.png', '--box', box])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_box_outside_the_output_and_unreadable_image_are_one_line_errors(checkpoint, small_image, tmp_path, capsys):
+    argv = ['-m', str(checkpoint), '--box', '60,0,8,8', '-o', str(tmp_path / 'f.png'), '--steps', '1']
+    assert main(argv + ['-i', str(small_image)]) == 2
+    error = capsys.readouterr().err
+    assert error.count('\n') == 1 and 'box x=60,y=0,w=8,h=8 reaches outside the 64x64' in error
+
+    broken = tmp_path / 'broken.png'
+    broken.write_bytes(b'not a png')
+    assert main(argv + ['-i', str(broken)]) == 2
+    error = capsys.readouterr().err
+    assert error.count('\n') == 1 and f'cannot read image {broken}' in error
+    assert not (tmp_path / 'f.png').exists()
