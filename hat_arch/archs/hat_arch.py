@@ -16,7 +16,8 @@ matmul + softmax (``attn_impl='naive'``, the reference algorithm, kept for tests
 """
 from __future__ import annotations
 
-from typing import Sequence
+from functools import partial
+from typing import NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -34,22 +35,74 @@ UPSAMPLERS = ('pixelshuffle', 'pixelshuffledirect', 'nearest+conv', '')
 RESI_CONNECTIONS = ('1conv', '3conv', 'identity')
 # The reference masks attention across shifted-window regions with -100, not -inf; keep it for exact outputs.
 SHIFT_MASK_VALUE = -100.0
+# Elements of the attention matrices the backward of the fused path holds at once (64 MiB in fp32).
+BACKWARD_CHUNK_ELEMENTS = 2**24
 
 
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor, scale: float, impl: str,
-              dropout_p: float = 0.0) -> torch.Tensor:
-    """Softmax attention with an additive bias.
+def naive_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor, scale: float,
+                    dropout_p: float = 0.0) -> torch.Tensor:
+    """The reference algorithm: the full attention matrices, explicit matmul + softmax.
 
     q: (..., heads, nq, d); k, v: (..., heads, nk, d); bias broadcastable to (..., heads, nq, nk).
     """
-    bias = bias.to(q.dtype)
-    if impl == 'sdpa':
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p, scale=scale)
-    attn = (q * scale) @ k.transpose(-2, -1) + bias
+    attn = (q * scale) @ k.transpose(-2, -1) + bias.to(q.dtype)
     attn = attn.softmax(dim=-1)
     if dropout_p > 0:
         attn = F.dropout(attn, p=dropout_p)
     return attn @ v
+
+
+class BiasedAttention(torch.autograd.Function):
+    """Fused softmax attention with a learnable additive bias, in bounded memory for training.
+
+    ``scaled_dot_product_attention`` runs its fused kernel only for a mask that needs no gradient, and autograd would
+    otherwise keep every attention matrix. Here the forward is the fused kernel; the backward recomputes the attention
+    matrices a chunk of windows at a time and returns the gradients of q, k, v and the (broadcast) bias.
+    q: (B, heads, nq, d); k, v: (B, heads, nk, d); bias: (1 or B, heads, nq, nk).
+    """
+
+    @staticmethod
+    def forward(ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor,
+                scale: float) -> torch.Tensor:
+        out = F.scaled_dot_product_attention(q.detach(), k.detach(), v.detach(), attn_mask=bias.detach(), scale=scale)
+        ctx.save_for_backward(q, k, v, bias, out)
+        ctx.scale = scale
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        q, k, v, bias, out = ctx.saved_tensors
+        scale = ctx.scale
+        grad_q, grad_k, grad_v = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+        grad_bias = torch.zeros(bias.shape, dtype=torch.float32 if bias.dtype != torch.float64 else bias.dtype,
+                                device=bias.device)
+        delta = (grad_out * out).sum(-1, keepdim=True)  # rowsum(dO * O) = rowsum(P * dP)
+        chunk = max(1, BACKWARD_CHUNK_ELEMENTS // (q.shape[1] * q.shape[2] * k.shape[2]))
+        for s in range(0, q.shape[0], chunk):
+            window = slice(s, s + chunk)
+            qc, kc, vc, goc = q[window], k[window], v[window], grad_out[window]
+            bc = bias if bias.shape[0] == 1 else bias[window]
+            p = (torch.matmul(qc, kc.transpose(-2, -1)) * scale + bc).softmax(dim=-1)
+            grad_v[window] = p.transpose(-2, -1) @ goc
+            grad_s = p.mul_(goc @ vc.transpose(-2, -1) - delta[window])  # softmax backward, in place of p
+            grad_q[window] = (grad_s @ kc).mul_(scale)
+            grad_k[window] = (grad_s.transpose(-2, -1) @ qc).mul_(scale)
+            if bias.shape[0] == 1:
+                grad_bias += grad_s.sum(0, keepdim=True)
+            else:
+                grad_bias[window] = grad_s
+        return grad_q, grad_k, grad_v, grad_bias.to(bias.dtype), None
+
+
+def fused_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor, scale: float,
+                    dropout_p: float = 0.0) -> torch.Tensor:
+    """Softmax attention through the fused kernel; shapes as in :class:`BiasedAttention`."""
+    bias = bias.to(q.dtype)
+    if dropout_p > 0:  # attention dropout (never in the released configurations): only the reference path has it
+        return naive_attention(q, k, v, bias, scale, dropout_p)
+    if bias.requires_grad and torch.is_grad_enabled():
+        return BiasedAttention.apply(q, k, v, bias, scale)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)
 
 
 def window_partition(x: torch.Tensor, window_size: int) -> torch.Tensor:
@@ -60,6 +113,43 @@ def window_partition(x: torch.Tensor, window_size: int) -> torch.Tensor:
 def window_reverse(windows: torch.Tensor, window_size: int) -> torch.Tensor:
     """(b, h/ws, w/ws, ws*ws, c) -> (b, h, w, c)."""
     return rearrange(windows, 'b nh nw (wh ww) c -> b (nh wh) (nw ww) c', wh=window_size, ww=window_size)
+
+
+class WindowOrder(NamedTuple):
+    """Where the tokens of (b, h, w) images go when laid out window after window, for the fused path.
+
+    ``tokens.flatten(0, 2).index_select(0, index)`` are the windows (nW*b, ws*ws, c) of the image cyclically shifted
+    by -shift, windows ordered (region group, window, batch); ``inverse`` undoes it. ``groups`` lists, per group of
+    windows that share a shift-region mask, the mask's (last_row, last_col) key (``None`` unshifted) and its number of
+    windows times b, so each group is one contiguous batch for the attention kernel.
+    """
+    index: torch.Tensor
+    inverse: torch.Tensor
+    groups: list[tuple[tuple[int, int] | None, int]]
+
+
+def window_order(batch: int, h: int, w: int, window_size: int, shift: int, device: torch.device) -> WindowOrder:
+    """The :class:`WindowOrder` of (batch, h, w) tokens; h and w are multiples of the window size."""
+    ws, nh, nw = window_size, h // window_size, w // window_size
+    arange = partial(torch.arange, device=device)
+    # (mask key, first, end) window rows and columns: with a shift, interior windows need no mask; the last row and
+    # column of windows straddle the wrap-around.
+    rows = [(0, 0, nh - 1), (1, nh - 1, nh)] if shift else [(0, 0, nh)]
+    cols = [(0, 0, nw - 1), (1, nw - 1, nw)] if shift else [(0, 0, nw)]
+    parts, groups = [], []
+    for last_row, row0, row1 in rows:
+        for last_col, col0, col1 in cols:
+            count = (row1 - row0) * (col1 - col0)
+            if not count:
+                continue
+            # Rolling by -shift puts pixel (y + shift) % h at y.
+            pix_rows = (arange(row0, row1)[:, None] * ws + arange(ws) + shift) % h  # window row, pixel row
+            pix_cols = (arange(col0, col1)[:, None] * ws + arange(ws) + shift) % w
+            tokens = (pix_rows[:, None, :, None] * w + pix_cols[None, :, None, :]).reshape(count, 1, ws * ws)
+            parts.append((tokens + arange(batch)[:, None] * (h * w)).flatten())
+            groups.append(((last_row, last_col) if shift else None, count * batch))
+    index = torch.cat(parts)
+    return WindowOrder(index, torch.argsort(index), groups)
 
 
 def relative_position_index_sa(window_size: int) -> torch.Tensor:
@@ -97,6 +187,13 @@ def shift_region_masks(window_size: int, shift_size: int) -> torch.Tensor:
     return masks
 
 
+def shift_window_mask(region_masks: torch.Tensor, nh: int, nw: int) -> torch.Tensor:
+    """The reference's mask of every shifted window, (nh*nw, ws*ws, ws*ws), from the region masks."""
+    last_row = (torch.arange(nh, device=region_masks.device) == nh - 1).long()
+    last_col = (torch.arange(nw, device=region_masks.device) == nw - 1).long()
+    return region_masks[last_row[:, None], last_col[None, :]].flatten(0, 1)
+
+
 class ChannelAttention(nn.Module):
     """Squeeze-and-excitation channel attention: (b, c, h, w) -> (b, c, h, w)."""
 
@@ -129,9 +226,10 @@ class CAB(nn.Module):
 
 
 class WindowAttention(nn.Module):
-    """Multi-head self-attention inside non-overlapping windows, with a relative position bias.
+    """Multi-head self-attention inside (cyclically shifted) windows, with a relative position bias.
 
-    Input (b, nh, nw, ws*ws, c) windows; output the same shape. ``shifted`` windows get the region masks.
+    Normalized image tokens (b, h, w, c) -> attention output (b, h*w, c), in image order; h and w are multiples of
+    the window size. Shifted windows across the wrap-around attend only within their regions, as in the reference.
     """
 
     def __init__(self, dim: int, window_size: tuple[int, int], num_heads: int, qkv_bias: bool = True,
@@ -155,25 +253,55 @@ class WindowAttention(nn.Module):
         n = rpi.shape[0]
         return self.relative_position_bias_table[rpi.reshape(-1)].view(n, n, -1).permute(2, 0, 1)
 
-    def forward(self, x: torch.Tensor, rpi: torch.Tensor, region_masks: torch.Tensor | None = None) -> torch.Tensor:
-        b, nh, nw, n, c = x.shape
-        qkv = self.qkv(x).view(b, nh, nw, n, 3, self.num_heads, c // self.num_heads)
-        q, k, v = qkv.permute(4, 0, 1, 2, 5, 3, 6).unbind(0)  # each b, nh, nw, heads, n, d
-        bias = self.relative_position_bias(rpi)
+    def forward(self, x: torch.Tensor, shift: int, params: dict) -> torch.Tensor:
+        bias = self.relative_position_bias(params['rpi_sa'])
         dropout_p = self.attn_drop if self.training else 0.0
-        if region_masks is None:
-            out = attention(q, k, v, bias, self.scale, self.attn_impl, dropout_p)
+        if self.attn_impl == 'naive':
+            out = self.forward_reference(x, shift, bias, params['shift_mask'] if shift else None, dropout_p)
         else:
-            # Interior windows need only the bias; the last row/column straddle the shift and get a region mask.
-            out = torch.empty_like(q)
-            for last_row, rows in ((0, slice(0, nh - 1)), (1, slice(nh - 1, nh))):
-                for last_col, cols in ((0, slice(0, nw - 1)), (1, slice(nw - 1, nw))):
-                    if rows.stop > rows.start and cols.stop > cols.start:
-                        mask = bias + region_masks[last_row, last_col]
-                        out[:, rows, cols] = attention(q[:, rows, cols], k[:, rows, cols], v[:, rows, cols], mask,
-                                                       self.scale, self.attn_impl, dropout_p)
-        out = out.transpose(-3, -2).reshape(b, nh, nw, n, c)
-        return self.proj_drop(self.proj(out))
+            out = self.forward_fused(x, params['shifted_windows' if shift else 'windows'], bias,
+                                     params['region_masks'], dropout_p)
+        return self.proj_drop(out)
+
+    def forward_fused(self, x: torch.Tensor, order: WindowOrder, bias: torch.Tensor, region_masks: torch.Tensor,
+                      dropout_p: float) -> torch.Tensor:
+        """Gather the windows with one index, attend per group of windows sharing a mask, scatter back."""
+        b, h, w, c = x.shape
+        n, heads = bias.shape[-1], self.num_heads
+        qkv = self.qkv(x.reshape(b * h * w, c).index_select(0, order.index))
+        q, k, v = qkv.view(-1, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4).unbind(0)  # each nW*b, heads, n, d
+        outs, start = [], 0
+        for region, count in order.groups:
+            mask = bias if region is None else bias + region_masks[region]
+            window = slice(start, start + count)
+            out = fused_attention(q[window], k[window], v[window], mask.unsqueeze(0), self.scale, dropout_p)
+            outs.append(out.transpose(1, 2))  # a view of the kernel's (windows, n, heads, d) output
+            start += count
+        out = self.proj(torch.cat(outs).view(-1, c))
+        return out.index_select(0, order.inverse).view(b, h * w, c)
+
+    def forward_reference(self, x: torch.Tensor, shift: int, bias: torch.Tensor, shift_mask: torch.Tensor | None,
+                          dropout_p: float) -> torch.Tensor:
+        """The reference data flow: roll, partition, full attention matrices with the per-window mask, and back."""
+        b, h, w, c = x.shape
+        ws, heads = self.window_size[0], self.num_heads
+        if shift:
+            x = torch.roll(x, shifts=(-shift, -shift), dims=(1, 2))
+        windows = window_partition(x, ws).reshape(-1, ws * ws, c)
+        b_, n, _ = windows.shape
+        q, k, v = self.qkv(windows).reshape(b_, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
+        attn = (q * self.scale) @ k.transpose(-2, -1) + bias.unsqueeze(0)
+        if shift_mask is not None:
+            nw = shift_mask.shape[0]
+            attn = (attn.view(b_ // nw, nw, heads, n, n) + shift_mask.unsqueeze(1).unsqueeze(0)).view(-1, heads, n, n)
+        attn = attn.softmax(dim=-1)
+        if dropout_p > 0:
+            attn = F.dropout(attn, p=dropout_p)
+        windows = self.proj((attn @ v).transpose(1, 2).reshape(b_, n, c))
+        x = window_reverse(windows.view(b, h // ws, w // ws, n, c), ws)
+        if shift:
+            x = torch.roll(x, shifts=(shift, shift), dims=(1, 2))
+        return x.reshape(b, h * w, c)
 
 
 class HAB(nn.Module):
@@ -200,23 +328,14 @@ class HAB(nn.Module):
         self.norm2 = norm_layer(dim)
         self.mlp = Mlp(in_features=dim, hidden_features=int(dim * mlp_ratio), act_layer=act_layer, drop=drop)
 
-    def forward(self, x: torch.Tensor, x_size: tuple[int, int], rpi_sa: torch.Tensor,
-                region_masks: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, x_size: tuple[int, int], params: dict) -> torch.Tensor:
         h, w = x_size
         b, _, c = x.shape
         shortcut = x
         x = self.norm1(x).view(b, h, w, c)
+        # (b, h, w, c) permuted is a channels_last (b, c, h, w): the convs run on it without copies.
         conv_x = self.conv_block(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1).reshape(b, h * w, c)
-
-        shift = self.shift_size
-        if shift:
-            x = torch.roll(x, shifts=(-shift, -shift), dims=(1, 2))
-        windows = self.attn(window_partition(x, self.window_size), rpi_sa, region_masks if shift else None)
-        x = window_reverse(windows, self.window_size)
-        if shift:
-            x = torch.roll(x, shifts=(shift, shift), dims=(1, 2))
-        attn_x = x.reshape(b, h * w, c)
-
+        attn_x = self.attn(x, self.shift_size, params)
         x = shortcut + self.drop_path(attn_x) + conv_x * self.conv_scale
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
@@ -246,28 +365,50 @@ class OCAB(nn.Module):
         self.norm2 = norm_layer(dim)
         self.mlp = Mlp(in_features=dim, hidden_features=int(dim * mlp_ratio), act_layer=nn.GELU)
 
-    def forward(self, x: torch.Tensor, x_size: tuple[int, int], rpi: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, x_size: tuple[int, int], params: dict) -> torch.Tensor:
         h, w = x_size
         b, _, c = x.shape
-        ws, ows, heads = self.window_size, self.overlap_win_size, self.num_heads
+        n, m = self.window_size**2, self.overlap_win_size**2
+        rpi = params['rpi_oca']
+        bias = self.relative_position_bias_table[rpi.reshape(-1)].view(n, m, -1).permute(2, 0, 1)  # heads, n, m
         shortcut = x
-        qkv = self.qkv(self.norm1(x)).view(b, h, w, 3, c)
-        q = window_partition(qkv[..., 0, :], ws)  # b, nh, nw, ws*ws, c
-        q = rearrange(q, 'b nh nw n (heads d) -> b nh nw heads n d', heads=heads)
-
-        # Overlapping windows of keys/values: zero-pad by half the overlap, then slide an ows window with stride ws.
-        kv = qkv[..., 1:, :].permute(0, 3, 4, 1, 2)  # b, 2, c, h, w
-        pad = (ows - ws) // 2
-        kv = F.pad(kv, (pad, pad, pad, pad))
-        kv = kv.unfold(3, ows, ws).unfold(4, ows, ws)  # b, 2, c, nh, nw, ows, ows
-        k, v = rearrange(kv, 'b two (heads d) nh nw oh ow -> two b nh nw heads (oh ow) d', heads=heads)
-
-        n = ws * ws
-        bias = self.relative_position_bias_table[rpi.reshape(-1)].view(n, ows * ows, -1).permute(2, 0, 1)
-        out = attention(q, k, v, bias, self.scale, self.attn_impl)
-        x = window_reverse(rearrange(out, 'b nh nw heads n d -> b nh nw n (heads d)'), ws).reshape(b, h * w, c)
+        x = self.norm1(x).view(b, h, w, c)
+        if self.attn_impl == 'naive':
+            x = self.attend_reference(x, bias)
+        else:
+            x = self.attend_fused(x, params['windows'], bias)
         x = self.proj(x) + shortcut
         return x + self.mlp(self.norm2(x))
+
+    def attend_fused(self, x: torch.Tensor, order: WindowOrder, bias: torch.Tensor) -> torch.Tensor:
+        """(b, h, w, c) -> (b, h*w, c): queries gathered into windows; keys and values projected in image order, then
+        cut into overlapping windows (zero-padded views, one copy)."""
+        b, h, w, c = x.shape
+        ws, ows, heads = self.window_size, self.overlap_win_size, self.num_heads
+        weight, qkv_bias = self.qkv.weight, self.qkv.bias
+        q = F.linear(x.reshape(-1, c).index_select(0, order.index), weight[:c],
+                     None if qkv_bias is None else qkv_bias[:c])
+        q = q.view(-1, ws * ws, heads, c // heads).transpose(1, 2)  # nW*b, heads, n, d
+        kv = F.linear(x, weight[c:], None if qkv_bias is None else qkv_bias[c:])  # b, h, w, 2c
+        pad = (ows - ws) // 2
+        kv = F.pad(kv, (0, 0, pad, pad, pad, pad)).unfold(1, ows, ws).unfold(2, ows, ws)  # b, nh, nw, 2c, ows, ows
+        kv = rearrange(kv, 'b nh nw c oh ow -> (nh nw b) (oh ow) c')  # windows in the order of `order` (unshifted)
+        k, v = kv.view(-1, ows * ows, 2, heads, c // heads).permute(2, 0, 3, 1, 4).unbind(0)  # each nW*b, heads, m, d
+        out = fused_attention(q, k, v, bias.unsqueeze(0), self.scale)
+        return out.transpose(1, 2).reshape(-1, c).index_select(0, order.inverse).view(b, h * w, c)
+
+    def attend_reference(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """(b, h, w, c) -> (b, h*w, c), the reference data flow: ``nn.Unfold`` key/value windows, full attention."""
+        b, h, w, c = x.shape
+        ws, ows, heads = self.window_size, self.overlap_win_size, self.num_heads
+        qkv = self.qkv(x).reshape(b, h, w, 3, c).permute(3, 0, 4, 1, 2)  # 3, b, c, h, w
+        q = window_partition(qkv[0].permute(0, 2, 3, 1), ws).reshape(-1, ws * ws, c)
+        kv = F.unfold(torch.cat((qkv[1], qkv[2]), dim=1), kernel_size=ows, stride=ws, padding=(ows - ws) // 2)
+        k, v = rearrange(kv, 'b (two c oh ow) nw -> two (b nw) (oh ow) c', two=2, c=c, oh=ows, ow=ows).contiguous()
+        split = lambda t: t.reshape(t.shape[0], t.shape[1], heads, c // heads).permute(0, 2, 1, 3)
+        out = naive_attention(split(q), split(k), split(v), bias.unsqueeze(0), self.scale)
+        out = out.transpose(1, 2).reshape(b, h // ws, w // ws, ws * ws, c)
+        return window_reverse(out, ws).reshape(b, h * w, c)
 
 
 class AttenBlocks(nn.Module):
@@ -301,10 +442,10 @@ class AttenBlocks(nn.Module):
             return checkpoint(block, *args, use_reentrant=False)
         return block(*args)
 
-    def forward(self, x: torch.Tensor, x_size: tuple[int, int], params: dict[str, torch.Tensor]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, x_size: tuple[int, int], params: dict) -> torch.Tensor:
         for block in self.blocks:
-            x = self._run(block, x, x_size, params['rpi_sa'], params['region_masks'])
-        return self._run(self.overlap_attn, x, x_size, params['rpi_oca'])
+            x = self._run(block, x, x_size, params)
+        return self._run(self.overlap_attn, x, x_size, params)
 
 
 def residual_conv(dim: int, resi_connection: str) -> nn.Module:
@@ -361,7 +502,7 @@ class RHAG(nn.Module):
         self.patch_embed = PatchEmbed(dim)
         self.patch_unembed = PatchUnEmbed()
 
-    def forward(self, x: torch.Tensor, x_size: tuple[int, int], params: dict[str, torch.Tensor]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, x_size: tuple[int, int], params: dict) -> torch.Tensor:
         y = self.patch_unembed(self.residual_group(x, x_size, params), x_size)
         return self.patch_embed(self.conv(y)) + x
 
@@ -489,6 +630,7 @@ class HAT(nn.Module):
                         upscale, upsampler, resi_connection, patch_size, attn_impl)
         num_feat = 64
         self.in_chans = in_chans
+        self.attn_impl = attn_impl
         self.window_size = window_size
         self.shift_size = window_size // 2
         self.overlap_ratio = overlap_ratio
@@ -565,12 +707,20 @@ class HAT(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Deep features: (b, embed_dim, h, w) -> (b, embed_dim, h, w); h, w multiples of the window size."""
-        x_size = (x.shape[2], x.shape[3])
+        b, _, h, w = x.shape
+        x_size = (h, w)
+        ws = self.window_size
         params = {
             'rpi_sa': self.relative_position_index_SA,
             'rpi_oca': self.relative_position_index_OCA,
             'region_masks': self.region_masks,
         }
+        # What the blocks share, made once per forward: the window layouts, or the reference's per-window mask.
+        if self.attn_impl == 'naive':
+            params['shift_mask'] = shift_window_mask(self.region_masks, h // ws, w // ws)
+        else:
+            params['windows'] = window_order(b, h, w, ws, 0, x.device)
+            params['shifted_windows'] = window_order(b, h, w, ws, self.shift_size, x.device)
         x = self.pos_drop(self.patch_embed(x))
         for layer in self.layers:
             x = layer(x, x_size, params)
