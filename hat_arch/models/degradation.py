@@ -79,7 +79,7 @@ class OnDeviceDegradation:
     """
 
     def init_degradation(self) -> None:
-        self.jpeger = ContiguousDiffJPEG(differentiable=False).to(self.device)  # JPEG artifacts with a random quality per image
+        self.jpeger = ContiguousDiffJPEG(differentiable=False).to(self.device)  # JPEG with a quality per image
         self.usm_sharpener = USMSharp().to(self.device)  # unsharp-masked (sharper) targets
         self.queue_size = self.opt.get('queue_size', 180)
 
