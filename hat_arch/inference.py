@@ -14,22 +14,26 @@ import torch.nn.functional as F
 Network = Callable[[torch.Tensor], torch.Tensor]
 
 
+def reflect_index(size: int | torch.Tensor, target: int | torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Source index of each of ``target`` positions of an axis of ``size`` samples reflected past its end as often as
+    needed: 0 1 .. size-1 size-2 .. 1 0 1 ..; a single sample repeats."""
+    period = torch.as_tensor(2 * (size - 1), device=device).clamp(min=1)
+    index = torch.arange(target, device=device) % period
+    return torch.minimum(index, period - index)
+
+
 def reflect_pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     """Pad (b, c, h, w) on the bottom and right with reflection up to a multiple of ``multiple``.
 
-    Inputs smaller than the padding are reflected repeatedly (one reflection pads at most size-1); a single row or
-    column is replicated.
+    Inputs smaller than the padding are reflected repeatedly; a single row or column is replicated. Index arithmetic
+    rather than a loop over sizes, so a traced export (ONNX) stays valid for every input size.
     """
-    target_h = math.ceil(x.shape[-2] / multiple) * multiple
-    target_w = math.ceil(x.shape[-1] / multiple) * multiple
-    while x.shape[-2] < target_h or x.shape[-1] < target_w:
-        cur_h, cur_w = x.shape[-2:]
-        pad_h, pad_w = target_h - cur_h, target_w - cur_w
-        if (pad_h and cur_h == 1) or (pad_w and cur_w == 1):
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode='replicate')
-        else:
-            x = F.pad(x, (0, min(pad_w, cur_w - 1), 0, min(pad_h, cur_h - 1)), mode='reflect')
-    return x
+    h, w = x.shape[-2:]
+    pad_h, pad_w = -h % multiple, -w % multiple
+    if not (pad_h or pad_w):
+        return x
+    x = x.index_select(-2, reflect_index(h, h + pad_h, x.device))
+    return x.index_select(-1, reflect_index(w, w + pad_w, x.device))
 
 
 def _tile_starts(size: int, tile: int) -> list[int]:
