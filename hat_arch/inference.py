@@ -5,11 +5,9 @@ test), by the ``hat-sr`` command and by the Python API.
 """
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
 Network = Callable[[torch.Tensor], torch.Tensor]
 
