@@ -32,6 +32,30 @@ def _fix_functional_tensor() -> None:
     sys.modules[name] = shim
 
 
+class _LooseVersion:
+    """distutils' LooseVersion for the comparisons BasicSR makes (library versions), on packaging's Version."""
+
+    def __init__(self, vstring: str):
+        self.vstring = str(vstring)
+        self.version = self._parse(self.vstring)
+
+    @staticmethod
+    def _parse(vstring: str):
+        from packaging.version import Version
+
+        return Version(vstring.split('+')[0])
+
+    def _other(self, other):
+        return other.version if isinstance(other, _LooseVersion) else self._parse(str(other))
+
+    def __lt__(self, other): return self.version < self._other(other)
+    def __le__(self, other): return self.version <= self._other(other)
+    def __gt__(self, other): return self.version > self._other(other)
+    def __ge__(self, other): return self.version >= self._other(other)
+    def __eq__(self, other): return self.version == self._other(other)
+    def __repr__(self): return f'LooseVersion({self.vstring!r})'
+
+
 def _fix_distutils() -> None:
     # Symptom: on Python >= 3.12 `import basicsr` dies with "No module named 'distutils'"
     # (basicsr.archs.arch_util does `from distutils.version import LooseVersion`; distutils left the stdlib).
@@ -42,31 +66,21 @@ def _fix_distutils() -> None:
         return
     except ImportError:
         pass
-    from packaging.version import Version
-
-    class LooseVersion:
-        """The comparisons BasicSR makes (torch versions), on top of packaging's Version."""
-
-        def __init__(self, vstring: str):
-            self.vstring = str(vstring)
-            self.version = Version(self.vstring.split('+')[0])
-
-        def _other(self, other):
-            return other.version if isinstance(other, LooseVersion) else Version(str(other).split('+')[0])
-
-        def __lt__(self, other): return self.version < self._other(other)
-        def __le__(self, other): return self.version <= self._other(other)
-        def __gt__(self, other): return self.version > self._other(other)
-        def __ge__(self, other): return self.version >= self._other(other)
-        def __eq__(self, other): return self.version == self._other(other)
-        def __repr__(self): return f'LooseVersion({self.vstring!r})'
-
     distutils = sys.modules.get('distutils') or types.ModuleType('distutils')
     version = types.ModuleType('distutils.version')
-    version.LooseVersion = LooseVersion
+    version.LooseVersion = _LooseVersion
     distutils.version = version
     sys.modules.setdefault('distutils', distutils)
     sys.modules['distutils.version'] = version
+
+
+def _fix_loose_version_warning() -> None:
+    # Symptom: "DeprecationWarning: distutils Version classes are deprecated" on every forward of BasicSR's
+    # DCNv2Pack (arch_util compares torchvision versions with setuptools' deprecated distutils LooseVersion).
+    from basicsr.archs import arch_util
+
+    if getattr(arch_util, 'LooseVersion', _LooseVersion) is not _LooseVersion:
+        arch_util.LooseVersion = _LooseVersion
 
 
 def _fix_scipy_filters() -> None:
@@ -193,6 +207,7 @@ def apply() -> None:
     _fix_functional_tensor()
     _fix_distutils()
     _fix_scipy_filters()
+    _fix_loose_version_warning()
     _fix_load_resume_state()
     _fix_init_dist()
     _fix_ddp_on_cpu()

@@ -51,4 +51,4 @@ def test_pipeline(root_path: str, argv: list[str], prog: str = 'basicsr test') -
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(main(prog=f'python -m {__spec__.name}'))

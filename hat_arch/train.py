@@ -188,4 +188,4 @@ def _prefetcher(loader, opt: dict, logger: logging.Logger):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(main(prog=f'python -m {__spec__.name}'))

@@ -1,12 +1,14 @@
 """The log file of one run, written by BasicSR's 'basicsr' logger on rank 0.
 
-BasicSR's ``get_root_logger`` attaches a file only the first time it is called in a process: a run started after
-anything else logged (another run, a test, a notebook cell) would log to no file, or to the previous run's.
+BasicSR's ``get_root_logger`` sets its handlers up only the first time it is called in a process: a run started
+after anything else logged (another run, a test, a notebook cell) would log to no file, or to the previous run's,
+and to the stderr of that time.
 """
 from __future__ import annotations
 
 import logging
 import os
+import sys
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -20,6 +22,9 @@ FORMAT = '%(asctime)s %(levelname)s: %(message)s'  # BasicSR's
 def run_log(log_file: str) -> Iterator[logging.Logger]:
     """The 'basicsr' logger, writing to ``log_file`` (rank 0) until the block ends."""
     logger = get_root_logger(logger_name='basicsr', log_level=logging.INFO, log_file=log_file)
+    for console in logger.handlers:
+        if type(console) is logging.StreamHandler:  # to this run's stderr (the first run's may be closed)
+            console.stream = sys.stderr
     handler = None
     if get_dist_info()[0] == 0:
         logger.setLevel(logging.INFO)

@@ -1,10 +1,12 @@
 """Validation during training and in ``basicsr test``, spread over the processes when there are several.
 
-BasicSR's ``SRModel.dist_validation`` runs everything on rank 0 while the other processes wait. For SRModel and its
-subclasses (HATModel, Real-ESRGAN models, ...) each process here validates every ``world_size``-th image with the
-model's own ``nondist_validation``, and the per-image metric averages are combined exactly; rank 0 logs them. Models
-with their own ``dist_validation`` (video models) use it. Validation never changes the random states training
-continues from, and runs on the networks without their DDP wrapper (whose forward would start collectives).
+BasicSR's ``SRModel.dist_validation`` runs everything on rank 0 while the other processes wait. During training, for
+SRModel and its subclasses (HATModel, Real-ESRGAN models, ...) each process here validates every ``world_size``-th
+image with the model's own ``nondist_validation``, and the per-image metric averages are combined exactly; rank 0
+logs them. Models with their own ``dist_validation`` (video models) use it; ``basicsr test`` keeps SRModel's rank-0
+validation (a model may record per-set test results, e.g. HATModel's metrics.json). Validation never changes the
+random states training continues from, and runs on the networks without their DDP wrapper (whose forward would
+start collectives on one process only).
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ def validate(model, loaders: list[DataLoader], current_iter, tb_logger, save_img
     """Validate ``model`` on each loader; metrics are logged (and sent to ``tb_logger``) once."""
     with preserved_rng(), bare_networks(model):
         for loader in loaders:
-            if is_distributed() and type(model).dist_validation is SRModel.dist_validation:
+            if is_distributed() and model.is_train and type(model).dist_validation is SRModel.dist_validation:
                 _sharded_validation(model, loader, current_iter, tb_logger, save_img)
             else:
                 model.validation(loader, current_iter, tb_logger, save_img)

@@ -1,0 +1,130 @@
+"""``basicsr train|test`` and ``python -m hat_arch.train|test``: BasicSR's flags, the current folder as root, and
+one-line errors for bad option files."""
+from __future__ import annotations
+
+import re
+import runpy
+import sys
+
+import pytest
+import torch
+import yaml
+
+from hat_arch.cli import basicsr_main
+from hat_arch.training.options import build_parser
+from tests.training.tiny import one_thread, read_log, tiny_options, write_options
+
+
+def test_train_then_test_in_a_fresh_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_options(tmp_path, tiny_options('tiny', total_iter=5, save_every=2, validate_every=2))
+    with one_thread():  # the option file says 5 iterations; --force_yml makes it 2
+        assert basicsr_main(['train', '-opt', 'tiny.yml', '--force_yml', 'train:total_iter=2']) == 0
+    experiment = tmp_path / 'experiments' / 'tiny'
+    log = read_log(experiment)
+    assert re.search(r'iter:\s+2, lr', log) and not re.search(r'iter:\s+3, lr', log)
+    assert re.search(r'Validation Set5\s+# psnr: \d+\.\d{4}', log)
+    assert 'World size: 1 process(es)' in log and 'Batch size per process: 2 (total 2)' in log
+    latest = torch.load(experiment / 'models' / 'net_g_latest.pth', weights_only=True)
+    assert set(latest) == {'params', 'params_ema'}
+
+    opt = tiny_options()
+    test_opt = {'name': 'tiny_test', 'model_type': 'HATModel', 'scale': 4, 'num_gpu': 0,
+                'network_g': opt['network_g'], 'datasets': {'test_1': opt['datasets']['val']}, 'val': opt['val'],
+                'path': {'pretrain_network_g': 'experiments/tiny/models/net_g_latest.pth', 'param_key_g': 'params_ema'}}
+    write_options(tmp_path, test_opt, 'test.yml')
+    with one_thread():
+        assert basicsr_main(['test', '-opt', 'test.yml']) == 0
+    test_log = next((tmp_path / 'results' / 'tiny_test').glob('test_tiny_test_*.log')).read_text()
+    assert re.findall(r'# psnr: (\d+\.\d+)', test_log)[0] == re.findall(r'# psnr: (\d+\.\d+)', log)[-1]
+
+
+@pytest.mark.parametrize('flags', [['--local-rank', '3'], ['--local_rank=3'], ['--local-rank=3']])
+def test_both_local_rank_spellings(flags):
+    args = build_parser('basicsr train', True).parse_args(['-opt', 'x.yml', '--launcher', 'pytorch', *flags])
+    assert args.local_rank == 3 and args.launcher == 'pytorch'
+
+
+def test_basicsr_flags():
+    args = build_parser('basicsr train', True).parse_args(
+        ['-opt', 'x.yml', '--auto_resume', '--debug', '--force_yml', 'train:ema_decay=0.9', 'name=y'])
+    assert args.auto_resume and args.debug and args.force_yml == ['train:ema_decay=0.9', 'name=y']
+    with pytest.raises(SystemExit):
+        build_parser('basicsr train', True).parse_args(['-opt', 'x.yml', '--launcher', 'mpi'])
+
+
+def bad_option_cases():
+    good = tiny_options()
+    cases = {
+        'missing': (None, [], r"option file .*nothere\.yml does not exist"),
+        'typo': ({**good, 'trian': {}}, [], r"unknown top-level key 'trian' \(did you mean 'train'\?\)"),
+        'yaml': ('name: [unclosed', [], r'tiny\.yml is not readable YAML: '),
+        'scalar': ('just text', [], r'tiny\.yml holds no options'),
+        'required': ({k: v for k, v in good.items() if k != 'num_gpu'}, [], r'missing required key\(s\) num_gpu'),
+        'nested': ({**good, 'logger': {'print_freq': 1}}, [], r'missing required key logger: save_checkpoint_freq'),
+        'phase': ({**good, 'datasets': {**good['datasets'], 'tset': {}}}, [], r"datasets: unknown phase 'tset'"),
+        'force_yml': (good, ['--force_yml', 'trainn:ema_decay=0.9'], r'--force_yml trainn:ema_decay=0\.9: .* no trainn'),
+        'force_syntax': (good, ['--force_yml', 'train:ema_decay'], r'expected KEY=VALUE'),
+        'dist_params': ({**good, 'dist_params': {'backend': 'gloo', 'prot': 1}}, [], r'unknown key dist_params: prot'),
+    }
+    if not torch.cuda.is_available():
+        cases['gpu'] = ({**good, 'num_gpu': 1}, [], r'num_gpu is 1 but no GPU is visible')
+    return cases
+
+
+@pytest.mark.parametrize('case', list(bad_option_cases()))
+def test_bad_option_files_are_one_line_errors(case, tmp_path, monkeypatch, capsys):
+    content, flags, message = bad_option_cases()[case]
+    monkeypatch.chdir(tmp_path)
+    name = 'nothere.yml' if content is None else 'tiny.yml'
+    if content is not None:
+        (tmp_path / name).write_text(content if isinstance(content, str) else yaml.safe_dump(content))
+    assert basicsr_main(['train', '-opt', name, *flags]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith('error: ') and re.search(message, err), err
+    assert not (tmp_path / 'experiments').exists()
+
+
+def test_test_needs_a_val_section(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    opt = tiny_options()
+    write_options(tmp_path, {k: opt[k] for k in ('name', 'model_type', 'num_gpu', 'datasets', 'path', 'network_g')})
+    assert basicsr_main(['test', '-opt', 'tiny.yml']) == 2
+    assert re.fullmatch(r'error: option file tiny\.yml: missing required key\(s\) val\n', capsys.readouterr().err)
+
+
+@pytest.mark.parametrize('launcher, environment, message', [
+    ('none', {'WORLD_SIZE': '2'}, r'one of 2 processes .* add --launcher pytorch'),
+    ('pytorch', {}, r'--launcher pytorch needs the environment torchrun sets'),
+])
+def test_launcher_mismatch_is_a_one_line_error(tmp_path, monkeypatch, capsys, launcher, environment, message):
+    for name in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    write_options(tmp_path, tiny_options())
+    assert basicsr_main(['train', '-opt', 'tiny.yml', '--launcher', launcher]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and re.search(message, err), err
+
+
+def test_unwritable_root_is_reported(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / 'experiments').write_text('not a folder')
+    write_options(tmp_path, tiny_options())
+    assert basicsr_main(['train', '-opt', 'tiny.yml']) == 2
+    err = capsys.readouterr().err
+    assert re.fullmatch(r'error: cannot create the experiment folder .*experiments/tiny: .*Not a directory.*\n', err)
+
+
+@pytest.mark.parametrize('module', ['hat_arch.train', 'hat_arch.test'])
+def test_python_m_entry_points(module, monkeypatch, capsys):
+    monkeypatch.setattr(sys, 'argv', [module, '--help'])
+    monkeypatch.delitem(sys.modules, module, raising=False)  # as under `python -m`: not imported before
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_module(module, run_name='__main__')
+    assert exit_info.value.code == 0
+    help_text = capsys.readouterr().out
+    for flag in ('-opt', '--launcher', '--auto_resume', '--debug', '--local_rank', '--local-rank', '--force_yml'):
+        assert flag in help_text

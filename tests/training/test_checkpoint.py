@@ -1,0 +1,95 @@
+"""Atomic checkpoints: a kill or a full disk at any instant leaves the previous checkpoint intact and loadable."""
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import time
+
+import pytest
+import torch
+
+from hat_arch.errors import HatError
+from hat_arch.train import main
+from hat_arch.training import checkpoint
+from hat_arch.training.checkpoint import CheckpointError, atomic_save, check_writable, remove_temporary_files
+from tests.training.tiny import one_thread, tiny_options, write_options
+
+
+def snapshot(step: int) -> dict:
+    return {'step': step, 'values': torch.full((1 << 19,), float(step))}
+
+
+def test_kill_during_saves_never_leaves_a_torn_file(tmp_path):
+    path = tmp_path / 'net_g_latest.pth'
+    snapshots = [snapshot(0), snapshot(1)]  # built here: a forked child must not start torch's thread pool
+    for delay in (0.05, 0.13, 0.31):
+        pid = os.fork()
+        if pid == 0:  # the child saves without pause until it is killed
+            try:
+                for step in range(10**6):
+                    atomic_save(snapshots[step % 2], str(path))
+            finally:
+                os._exit(1)
+        deadline = time.time() + 60
+        while not path.exists() and time.time() < deadline:
+            time.sleep(0.01)
+        time.sleep(delay)
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        saved = torch.load(path, weights_only=True)
+        assert torch.equal(saved['values'], torch.full_like(saved['values'], saved['step']))
+        remove_temporary_files(str(tmp_path))
+        assert [p.name for p in tmp_path.iterdir()] == ['net_g_latest.pth']
+
+
+@pytest.mark.parametrize('failure', ['fsync', 'write'])
+def test_failed_save_keeps_the_previous_file(tmp_path, monkeypatch, failure):
+    path = tmp_path / '4.state'
+    atomic_save(snapshot(1), str(path))
+    if failure == 'fsync':
+        monkeypatch.setattr(os, 'fsync', lambda fd: (_ for _ in ()).throw(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))))
+    else:  # torch reports a failed write as a RuntimeError after writing part of the file
+        def torn_save(obj, file):
+            file.write(b'PK\x03\x04 partial')
+            raise RuntimeError('[enforce fail at inline_container.cc:603] . unexpected pos 64 vs 0')
+        monkeypatch.setattr(torch, 'save', torn_save)
+    with pytest.raises(CheckpointError, match=r'cannot write .*4\.state: .*MiB free there\); the previous checkpoints'):
+        atomic_save(snapshot(2), str(path))
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=True)['step'] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ['4.state']
+
+
+def test_full_disk_during_training_stops_with_the_last_checkpoint_intact(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    yml = write_options(tmp_path, tiny_options('full', total_iter=6, save_every=2, validate_every=None))
+    real_save, calls = torch.save, []
+
+    def save_until_full(obj, file):
+        calls.append(file)
+        if len(calls) > 2:  # net_g_2.pth and 2.state fit; net_g_4.pth does not
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_save(obj, file)
+
+    monkeypatch.setattr(checkpoint.torch, 'save', save_until_full)
+    with one_thread():
+        assert main(['-opt', str(yml)]) == 2
+    monkeypatch.undo()
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith('error: cannot write ') and 'net_g_4.pth: No space left on device' in error
+    experiment = tmp_path / 'experiments' / 'full'
+    assert sorted(p.name for p in (experiment / 'models').iterdir()) == ['net_g_2.pth']
+    assert sorted(p.name for p in (experiment / 'training_states').iterdir()) == ['2.state']
+    assert torch.load(experiment / 'training_states' / '2.state', weights_only=True)['iter'] == 2
+
+
+def test_check_writable_reports_the_folder(tmp_path):
+    blocker = tmp_path / 'experiments'
+    blocker.write_text('a file where the experiment folder should be')
+    with pytest.raises(HatError, match=r'experiment folder .*experiments/x/models is not writable: Not a directory'):
+        check_writable(str(blocker / 'x' / 'models'))
+    with pytest.raises(HatError, match=r'not enough free space for checkpoints in .* MiB free'):
+        check_writable(str(tmp_path / 'ok'), needed_bytes=1 << 62)
+    check_writable(str(tmp_path / 'ok'), needed_bytes=1)
+    assert list((tmp_path / 'ok').iterdir()) == []

@@ -1,0 +1,92 @@
+"""The pieces of exact resumption: the newest complete state, random states, the sampler's position in an epoch."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+from basicsr.data.data_sampler import EnlargedSampler
+
+from hat_arch.errors import HatError
+from hat_arch.training.resume import find_complete_state, load_resume_state
+from hat_arch.training.rng import get_rng_state, preserved_rng, set_rng_state
+from hat_arch.training.sampler import ResumableSampler
+
+
+def draws() -> tuple:
+    return random.random(), np.random.rand(3).tolist(), torch.rand(3).tolist(), np.random.randn()
+
+
+def test_rng_state_round_trip_through_a_weights_only_file(tmp_path):
+    np.random.randn()  # leaves a cached gaussian in numpy's state
+    torch.save(get_rng_state(), tmp_path / 'rng.state')
+    expected = draws()
+    set_rng_state(torch.load(tmp_path / 'rng.state', weights_only=True))
+    assert draws() == expected
+    with preserved_rng():
+        draws()
+    after = get_rng_state()
+    assert draws() != expected
+    set_rng_state(after)
+
+
+def test_sampler_starts_part_way_through_an_epoch():
+    dataset = list(range(7))
+    reference, sampler = EnlargedSampler(dataset, 2, 1, ratio=3), ResumableSampler(dataset, 2, 1, ratio=3)
+    for epoch in (0, 5):
+        reference.set_epoch(epoch)
+        sampler.set_epoch(epoch)
+        full = list(reference)
+        assert list(sampler) == full and len(full) == 11
+        sampler.set_epoch(epoch, start=4)
+        assert list(sampler) == full[4:] and len(sampler) == 7
+    sampler.set_epoch(1, start=99)
+    assert list(sampler) == [] and len(sampler) == 0
+
+
+def experiment(tmp_path) -> dict:
+    opt = {'name': 'x', 'network_g': {}, 'auto_resume': True,
+           'path': {'models': str(tmp_path / 'models'), 'training_states': str(tmp_path / 'training_states')}}
+    (tmp_path / 'models').mkdir()
+    (tmp_path / 'training_states').mkdir()
+    return opt
+
+
+def save_checkpoint(tmp_path, current_iter: int, network: bool = True) -> None:
+    state = {'epoch': 0, 'iter': current_iter, 'optimizers': [], 'schedulers': []}
+    torch.save(state, tmp_path / 'training_states' / f'{current_iter}.state')
+    if network:
+        torch.save({'params': {'w': torch.ones(1)}}, tmp_path / 'models' / f'net_g_{current_iter}.pth')
+
+
+def test_newest_complete_state_skips_torn_and_orphaned_ones(tmp_path):
+    opt = experiment(tmp_path)
+    assert find_complete_state(opt) == (None, None, [])
+    save_checkpoint(tmp_path, 10)
+    save_checkpoint(tmp_path, 20, network=False)  # its network file is missing
+    save_checkpoint(tmp_path, 30)
+    (tmp_path / 'training_states' / '30.state').write_bytes(b'PK\x03\x04')  # torn by an in-place writer
+    save_checkpoint(tmp_path, 40)
+    (tmp_path / 'models' / 'net_g_40.pth').write_bytes((tmp_path / 'models' / 'net_g_40.pth').read_bytes()[:100])
+    (tmp_path / 'training_states' / 'notes.state').write_text('not a checkpoint name')
+    path, state, skipped = find_complete_state(opt)
+    assert path.endswith('/10.state') and state['iter'] == 10
+    assert [note.split(': ')[0].rsplit('/', 1)[1] for note in skipped] == ['40.state', '30.state', '20.state']
+
+    state = load_resume_state(opt)
+    assert state['iter'] == 10 and opt['path']['resume_state'].endswith('10.state')
+    assert opt['path']['pretrain_network_g'].endswith('net_g_10.pth')  # set by BasicSR's check_resume
+    assert len(state['skipped_states']) == 3
+
+
+def test_explicit_resume_state_that_is_not_one(tmp_path):
+    opt = experiment(tmp_path)
+    opt.update(auto_resume=False)
+    opt['path']['resume_state'] = str(tmp_path / 'missing.state')
+    with pytest.raises(HatError, match=r'cannot read training state .*missing\.state: No such file'):
+        load_resume_state(opt)
+    torch.save({'params': {}}, tmp_path / 'net.pth')
+    opt['path']['resume_state'] = str(tmp_path / 'net.pth')
+    with pytest.raises(HatError, match=r'net\.pth is not a BasicSR training state'):
+        load_resume_state(opt)
