@@ -22,9 +22,9 @@ FORMAT = '%(asctime)s %(levelname)s: %(message)s'  # BasicSR's
 def run_log(log_file: str) -> Iterator[logging.Logger]:
     """The 'basicsr' logger, writing to ``log_file`` (rank 0) until the block ends."""
     logger = get_root_logger(logger_name='basicsr', log_level=logging.INFO, log_file=log_file)
-    for console in logger.handlers:
-        if type(console) is logging.StreamHandler:  # to this run's stderr (the first run's may be closed)
-            console.stream = sys.stderr
+    consoles = {h: h.stream for h in logger.handlers if type(h) is logging.StreamHandler}
+    for console in consoles:  # to this run's stderr (the first run's may be closed by now)
+        console.stream = sys.stderr
     handler = None
     if get_dist_info()[0] == 0:
         logger.setLevel(logging.INFO)
@@ -45,3 +45,5 @@ def run_log(log_file: str) -> Iterator[logging.Logger]:
         if handler is not None:
             logger.removeHandler(handler)
             handler.close()
+        for console, stream in consoles.items():
+            console.stream = stream
