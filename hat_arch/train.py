@@ -78,19 +78,7 @@ def train_loop(opt: dict, model, data, resume_state: dict | None, logger: loggin
     tb_logger = _tb_logger(opt)
     epoch, current_iter, samples_done, rng_states = 0, 0, 0, None
     if resume_state:
-        model.resume_training(resume_state)  # optimizers and schedulers
-        for name, scaler in _grad_scalers(model).items():
-            if name in resume_state.get('grad_scalers', {}):
-                scaler.load_state_dict(resume_state['grad_scalers'][name])
-        epoch, current_iter = resume_state['epoch'], resume_state['iter']
-        samples_done, rng_states = resume_state.get('samples_done', 0), resume_state.get('rng')
-        for note in resume_state.get('skipped_states', []):
-            logger.warning(note)
-        logger.info(f'Resuming training from epoch: {epoch}, iter: {current_iter}.')
-        if rng_states is None or len(rng_states) != opt['world_size']:
-            logger.warning('The training state has no random states for this number of processes: the run continues '
-                           'from there, though not exactly as an uninterrupted run would.')
-            rng_states = None
+        epoch, current_iter, samples_done, rng_states = restore_training_state(model, resume_state, opt, logger)
     guard = NonFiniteGuard(model.optimizers, opt['train'].get('max_nonfinite_steps', DEFAULT_MAX_NONFINITE_STEPS))
     msg_logger = MessageLogger(opt, current_iter, tb_logger)
     prefetcher = _prefetcher(data.loader, opt, logger)
@@ -146,6 +134,24 @@ def train_loop(opt: dict, model, data, resume_state: dict | None, logger: loggin
         validate(model, data.val_loaders, current_iter, tb_logger, opt['val'].get('save_img', False))
     if tb_logger:
         tb_logger.close()
+
+
+def restore_training_state(model, state: dict, opt: dict, logger: logging.Logger) -> tuple[int, int, int, list | None]:
+    """Optimizers, schedulers and gradient scalers from ``state``; its epoch, iteration, position in the epoch
+    (samples, all processes) and per-process random states (None when they cannot be used exactly)."""
+    model.resume_training(state)  # optimizers and schedulers
+    for name, scaler in _grad_scalers(model).items():
+        if name in state.get('grad_scalers', {}):
+            scaler.load_state_dict(state['grad_scalers'][name])
+    for note in state.get('skipped_states', []):
+        logger.warning(note)
+    logger.info(f"Resuming training from epoch: {state['epoch']}, iter: {state['iter']}.")
+    rng_states = state.get('rng')
+    if rng_states is None or len(rng_states) != opt['world_size']:
+        logger.warning('The training state has no random states for this number of processes: the run continues '
+                       'from there, though not exactly as an uninterrupted run would.')
+        rng_states = None
+    return state['epoch'], state['iter'], state.get('samples_done', 0), rng_states
 
 
 def save_checkpoint(model, epoch: int, current_iter: int, samples_done: int) -> None:

@@ -63,7 +63,7 @@ def bad_option_cases():
         'required': ({k: v for k, v in good.items() if k != 'num_gpu'}, [], r'missing required key\(s\) num_gpu'),
         'nested': ({**good, 'logger': {'print_freq': 1}}, [], r'missing required key logger: save_checkpoint_freq'),
         'phase': ({**good, 'datasets': {**good['datasets'], 'tset': {}}}, [], r"datasets: unknown phase 'tset'"),
-        'force_yml': (good, ['--force_yml', 'trainn:ema_decay=0.9'], r'--force_yml trainn:ema_decay=0\.9: .* no trainn'),
+        'force_yml': (good, ['--force_yml', 'trainn:ema_decay=0.9'], r'--force_yml trainn:ema_decay=0\.9: .*no trainn'),
         'force_syntax': (good, ['--force_yml', 'train:ema_decay'], r'expected KEY=VALUE'),
         'dist_params': ({**good, 'dist_params': {'backend': 'gloo', 'prot': 1}}, [], r'unknown key dist_params: prot'),
     }

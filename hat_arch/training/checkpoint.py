@@ -1,4 +1,4 @@
-"""Checkpoints that survive a crash: atomic ``.pth`` / ``.state`` writes and the start-up check of the experiment folder.
+"""Checkpoints that survive a crash: atomic ``.pth`` / ``.state`` writes, and the start-up check of their folder.
 
 BasicSR writes checkpoints in place, so a kill or a full disk during a save leaves a truncated file as the newest
 checkpoint, and it only warns when a save fails. Here every file is written to a hidden temporary file in the same
@@ -109,7 +109,7 @@ def checkpoint_bytes(model) -> int:
 
 @master_only
 def save_network(self, net, net_label: str, current_iter: int, param_key='params') -> None:
-    """BasicSR's ``BaseModel.save_network``, written atomically: ``{param_key: state_dict}`` in ``net_<label>_<iter>.pth``."""
+    """BasicSR's ``BaseModel.save_network``, atomically: ``{param_key: state_dict}`` in ``<label>_<iter>.pth``."""
     nets = net if isinstance(net, list) else [net]
     keys = param_key if isinstance(param_key, list) else [param_key]
     if len(nets) != len(keys):

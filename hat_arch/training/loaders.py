@@ -1,4 +1,4 @@
-"""The train and validation dataloaders of an option file, built with BasicSR's ``build_dataset`` / ``build_dataloader``.
+"""The train and validation dataloaders of an option file, from BasicSR's ``build_dataset`` / ``build_dataloader``.
 
 As in BasicSR's ``create_train_val_dataloader``, except that the train sampler is a :class:`ResumableSampler` and the
 log states the world size and the batch size per process.

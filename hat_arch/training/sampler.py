@@ -1,4 +1,4 @@
-"""BasicSR's EnlargedSampler, able to start an epoch part-way so that a resumed run neither replays nor skips samples."""
+"""BasicSR's EnlargedSampler, able to start an epoch part-way: a resumed run neither replays nor skips samples."""
 from __future__ import annotations
 
 import itertools

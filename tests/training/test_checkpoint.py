@@ -48,7 +48,9 @@ def test_failed_save_keeps_the_previous_file(tmp_path, monkeypatch, failure):
     path = tmp_path / '4.state'
     atomic_save(snapshot(1), str(path))
     if failure == 'fsync':
-        monkeypatch.setattr(os, 'fsync', lambda fd: (_ for _ in ()).throw(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))))
+        def full_disk(descriptor):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        monkeypatch.setattr(os, 'fsync', full_disk)
     else:  # torch reports a failed write as a RuntimeError after writing part of the file
         def torn_save(obj, file):
             file.write(b'PK\x03\x04 partial')
