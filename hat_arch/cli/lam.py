@@ -54,6 +54,13 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _fraction(text: str) -> float:
+    value = _non_negative_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f'expected a number in [0, 1], got {text!r}')
+    return value
+
+
 def build_parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog, description='Local attribution map (Gu & Dong, CVPR 2021) of a super-resolution checkpoint: which '
@@ -72,7 +79,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                         help='Gaussian blur sigma of the baseline (default: %(default)s)')
     parser.add_argument('--kernel-size', type=_odd_int, default=attribution.KERNEL_SIZE,
                         help='blur kernel side, odd (default: %(default)s)')
-    parser.add_argument('--alpha', type=float, default=0.5, help="the input's weight in the figure's blends "
+    parser.add_argument('--alpha', type=_fraction, default=0.5, help="the input's weight in the figure's blends "
                         '(default: %(default)s)')
     parser.add_argument('--batch-size', type=_positive_int, default=1, help='path steps per pass (default: 1)')
     parser.add_argument('--device', default='auto',

@@ -62,10 +62,13 @@ def test_existing_outputs_are_kept_unless_overwrite(checkpoint, small_image, tmp
     assert cv2.imread(str(figure)) is not None and figure.with_suffix('.json').exists()
 
 
-@pytest.mark.parametrize('box, message', [('1,2,3', 'expected x,y,w,h'), ('0,0,0,4', 'expected x,y,w,h')])
-def test_malformed_box_is_refused_by_the_parser(box, message, capsys):
+@pytest.mark.parametrize('option, message', [(['--box', '1,2,3'], 'expected x,y,w,h'),
+                                             (['--box', '0,0,0,4'], 'expected x,y,w,h'),
+                                             (['--kernel-size', '8'], 'expected an odd number'),
+                                             (['--alpha', '1.5'], 'expected a number in [0, 1]')])
+def test_malformed_settings_are_refused_by_the_parser(option, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(['-m', 'x.pth', '-i', 'x.png', '--box', box])
+        main(['-m', 'x.pth', '-i', 'x.png', '--box', '0,0,4,4', *option])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
 
