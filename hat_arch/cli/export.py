@@ -1,0 +1,126 @@
+"""``hat-sr export``: a HAT checkpoint as an ONNX model taking any batch, height and width, checked with onnxruntime.
+
+The graph is traced (TorchScript exporter) with the explicit attention and an input that is not a multiple of the
+window, so the network's own reflect padding and final crop are recorded for every size: the ONNX model takes
+(b, c, h, w) RGB (or gray) in [0, 1] of any size and returns (b, c, h*scale, w*scale), like the PyTorch model.
+(``torch.export``-based ``dynamo=True`` export takes hours for HAT's symbolic shapes.)
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import torch
+
+from hat_arch.errors import HatError
+
+MIN_OPSET = 17
+TOLERANCE = 1e-3
+
+
+def _opset(text: str) -> int:
+    if not text.isdigit() or int(text) < MIN_OPSET:
+        raise argparse.ArgumentTypeError(f'expected an ONNX opset >= {MIN_OPSET}, got {text!r}')
+    return int(text)
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog, description='Export a HAT checkpoint to ONNX with dynamic batch, height and width; verified '
+        f'against PyTorch with onnxruntime (max difference <= {TOLERANCE:g}) when it is installed '
+        "(pip install 'hat_arch[onnx]').")
+    parser.add_argument('-m', '--model', required=True, metavar='CHECKPOINT', help='HAT checkpoint')
+    parser.add_argument('--onnx', required=True, metavar='OUT.onnx', help='ONNX file to write')
+    parser.add_argument('--opset', type=_opset, default=MIN_OPSET, help=f'ONNX opset (default: {MIN_OPSET})')
+    parser.add_argument('--img-range', type=float, default=None,
+                        help='pixel range the network was trained in (default: 1, as the released models)')
+    parser.add_argument('--no-verify', action='store_true', help='skip the onnxruntime comparison')
+    parser.add_argument('--overwrite', action='store_true', help='replace an existing ONNX file')
+    return parser
+
+
+def main(argv: list[str] | None = None, prog: str = 'hat-sr export') -> int:
+    args = build_parser(prog).parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        return _run(args)
+    except HatError as error:
+        print(f'{prog}: error: {error}', file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    from hat_arch.checkpoint import load_model
+
+    target = Path(args.onnx)
+    if target.exists() and not args.overwrite:
+        raise HatError(f'{target} exists; pass --overwrite to replace it')
+    if not target.parent.is_dir() or not os.access(target.parent, os.W_OK):
+        raise HatError(f'output folder {target.parent} does not exist or is not writable')
+    overrides = {} if args.img_range is None else {'img_range': args.img_range}
+    # The explicit attention exports to plain MatMul/Softmax; the fused kernel has no ONNX form for its shapes.
+    model = load_model(args.model, device='cpu', attn_impl='naive', **overrides)
+
+    partial = target.with_name(f'.{target.name}.partial')
+    try:
+        export_onnx(model, partial, args.opset)
+        if args.no_verify:
+            print('not verified (--no-verify)')
+        else:
+            difference = verify_onnx(model, partial)
+            if difference is None:
+                print("not verified: onnxruntime is not installed (pip install 'hat_arch[onnx]')")
+            else:
+                print(f'verified: max |onnxruntime - torch| = {difference:.2e} over several sizes')
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    print(f'wrote {target} ({target.stat().st_size / 2**20:.1f} MiB): input (b, {model.in_chans}, h, w) in [0, 1], '
+          f'{"RGB" if model.in_chans == 3 else "channels as trained"}; output (b, {model.in_chans}, '
+          f'{model.upscale}h, {model.upscale}w)')
+    return 0
+
+
+def export_onnx(model: torch.nn.Module, path: Path, opset: int = MIN_OPSET) -> None:
+    """Trace ``model`` (a HAT with ``attn_impl='naive'``) into an ONNX file with dynamic batch, height and width."""
+    window = model.window_size
+    # Not a multiple of the window in either direction: the padding is traced as done, valid for every size.
+    example = torch.rand(1, model.in_chans, 2 * window + 3, 3 * window + 5)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # tracer and deprecation warnings about shapes as values; verified instead
+        try:
+            torch.onnx.export(model, (example, ), str(path), dynamo=False, opset_version=opset,
+                              input_names=['input'], output_names=['output'],
+                              dynamic_axes={'input': {0: 'batch', 2: 'height', 3: 'width'},
+                                            'output': {0: 'batch', 2: 'out_height', 3: 'out_width'}})
+        except Exception as error:  # the exporter's errors are long; the first line says what failed
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise HatError(f'ONNX export failed: {first}') from None
+
+
+def verify_onnx(model: torch.nn.Module, path: Path, tolerance: float = TOLERANCE) -> float | None:
+    """Largest difference between onnxruntime and PyTorch over a few input sizes (None without onnxruntime); raises
+    HatError above ``tolerance``."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    session = onnxruntime.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+    window = model.window_size
+    largest = 0.0
+    # A multiple of the window, sizes that need padding, and one smaller than a window; a batch of 2.
+    for batch, h, w in ((1, 2 * window, window), (2, window + 3, 2 * window + 1), (1, window // 2 + 1, 3)):
+        x = torch.rand(batch, model.in_chans, h, w)
+        with torch.no_grad():
+            expected = model(x).numpy()
+        got = session.run(None, {'input': x.numpy()})[0]
+        if got.shape != expected.shape:
+            raise HatError(f'ONNX model gives shape {got.shape} for input {tuple(x.shape)}; PyTorch {expected.shape}')
+        difference = float(abs(got - expected).max())
+        if difference > tolerance:
+            raise HatError(f'ONNX model differs from PyTorch by {difference:.2e} (> {tolerance:g}) on input '
+                           f'{tuple(x.shape)}')
+        largest = max(largest, difference)
+    return largest

@@ -1,0 +1,211 @@
+"""``hat-sr upscale``: super-resolve image files with any HAT checkpoint; the network settings come from the weights.
+
+Inputs are files, folders (their images) or glob patterns. Every check that needs no network (output folder writable,
+no two inputs writing one file, outputs that exist) is done before the model loads; an image that cannot be read or
+upscaled is reported by name and the run goes on, exiting 1 with a summary at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from hat_arch.errors import HatError
+from hat_arch.image_io import IMAGE_EXTENSIONS, read_image, write_image
+
+OUTPUT_EXTENSIONS = ('png', 'jpg', 'webp')
+
+
+def _tile(text: str) -> int | str:
+    if text == 'auto':
+        return text
+    if text.isdigit():
+        return int(text)
+    raise argparse.ArgumentTypeError(f"expected 'auto' or a number of pixels (0: no tiles), got {text!r}")
+
+
+def _non_negative_int(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f'expected an integer >= 0, got {text!r}')
+    return int(text)
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog, description='Super-resolve images with a HAT or Real-HAT-GAN checkpoint (.pth or .safetensors). '
+        'The network settings are read from the checkpoint; outputs keep the input names, bit depth, gray or colour, '
+        'and alpha.')
+    parser.add_argument('inputs', nargs='+', metavar='INPUT', help='image files, folders (their images) or globs')
+    parser.add_argument('-o', '--output', required=True, metavar='OUTDIR', help='output folder (created if needed)')
+    parser.add_argument('-m', '--model', required=True, metavar='CHECKPOINT', help='HAT checkpoint')
+    parser.add_argument('--tile', type=_tile, default='auto', metavar='N|auto',
+                        help='tile side in input pixels; auto: the largest that fits in free memory, the whole image '
+                        'when it fits; 0: never tile (default: auto)')
+    parser.add_argument('--tile-pad', type=_non_negative_int, default=32, metavar='P',
+                        help='overlapping context around each tile, blended away (default: 32)')
+    parser.add_argument('--device', default='auto', help="'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:1', ...")
+    parser.add_argument('--precision', choices=('fp32', 'bf16', 'fp16'), default='fp32',
+                        help='weights and computation (default: fp32; bf16 or fp16 halve GPU memory)')
+    parser.add_argument('--ensemble', action='store_true', help='x8 self-ensemble (flips and transposes; x8 time)')
+    parser.add_argument('--suffix', default='', help="added to each output name, e.g. '_x4' (default: none)")
+    parser.add_argument('--ext', choices=('auto', *OUTPUT_EXTENSIONS), default='auto',
+                        help="output format; auto: the input's if png, jpg or webp, else png (default: auto)")
+    parser.add_argument('--alpha', choices=('model', 'bicubic'), default='model',
+                        help='how transparency is upscaled: by the network (sharp edges, x2 time) or bicubic '
+                        '(default: model)')
+    parser.add_argument('--img-range', type=float, default=None,
+                        help='pixel range the network was trained in; weights do not show it (default: 1, as the '
+                        'released models)')
+    parser.add_argument('--overwrite', action='store_true', help='replace existing outputs (default: skip them)')
+    return parser
+
+
+def main(argv: list[str] | None = None, prog: str = 'hat-sr upscale') -> int:
+    args = build_parser(prog).parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        return _run(args, prog)
+    except HatError as error:
+        print(f'{prog}: error: {error}', file=sys.stderr)
+        return 2
+
+
+@dataclass
+class Job:
+    source: Path
+    target: Path
+
+
+def _run(args: argparse.Namespace, prog: str) -> int:
+    sources, failures = collect_inputs(args.inputs)
+    out_dir = _writable_folder(Path(args.output))
+    jobs = plan_outputs(sources, out_dir, args.suffix, args.ext)
+    todo = [job for job in jobs if args.overwrite or not job.target.exists()]
+    for job in jobs:
+        if job not in todo:
+            print(f'skip {job.source}: {job.target} exists (--overwrite to replace it)', file=sys.stderr)
+
+    done = 0
+    if todo:
+        from hat_arch.api import upscale
+        from hat_arch.checkpoint import load_model
+
+        overrides = {} if args.img_range is None else {'img_range': args.img_range}
+        model = load_model(args.model, device=args.device, precision=args.precision, **overrides)
+        print(f'{describe(model)} on {next(model.parameters()).device}, {args.precision}', file=sys.stderr)
+        bar = tqdm(todo, unit='image', file=sys.stderr, dynamic_ncols=True)
+        for job in bar:
+            tiles = [1]  # tiles of the last network run, as reported to ``progress``
+            start = time.perf_counter()
+            try:
+                image = read_image(job.source)
+                output = upscale(model, image, tile=args.tile, tile_pad=args.tile_pad, ensemble=args.ensemble,
+                                 alpha=args.alpha, progress=lambda n: tiles.append(-n) if n < 0 else None)
+                write_image(job.target, _for_format(output, job.target))
+            except Exception as error:  # any failure of one image: say which, go on with the rest
+                failures.append(str(job.source))
+                bar.write(f'{prog}: error: {job.source}: {_one_line(error)}', file=sys.stderr)
+                continue
+            seconds = time.perf_counter() - start
+            done += 1
+            bar.set_postfix_str(f'{job.source.name} {seconds:.2f} s')
+            tiled = f' ({tiles[-1]} tiles)' if tiles[-1] > 1 else ''
+            bar.write(f'{job.source} {image.shape[1]}x{image.shape[0]} -> {job.target} '
+                      f'{output.shape[1]}x{output.shape[0]} in {seconds:.2f} s{tiled}', file=sys.stderr)
+        bar.close()
+
+    summary = f'{done} upscaled into {out_dir}'
+    if len(jobs) > len(todo):
+        summary += f', {len(jobs) - len(todo)} skipped (outputs exist)'
+    if failures:
+        summary += f', {len(failures)} failed: ' + ', '.join(failures)
+    print(summary, file=sys.stderr)
+    return 1 if failures else 0
+
+
+def collect_inputs(patterns: list[str]) -> tuple[list[Path], list[str]]:
+    """Image files named by ``patterns`` (files, folders' images, glob matches), in order, without repeats; and the
+    patterns that name nothing, each reported on stderr."""
+    sources: list[Path] = []
+    failures: list[str] = []
+    for pattern in patterns:
+        path = Path(pattern)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        elif path.is_file():
+            found = [path]
+        elif glob.has_magic(pattern):
+            found = sorted(Path(p) for p in glob.glob(pattern, recursive=True)
+                           if Path(p).is_file() and Path(p).suffix.lower() in IMAGE_EXTENSIONS)
+        else:
+            found = []
+        if not found:
+            failures.append(pattern)
+            print(f'error: {pattern}: no such file, or no images there', file=sys.stderr)
+        seen = {p.resolve() for p in sources}
+        sources += [p for p in found if p.resolve() not in seen]
+    if not sources:
+        raise HatError('no images to upscale in ' + ', '.join(patterns))
+    return sources, failures
+
+
+def _writable_folder(folder: Path) -> Path:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise HatError(f'cannot write to output folder {folder}: {error.strerror or error}') from None
+    return folder
+
+
+def plan_outputs(sources: list[Path], out_dir: Path, suffix: str, ext: str) -> list[Job]:
+    """One output per input: its name plus ``suffix``, in ``out_dir``. HatError if two inputs would write one file or
+    an output would replace its own input."""
+    jobs, by_target = [], {}
+    for source in sources:
+        extension = ext if ext != 'auto' else source.suffix.lower().lstrip('.')
+        if extension not in (*OUTPUT_EXTENSIONS, 'jpeg'):
+            extension = 'png'
+        target = out_dir / f'{source.stem}{suffix}.{extension}'
+        if target.resolve() in by_target:
+            raise HatError(f'{by_target[target.resolve()]} and {source} would both be written to {target}; '
+                           'upscale them in separate runs or folders')
+        if target.resolve() == source.resolve():
+            raise HatError(f'the output of {source} would replace it; choose another -o folder or a --suffix')
+        by_target[target.resolve()] = source
+        jobs.append(Job(source, target))
+    return jobs
+
+
+def _for_format(image: np.ndarray, target: Path) -> np.ndarray:
+    """``image`` as ``target``'s format can hold it: PNG keeps 16 bits; JPEG and WebP take 8; JPEG has no alpha."""
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    if channels == 2:  # gray + alpha: OpenCV writes gray, BGR or BGRA
+        image = np.concatenate([np.repeat(image[..., :1], 3, axis=2), image[..., 1:]], axis=2)
+    if target.suffix == '.png':
+        return image
+    if channels in (2, 4) and target.suffix in ('.jpg', '.jpeg'):
+        raise HatError('it has transparency, which JPEG cannot store; use --ext png or webp')
+    if image.dtype == np.uint16:
+        image = np.rint(image / 257.0).astype(np.uint8)
+    return image
+
+
+def describe(model) -> str:
+    """One line of a HAT's detected settings."""
+    depths = [len(layer.residual_group.blocks) for layer in model.layers]
+    blocks = f'{len(depths)} x {depths[0]}' if len(set(depths)) == 1 else str(depths)
+    return (f'HAT x{model.upscale} ({model.upsampler or "no upsampler"}): {model.in_chans} channels, '
+            f'width {model.conv_first.out_channels}, {blocks} blocks, window {model.window_size}')
+
+
+def _one_line(error: Exception) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
