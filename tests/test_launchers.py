@@ -66,6 +66,7 @@ def bad_option_cases():
         'force_yml': (good, ['--force_yml', 'trainn:ema_decay=0.9'], r'--force_yml trainn:ema_decay=0\.9: .*no trainn'),
         'force_syntax': (good, ['--force_yml', 'train:ema_decay'], r'expected KEY=VALUE'),
         'dist_params': ({**good, 'dist_params': {'backend': 'gloo', 'prot': 1}}, [], r'unknown key dist_params: prot'),
+        'mapping': ({**good, 'path': None}, [], r'path must be a mapping of options, got None'),
     }
     if not torch.cuda.is_available():
         cases['gpu'] = ({**good, 'num_gpu': 1}, [], r'num_gpu is 1 but no GPU is visible')

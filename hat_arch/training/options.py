@@ -37,6 +37,7 @@ KNOWN_KEYS = frozenset({
 REQUIRED_KEYS = ('name', 'model_type', 'num_gpu', 'datasets', 'path')
 REQUIRED_TRAIN_KEYS = {'train': ('total_iter',), 'logger': ('print_freq', 'save_checkpoint_freq')}
 DIST_PARAMS = ('backend', 'port')
+MAPPINGS = ('datasets', 'path', 'train', 'val', 'logger', 'dist_params')
 FORCE_YML_ENTRY = re.compile(r'^[\w.-]+(:[\w.-]+)*=')
 
 
@@ -83,7 +84,10 @@ def check_options(opt: dict, path: str, is_train: bool) -> None:
     missing = [key for key in required if key not in opt]
     if missing:
         raise HatError(f'option file {path}: missing required key(s) {", ".join(missing)}')
-    if not isinstance(opt['datasets'], dict) or not opt['datasets']:
+    for key in MAPPINGS:
+        if key in opt and not isinstance(opt[key], dict):
+            raise HatError(f'option file {path}: {key} must be a mapping of options, got {opt[key]!r}')
+    if not opt['datasets'] or not all(isinstance(d, dict) for d in opt['datasets'].values()):
         raise HatError(f'option file {path}: datasets must map phases (train, val, test_1, ...) to datasets')
     if is_train:
         _check_train_options(opt, path)
@@ -100,7 +104,7 @@ def _check_train_options(opt: dict, path: str) -> None:
         raise HatError(f'option file {path}: datasets has no train dataset')
     for section, keys in REQUIRED_TRAIN_KEYS.items():
         for key in keys:
-            if key not in (opt[section] or {}):
+            if key not in opt[section]:
                 raise HatError(f'option file {path}: missing required key {section}: {key}')
     if opt.get('val') and 'val_freq' not in opt['val']:
         raise HatError(f'option file {path}: missing required key val: val_freq')
