@@ -71,9 +71,10 @@ def _split(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.dtype]:
         scale = 1.0
     else:
         raise HatError(f'image dtype {image.dtype} is not supported (uint8, uint16 or float in [0, 1])')
-    image = image.reshape(*image.shape[:2], -1)
     if min(image.shape[:2]) == 0:
         raise HatError(f'image has no pixels: shape {image.shape}')
+    if image.ndim == 2:
+        image = image[..., None]
     planes = image.astype(np.float32) / scale
     if planes.shape[2] in (2, 4):
         return planes[..., :-1], planes[..., -1:], image.dtype

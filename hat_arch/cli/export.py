@@ -8,6 +8,7 @@ window, so the network's own reflect padding and final crop are recorded for eve
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 import warnings
@@ -54,6 +55,8 @@ def main(argv: list[str] | None = None, prog: str = 'hat-sr export') -> int:
 def _run(args: argparse.Namespace) -> int:
     from hat_arch.checkpoint import load_model
 
+    if importlib.util.find_spec('onnx') is None:
+        raise HatError("ONNX export needs the onnx package: pip install 'hat_arch[onnx]'")
     target = Path(args.onnx)
     if target.exists() and not args.overwrite:
         raise HatError(f'{target} exists; pass --overwrite to replace it')

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -83,6 +84,8 @@ class Job:
 
 
 def _run(args: argparse.Namespace, prog: str) -> int:
+    # Unreadable images are reported here, by name, in one line; OpenCV's own log line for them is noise.
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     sources, failures = collect_inputs(args.inputs)
     out_dir = _writable_folder(Path(args.output))
     jobs = plan_outputs(sources, out_dir, args.suffix, args.ext)

@@ -1,0 +1,55 @@
+"""hat-sr export: an ONNX model of any height and width that onnxruntime runs like PyTorch."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hat_arch import HatError
+from hat_arch.checkpoint import load_model
+from hat_arch.cli import hat_sr_main
+from hat_arch.cli.export import verify_onnx
+from tests.conftest import load_golden
+
+onnxruntime = pytest.importorskip('onnxruntime')
+
+
+@pytest.fixture(scope='module')
+def exported(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('export')
+    torch.save({'params_ema': load_golden('tiny_x3')['params']}, folder / 'tiny_x3.pth')
+    code = hat_sr_main(['export', '-m', str(folder / 'tiny_x3.pth'), '--onnx', str(folder / 'tiny_x3.onnx')])
+    return code, folder
+
+
+def test_export_runs_any_size_like_pytorch(exported, capsys):
+    code, folder = exported
+    assert code == 0
+    assert sorted(p.name for p in folder.iterdir()) == ['tiny_x3.onnx', 'tiny_x3.pth']  # no partial file left
+    session = onnxruntime.InferenceSession(str(folder / 'tiny_x3.onnx'), providers=['CPUExecutionProvider'])
+    model = load_model(folder / 'tiny_x3.pth', device='cpu')
+    for shape in [(1, 3, 11, 30), (3, 3, 8, 8), (1, 3, 1, 2)]:  # sizes the export never saw; a batch of 3
+        x = torch.rand(shape)
+        with torch.no_grad():
+            expected = model(x).numpy()
+        got = session.run(None, {'input': x.numpy()})[0]
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
+
+
+def test_verification_catches_a_different_network(exported):
+    _, folder = exported
+    model = load_model(folder / 'tiny_x3.pth', device='cpu')
+    assert verify_onnx(model, folder / 'tiny_x3.onnx') <= 1e-3
+    with torch.no_grad():
+        model.conv_last.bias += 0.01
+    with pytest.raises(HatError, match='differs from PyTorch by 1.0.e-02'):
+        verify_onnx(model, folder / 'tiny_x3.onnx')
+
+
+def test_an_existing_file_is_not_replaced(exported, capsys):
+    _, folder = exported
+    before = (folder / 'tiny_x3.onnx').read_bytes()
+    code = hat_sr_main(['export', '-m', str(folder / 'tiny_x3.pth'), '--onnx', str(folder / 'tiny_x3.onnx')])
+    assert code == 2 and 'exists' in capsys.readouterr().err
+    assert (folder / 'tiny_x3.onnx').read_bytes() == before

@@ -1,0 +1,126 @@
+"""hat-sr upscale end to end with a tiny checkpoint in the released format: formats, skips, bad input, exit codes."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import hat_arch
+from hat_arch.cli import hat_sr_main
+from tests.conftest import DATA, load_golden
+
+HEAD = DATA / 'Set5' / 'LRbicx4' / 'head.png'
+
+
+@pytest.fixture(scope='module')
+def checkpoint(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp('ckpt') / 'tiny_x4.pth'
+    torch.save({'params_ema': load_golden('tiny_x4')['params']}, path)  # as the reference code saves
+    return path
+
+
+def small_head(size=(20, 16)) -> np.ndarray:
+    return cv2.resize(cv2.imread(str(HEAD)), size, interpolation=cv2.INTER_AREA)
+
+
+def upscale(args: list, capsys) -> tuple[int, str]:
+    code = hat_sr_main(['upscale', *map(str, args)])
+    return code, capsys.readouterr().err
+
+
+def test_the_released_format_upscales_like_the_network_with_no_flags(tmp_path, checkpoint, capsys):
+    code, err = upscale([HEAD, '-o', tmp_path / 'out', '-m', checkpoint], capsys)
+    assert code == 0, err
+    assert [p.name for p in (tmp_path / 'out').iterdir()] == ['head.png']
+    out = cv2.imread(str(tmp_path / 'out' / 'head.png'), cv2.IMREAD_UNCHANGED)
+    case = load_golden('tiny_x4')
+    model = hat_arch.HAT(**case['config']).eval()
+    model.load_state_dict(case['params'])
+    rgb = cv2.imread(str(HEAD))[..., ::-1].astype(np.float32) / 255
+    with torch.no_grad():  # the network pads to the window multiple with reflection and crops, as the reference
+        expected = model(torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None])[0].permute(1, 2, 0).numpy()[..., ::-1]
+    assert out.shape == (280, 280, 3) and out.dtype == np.uint8
+    assert np.abs(out / 255.0 - np.clip(expected, 0, 1)).max() <= 1 / 255 + 1e-6
+    assert '1 upscaled' in err and '/image' in err  # the summary, and a tqdm bar
+
+
+def test_formats_depths_and_channels_are_kept_and_a_corrupt_file_is_reported(tmp_path, checkpoint, capsys):
+    inputs = tmp_path / 'in'
+    inputs.mkdir()
+    bgr = small_head()
+    cv2.imwrite(str(inputs / 'colour.png'), bgr)
+    cv2.imwrite(str(inputs / 'deep.png'), bgr.astype(np.uint16) * 257 + 100)
+    cv2.imwrite(str(inputs / 'gray.png'), cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
+    bgra = np.dstack([bgr, np.tile(np.linspace(0, 255, 20, dtype=np.uint8), (16, 1))])
+    cv2.imwrite(str(inputs / 'alpha.png'), bgra)
+    cv2.imwrite(str(inputs / 'photo.jpg'), bgr)
+    (inputs / 'broken.png').write_bytes(b'\x89PNG\r\n\x1a\n' + b'\0' * 40)
+    (inputs / 'notes.txt').write_text('not an image')  # folders give their images only
+
+    code, err = upscale([inputs, '-o', tmp_path / 'out', '-m', checkpoint, '--suffix', '_x4'], capsys)
+    assert code == 1
+    assert 'broken.png' in err and '5 upscaled' in err and '1 failed' in err
+    read = lambda name: cv2.imread(str(tmp_path / 'out' / name), cv2.IMREAD_UNCHANGED)  # noqa: E731
+    assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == [
+        'alpha_x4.png', 'colour_x4.png', 'deep_x4.png', 'gray_x4.png', 'photo_x4.jpg']
+    model = hat_arch.load_model(checkpoint, device='cpu')
+    np.testing.assert_array_equal(read('colour_x4.png'), hat_arch.upscale(model, bgr))
+    assert read('deep_x4.png').dtype == np.uint16 and read('deep_x4.png').shape == (64, 80, 3)
+    assert read('gray_x4.png').shape == (64, 80)
+    alpha = read('alpha_x4.png')
+    assert alpha.shape == (64, 80, 4)
+    np.testing.assert_array_equal(alpha, hat_arch.upscale(model, bgra))
+    assert read('photo_x4.jpg').shape == (64, 80, 3)
+
+
+def test_existing_outputs_are_kept_unless_overwrite(tmp_path, checkpoint, capsys):
+    source = tmp_path / 'a.png'
+    cv2.imwrite(str(source), small_head((8, 8)))
+    out = tmp_path / 'out'
+    out.mkdir()
+    (out / 'a.png').write_bytes(b'mine')
+    code, err = upscale([source, '-o', out, '-m', checkpoint], capsys)
+    assert code == 0 and 'skip' in err and (out / 'a.png').read_bytes() == b'mine'
+    code, err = upscale([source, '-o', out, '-m', checkpoint, '--overwrite'], capsys)
+    assert code == 0 and cv2.imread(str(out / 'a.png')).shape == (32, 32, 3)
+
+
+def test_globs_and_inputs_that_name_nothing(tmp_path, checkpoint, capsys):
+    for name in ('x.png', 'y.png'):
+        cv2.imwrite(str(tmp_path / name), small_head((8, 8)))
+    code, err = upscale([tmp_path / '*.png', tmp_path / 'nothing' / '*.png', '-o', tmp_path / 'out', '-m',
+                         checkpoint, '--ext', 'webp', '--tile', '8', '--tile-pad', '4'], capsys)
+    assert code == 1 and 'nothing' in err and '2 upscaled' in err
+    assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['x.webp', 'y.webp']
+
+
+def test_jpeg_cannot_take_transparency(tmp_path, checkpoint, capsys):
+    cv2.imwrite(str(tmp_path / 'a.png'), np.dstack([small_head((8, 8)), np.eye(8, dtype=np.uint8) * 255]))
+    code, err = upscale([tmp_path / 'a.png', '-o', tmp_path / 'out', '-m', checkpoint, '--ext', 'jpg'], capsys)
+    assert code == 1 and 'a.png' in err and 'JPEG cannot store' in err
+    assert not list((tmp_path / 'out').iterdir())  # no partial files either
+
+
+@pytest.mark.parametrize('problem', ['output is a file', 'same names', 'replaces input', 'bad checkpoint'])
+def test_problems_found_before_any_work(tmp_path, checkpoint, capsys, problem):
+    (tmp_path / 'a').mkdir()
+    (tmp_path / 'b').mkdir()
+    for folder in ('a', 'b'):
+        cv2.imwrite(str(tmp_path / folder / 'x.png'), small_head((8, 8)))
+    args = {
+        'output is a file': [tmp_path / 'a' / 'x.png', '-o', tmp_path / 'b' / 'x.png', '-m', checkpoint],
+        'same names': [tmp_path / 'a', tmp_path / 'b', '-o', tmp_path / 'out', '-m', checkpoint],
+        'replaces input': [tmp_path / 'a' / 'x.png', '-o', tmp_path / 'a', '-m', checkpoint, '--overwrite'],
+        'bad checkpoint': [tmp_path / 'a' / 'x.png', '-o', tmp_path / 'out', '-m', tmp_path / 'a' / 'x.png'],
+    }[problem]
+    code, err = upscale(args, capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('hat-sr upscale: error:')
+    expected = {'output is a file': 'cannot write to output folder', 'same names': 'would both be written',
+                'replaces input': 'would replace it', 'bad checkpoint': 'cannot read checkpoint'}[problem]
+    assert expected in lines[0]
+    assert cv2.imread(str(tmp_path / 'a' / 'x.png')).shape == (8, 8, 3)  # inputs untouched
