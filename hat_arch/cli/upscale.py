@@ -94,7 +94,7 @@ def _run(args: argparse.Namespace, prog: str) -> int:
         if job not in todo:
             print(f'skip {job.source}: {job.target} exists (--overwrite to replace it)', file=sys.stderr)
 
-    done = 0
+    done, seconds_total = 0, 0.0
     if todo:
         from hat_arch.api import upscale
         from hat_arch.checkpoint import load_model
@@ -117,6 +117,7 @@ def _run(args: argparse.Namespace, prog: str) -> int:
                 continue
             seconds = time.perf_counter() - start
             done += 1
+            seconds_total += seconds
             bar.set_postfix_str(f'{job.source.name} {seconds:.2f} s')
             tiled = f' ({tiles[-1]} tiles)' if tiles[-1] > 1 else ''
             bar.write(f'{job.source} {image.shape[1]}x{image.shape[0]} -> {job.target} '
@@ -124,6 +125,8 @@ def _run(args: argparse.Namespace, prog: str) -> int:
         bar.close()
 
     summary = f'{done} upscaled into {out_dir}'
+    if done:
+        summary += f' in {seconds_total:.1f} s ({seconds_total / done:.2f} s per image)'
     if len(jobs) > len(todo):
         summary += f', {len(jobs) - len(todo)} skipped (outputs exist)'
     if failures:
