@@ -44,7 +44,7 @@ def test_the_released_format_upscales_like_the_network_with_no_flags(tmp_path, c
         expected = model(torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None])[0].permute(1, 2, 0).numpy()[..., ::-1]
     assert out.shape == (280, 280, 3) and out.dtype == np.uint8
     assert np.abs(out / 255.0 - np.clip(expected, 0, 1)).max() <= 1 / 255 + 1e-6
-    assert '1 upscaled' in err and '/image' in err  # the summary, and a tqdm bar
+    assert '1 upscaled' in err and '1/1 [' in err  # the summary, and a tqdm bar
 
 
 def test_formats_depths_and_channels_are_kept_and_a_corrupt_file_is_reported(tmp_path, checkpoint, capsys):
