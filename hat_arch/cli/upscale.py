@@ -89,14 +89,15 @@ def _run(args: argparse.Namespace, prog: str) -> int:
     sources, failures = collect_inputs(args.inputs)
     out_dir = _writable_folder(Path(args.output))
     jobs = plan_outputs(sources, out_dir, args.suffix, args.ext)
-    todo = [job for job in jobs if args.overwrite or not job.target.exists()]
+    todo = []
     for job in jobs:
-        if job not in todo:
+        if args.overwrite or not job.target.exists():
+            todo.append(job)
+        else:
             print(f'skip {job.source}: {job.target} exists (--overwrite to replace it)', file=sys.stderr)
 
     done, seconds_total = 0, 0.0
     if todo:
-        from hat_arch.api import upscale
         from hat_arch.checkpoint import load_model
 
         overrides = {} if args.img_range is None else {'img_range': args.img_range}
@@ -104,24 +105,17 @@ def _run(args: argparse.Namespace, prog: str) -> int:
         print(f'{describe(model)} on {next(model.parameters()).device}, {args.precision}', file=sys.stderr)
         bar = tqdm(todo, unit='image', file=sys.stderr, dynamic_ncols=True)
         for job in bar:
-            tiles = [1]  # tiles of the last network run, as reported to ``progress``
             start = time.perf_counter()
             try:
-                image = read_image(job.source)
-                output = upscale(model, image, tile=args.tile, tile_pad=args.tile_pad, ensemble=args.ensemble,
-                                 alpha=args.alpha, progress=lambda n: tiles.append(-n) if n < 0 else None)
-                write_image(job.target, _for_format(output, job.target))
+                sizes = _upscale_file(model, job, args)
             except Exception as error:  # any failure of one image: say which, go on with the rest
                 failures.append(str(job.source))
                 bar.write(f'{prog}: error: {job.source}: {_one_line(error)}', file=sys.stderr)
                 continue
             seconds = time.perf_counter() - start
-            done += 1
-            seconds_total += seconds
+            done, seconds_total = done + 1, seconds_total + seconds
             bar.set_postfix_str(f'{job.source.name} {seconds:.2f} s')
-            tiled = f' ({tiles[-1]} tiles)' if tiles[-1] > 1 else ''
-            bar.write(f'{job.source} {image.shape[1]}x{image.shape[0]} -> {job.target} '
-                      f'{output.shape[1]}x{output.shape[0]} in {seconds:.2f} s{tiled}', file=sys.stderr)
+            bar.write(f'{job.source} -> {job.target}: {sizes} in {seconds:.2f} s', file=sys.stderr)
         bar.close()
 
     summary = f'{done} upscaled into {out_dir}'
@@ -133,6 +127,19 @@ def _run(args: argparse.Namespace, prog: str) -> int:
         summary += f', {len(failures)} failed: ' + ', '.join(failures)
     print(summary, file=sys.stderr)
     return 1 if failures else 0
+
+
+def _upscale_file(model, job: Job, args: argparse.Namespace) -> str:
+    """Read, upscale and write one image; 'WxH -> WxH' (and the tiles, if any) for the log."""
+    from hat_arch.api import upscale
+
+    tiles = [1]  # tiles of the last network run, as ``progress`` reports them
+    image = read_image(job.source)
+    output = upscale(model, image, tile=args.tile, tile_pad=args.tile_pad, ensemble=args.ensemble, alpha=args.alpha,
+                     progress=lambda n: tiles.append(-n) if n < 0 else None)
+    write_image(job.target, _for_format(output, job.target))
+    sizes = f'{image.shape[1]}x{image.shape[0]} -> {output.shape[1]}x{output.shape[0]}'
+    return sizes + (f' ({tiles[-1]} tiles)' if tiles[-1] > 1 else '')
 
 
 def collect_inputs(patterns: list[str]) -> tuple[list[Path], list[str]]:
