@@ -22,7 +22,7 @@ setup(
     install_requires=requirements(),
     extras_require={
         'test': ['pytest>=7'],
-        'onnx': ['onnx>=1.14', 'onnxruntime>=1.16', 'onnxscript'],
+        'onnx': ['onnx>=1.14', 'onnxruntime>=1.16'],
     },
     entry_points={
         'console_scripts': [
