@@ -35,8 +35,8 @@ UPSAMPLERS = ('pixelshuffle', 'pixelshuffledirect', 'nearest+conv', '')
 RESI_CONNECTIONS = ('1conv', '3conv', 'identity')
 # The reference masks attention across shifted-window regions with -100, not -inf; keep it for exact outputs.
 SHIFT_MASK_VALUE = -100.0
-# Elements of the attention matrices the backward of the fused path holds at once (64 MiB in fp32).
-BACKWARD_CHUNK_ELEMENTS = 2**24
+# Elements of attention matrix the fused path's backward holds at once: 4 MiB in fp32, so they stay in cache.
+BACKWARD_CHUNK_ELEMENTS = 2**20
 
 
 def naive_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor, scale: float,
@@ -52,57 +52,82 @@ def naive_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: tor
     return attn @ v
 
 
+def grouped_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, biases: torch.Tensor, counts: Sequence[int],
+                 scale: float) -> torch.Tensor:
+    """Attention of consecutive groups of windows through the fused kernel, group g with the additive bias biases[g].
+
+    q: (B, nq, heads, d), k, v: (B, nk, heads, d), token-major (any strides, d contiguous); biases: (G, heads, nq, nk);
+    counts: windows per group, summing to B. Returns (B, nq, heads, d).
+    """
+    attend = lambda window, bias: F.scaled_dot_product_attention(  # the kernel writes (B, nq, heads, d) memory
+        q[window].transpose(1, 2), k[window].transpose(1, 2), v[window].transpose(1, 2), attn_mask=bias,
+        scale=scale).transpose(1, 2)
+    if len(counts) == 1:
+        return attend(slice(None), biases)
+    out = q.new_empty(q.shape)
+    start = 0
+    for group, count in enumerate(counts):
+        out[start:start + count] = attend(slice(start, start + count), biases[group:group + 1])
+        start += count
+    return out
+
+
 class BiasedAttention(torch.autograd.Function):
-    """Fused softmax attention with a learnable additive bias, in bounded memory for training.
+    """:func:`grouped_sdpa` with learnable biases, in bounded memory for training.
 
     ``scaled_dot_product_attention`` runs its fused kernel only for a mask that needs no gradient, and autograd would
     otherwise keep every attention matrix. Here the forward is the fused kernel; the backward recomputes the attention
-    matrices a chunk of windows at a time and returns the gradients of q, k, v and the (broadcast) bias.
-    q: (B, heads, nq, d); k, v: (B, heads, nk, d); bias: (1 or B, heads, nq, nk).
+    matrices a few windows at a time (small enough to stay in cache) and returns the gradients of q, k, v and biases.
     """
 
     @staticmethod
-    def forward(ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor,
+    def forward(ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, biases: torch.Tensor, counts: Sequence[int],
                 scale: float) -> torch.Tensor:
-        out = F.scaled_dot_product_attention(q.detach(), k.detach(), v.detach(), attn_mask=bias.detach(), scale=scale)
-        ctx.save_for_backward(q, k, v, bias, out)
-        ctx.scale = scale
+        out = grouped_sdpa(q.detach(), k.detach(), v.detach(), biases.detach(), counts, scale)
+        ctx.save_for_backward(q, k, v, biases, out)  # `out` is also what the next linear keeps: no extra memory
+        ctx.counts, ctx.scale = counts, scale
         return out
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
-        q, k, v, bias, out = ctx.saved_tensors
+        q, k, v, biases, out = ctx.saved_tensors
         scale = ctx.scale
-        grad_q, grad_k, grad_v = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
-        grad_bias = torch.zeros(bias.shape, dtype=torch.float32 if bias.dtype != torch.float64 else bias.dtype,
-                                device=bias.device)
-        delta = (grad_out * out).sum(-1, keepdim=True)  # rowsum(dO * O) = rowsum(P * dP)
-        chunk = max(1, BACKWARD_CHUNK_ELEMENTS // (q.shape[1] * q.shape[2] * k.shape[2]))
-        for s in range(0, q.shape[0], chunk):
-            window = slice(s, s + chunk)
-            qc, kc, vc, goc = q[window], k[window], v[window], grad_out[window]
-            bc = bias if bias.shape[0] == 1 else bias[window]
-            p = (torch.matmul(qc, kc.transpose(-2, -1)) * scale + bc).softmax(dim=-1)
-            grad_v[window] = p.transpose(-2, -1) @ goc
-            grad_s = p.mul_(goc @ vc.transpose(-2, -1) - delta[window])  # softmax backward, in place of p
-            grad_q[window] = (grad_s @ kc).mul_(scale)
-            grad_k[window] = (grad_s.transpose(-2, -1) @ qc).mul_(scale)
-            if bias.shape[0] == 1:
-                grad_bias += grad_s.sum(0, keepdim=True)
-            else:
-                grad_bias[window] = grad_s
-        return grad_q, grad_k, grad_v, grad_bias.to(bias.dtype), None
+        head_major = lambda t: t.transpose(1, 2).contiguous()  # (B, heads, n, d), so chunks are contiguous
+        q_scaled, k_scaled, k, v, grad_out = (head_major(q).mul_(scale), head_major(k).mul_(scale), head_major(k),
+                                              head_major(v), head_major(grad_out))
+        delta = (grad_out * head_major(out)).sum(-1, keepdim=True)  # rowsum(dO * O) = rowsum(P * dP)
+        grad_q, grad_k, grad_v = torch.empty_like(q_scaled), torch.empty_like(k), torch.empty_like(v)
+        grad_biases = torch.zeros(biases.shape, dtype=torch.promote_types(biases.dtype, torch.float32),
+                                  device=biases.device)
+        chunk = max(1, BACKWARD_CHUNK_ELEMENTS // (biases.shape[1] * biases.shape[2] * biases.shape[3]))
+        group_start = 0
+        for group, count in enumerate(ctx.counts):
+            for start in range(group_start, group_start + count, chunk):
+                w = slice(start, min(start + chunk, group_start + count))
+                p = torch.matmul(q_scaled[w], k[w].transpose(-2, -1)).add_(biases[group]).softmax(dim=-1)
+                torch.matmul(p.transpose(-2, -1), grad_out[w], out=grad_v[w])
+                grad_s = torch.matmul(grad_out[w], v[w].transpose(-2, -1)).sub_(delta[w]).mul_(p)  # softmax backward
+                torch.matmul(grad_s, k_scaled[w], out=grad_q[w])
+                torch.matmul(grad_s.transpose(-2, -1), q_scaled[w], out=grad_k[w])
+                grad_biases[group] += grad_s.sum(0)
+            group_start += count
+        return (grad_q.transpose(1, 2), grad_k.transpose(1, 2), grad_v.transpose(1, 2), grad_biases.to(biases.dtype),
+                None, None)
 
 
-def fused_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor, scale: float,
-                    dropout_p: float = 0.0) -> torch.Tensor:
-    """Softmax attention through the fused kernel; shapes as in :class:`BiasedAttention`."""
-    bias = bias.to(q.dtype)
-    if dropout_p > 0:  # attention dropout (never in the released configurations): only the reference path has it
-        return naive_attention(q, k, v, bias, scale, dropout_p)
-    if bias.requires_grad and torch.is_grad_enabled():
-        return BiasedAttention.apply(q, k, v, bias, scale)
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)
+def fused_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, biases: torch.Tensor, counts: Sequence[int],
+                    scale: float, dropout_p: float = 0.0) -> torch.Tensor:
+    """Attention of groups of windows, each with its bias; shapes as in :func:`grouped_sdpa`."""
+    biases = biases.to(q.dtype)
+    if dropout_p > 0:  # attention dropout (never in the released configurations) has only the reference algorithm
+        starts = [sum(counts[:g]) for g in range(len(counts))]
+        return torch.cat([
+            naive_attention(*(t[s:s + n].transpose(1, 2) for t in (q, k, v)), biases[g], scale, dropout_p)
+            for g, (s, n) in enumerate(zip(starts, counts))
+        ]).transpose(1, 2)
+    if biases.requires_grad and torch.is_grad_enabled():
+        return BiasedAttention.apply(q, k, v, biases, counts, scale)
+    return grouped_sdpa(q, k, v, biases, counts, scale)
 
 
 def window_partition(x: torch.Tensor, window_size: int) -> torch.Tensor:
@@ -225,6 +250,41 @@ class CAB(nn.Module):
         return self.cab(x)
 
 
+class GeluLinear(torch.autograd.Function):
+    """``F.linear(F.gelu(h), weight, bias)`` that keeps only h for the backward and recomputes the GELU there: one
+    hidden activation held per MLP in training instead of two. h: (..., hidden) -> (..., out)."""
+
+    @staticmethod
+    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        ctx.save_for_backward(h, weight)
+        ctx.has_bias = bias is not None
+        return F.linear(F.gelu(h), weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad_y: torch.Tensor):
+        h, weight = ctx.saved_tensors
+        grad_y = grad_y.reshape(-1, grad_y.shape[-1])
+        grad_h = torch.ops.aten.gelu_backward(grad_y.mm(weight.to(grad_y.dtype)).view(h.shape), h)
+        grad_weight = grad_y.t().mm(F.gelu(h).reshape(-1, h.shape[-1]).to(grad_y.dtype)).to(weight.dtype)
+        grad_bias = grad_y.sum(0).to(weight.dtype) if ctx.has_bias else None
+        return grad_h, grad_weight, grad_bias
+
+
+class LeanMlp(Mlp):
+    """timm's ``Mlp`` (same parameters); with ``recompute_gelu``, training keeps only fc1's output (see
+    :class:`GeluLinear`). Tokens (..., in) -> (..., in)."""
+
+    def __init__(self, in_features: int, hidden_features: int, act_layer: type[nn.Module] = nn.GELU, drop: float = 0.0,
+                 recompute_gelu: bool = False):
+        super().__init__(in_features=in_features, hidden_features=hidden_features, act_layer=act_layer, drop=drop)
+        self.recompute_gelu = recompute_gelu and act_layer is nn.GELU and drop == 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.recompute_gelu and torch.is_grad_enabled():
+            return GeluLinear.apply(self.fc1(x), self.fc2.weight, self.fc2.bias)
+        return super().forward(x)
+
+
 class WindowAttention(nn.Module):
     """Multi-head self-attention inside (cyclically shifted) windows, with a relative position bias.
 
@@ -265,20 +325,18 @@ class WindowAttention(nn.Module):
 
     def forward_fused(self, x: torch.Tensor, order: WindowOrder, bias: torch.Tensor, region_masks: torch.Tensor,
                       dropout_p: float) -> torch.Tensor:
-        """Gather the windows with one index, attend per group of windows sharing a mask, scatter back."""
+        """Project, gather the windows with one index, attend per group of windows sharing a mask, scatter back."""
         b, h, w, c = x.shape
         n, heads = bias.shape[-1], self.num_heads
-        qkv = self.qkv(x.reshape(b * h * w, c).index_select(0, order.index))
-        q, k, v = qkv.view(-1, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4).unbind(0)  # each nW*b, heads, n, d
-        outs, start = [], 0
-        for region, count in order.groups:
-            mask = bias if region is None else bias + region_masks[region]
-            window = slice(start, start + count)
-            out = fused_attention(q[window], k[window], v[window], mask.unsqueeze(0), self.scale, dropout_p)
-            outs.append(out.transpose(1, 2))  # a view of the kernel's (windows, n, heads, d) output
-            start += count
-        out = self.proj(torch.cat(outs).view(-1, c))
-        return out.index_select(0, order.inverse).view(b, h * w, c)
+        qkv = self.qkv(x).view(b * h * w, 3 * c).index_select(0, order.index).view(-1, n, 3, heads, c // heads)
+        regions = [region for region, _ in order.groups]
+        if regions[0] is None:
+            biases = bias.unsqueeze(0)
+        else:
+            biases = bias + region_masks[[r for r, _ in regions], [col for _, col in regions]].unsqueeze(1)
+        out = fused_attention(qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2], biases, [count for _, count in order.groups],
+                              self.scale, dropout_p)
+        return self.proj(out.reshape(-1, c)).index_select(0, order.inverse).view(b, h * w, c)
 
     def forward_reference(self, x: torch.Tensor, shift: int, bias: torch.Tensor, shift_mask: torch.Tensor | None,
                           dropout_p: float) -> torch.Tensor:
@@ -326,7 +384,7 @@ class HAB(nn.Module):
         self.conv_block = CAB(dim, compress_ratio, squeeze_factor)
         self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
         self.norm2 = norm_layer(dim)
-        self.mlp = Mlp(in_features=dim, hidden_features=int(dim * mlp_ratio), act_layer=act_layer, drop=drop)
+        self.mlp = LeanMlp(dim, int(dim * mlp_ratio), act_layer, drop, recompute_gelu=attn_impl != 'naive')
 
     def forward(self, x: torch.Tensor, x_size: tuple[int, int], params: dict) -> torch.Tensor:
         h, w = x_size
@@ -363,7 +421,7 @@ class OCAB(nn.Module):
         trunc_normal_(self.relative_position_bias_table, std=.02)
         self.proj = nn.Linear(dim, dim)
         self.norm2 = norm_layer(dim)
-        self.mlp = Mlp(in_features=dim, hidden_features=int(dim * mlp_ratio), act_layer=nn.GELU)
+        self.mlp = LeanMlp(dim, int(dim * mlp_ratio), recompute_gelu=attn_impl != 'naive')
 
     def forward(self, x: torch.Tensor, x_size: tuple[int, int], params: dict) -> torch.Tensor:
         h, w = x_size
@@ -381,21 +439,18 @@ class OCAB(nn.Module):
         return x + self.mlp(self.norm2(x))
 
     def attend_fused(self, x: torch.Tensor, order: WindowOrder, bias: torch.Tensor) -> torch.Tensor:
-        """(b, h, w, c) -> (b, h*w, c): queries gathered into windows; keys and values projected in image order, then
-        cut into overlapping windows (zero-padded views, one copy)."""
+        """(b, h, w, c) -> (b, h*w, c): queries gathered into windows; keys and values cut into overlapping windows
+        from zero-padded views, with one copy."""
         b, h, w, c = x.shape
         ws, ows, heads = self.window_size, self.overlap_win_size, self.num_heads
-        weight, qkv_bias = self.qkv.weight, self.qkv.bias
-        q = F.linear(x.reshape(-1, c).index_select(0, order.index), weight[:c],
-                     None if qkv_bias is None else qkv_bias[:c])
-        q = q.view(-1, ws * ws, heads, c // heads).transpose(1, 2)  # nW*b, heads, n, d
-        kv = F.linear(x, weight[c:], None if qkv_bias is None else qkv_bias[c:])  # b, h, w, 2c
+        qkv = self.qkv(x)  # b, h, w, 3c
+        q = qkv.view(-1, 3 * c)[:, :c].index_select(0, order.index).view(-1, ws * ws, heads, c // heads)
         pad = (ows - ws) // 2
-        kv = F.pad(kv, (0, 0, pad, pad, pad, pad)).unfold(1, ows, ws).unfold(2, ows, ws)  # b, nh, nw, 2c, ows, ows
+        kv = F.pad(qkv[..., c:], (0, 0, pad, pad, pad, pad)).unfold(1, ows, ws).unfold(2, ows, ws)
         kv = rearrange(kv, 'b nh nw c oh ow -> (nh nw b) (oh ow) c')  # windows in the order of `order` (unshifted)
-        k, v = kv.view(-1, ows * ows, 2, heads, c // heads).permute(2, 0, 3, 1, 4).unbind(0)  # each nW*b, heads, m, d
-        out = fused_attention(q, k, v, bias.unsqueeze(0), self.scale)
-        return out.transpose(1, 2).reshape(-1, c).index_select(0, order.inverse).view(b, h * w, c)
+        kv = kv.view(-1, ows * ows, 2, heads, c // heads)
+        out = fused_attention(q, kv[:, :, 0], kv[:, :, 1], bias.unsqueeze(0), [q.shape[0]], self.scale)
+        return out.reshape(-1, c).index_select(0, order.inverse).view(b, h * w, c)
 
     def attend_reference(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         """(b, h, w, c) -> (b, h*w, c), the reference data flow: ``nn.Unfold`` key/value windows, full attention."""

@@ -1,0 +1,145 @@
+"""The fused attention path (``attn_impl='sdpa'``) against the reference algorithm (``'naive'``): same outputs and
+gradients, the fused kernel really used, and no tensor as large as all attention matrices together."""
+from __future__ import annotations
+
+from unittest import mock
+
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from hat_arch import HAT
+from hat_arch.archs import hat_arch as arch
+from tests.conftest import TINY_HAT
+
+CONFIGS = {
+    'shifted': dict(),
+    'unshifted': dict(img_size=8),  # a training size of one window: no shifted windows, as in the reference
+    'window12': dict(window_size=12),
+    'overlap0.25': dict(overlap_ratio=0.25),
+    'x3': dict(upscale=3),
+    'one_window_row': dict(depths=[2], num_heads=[2]),
+}
+
+
+def twins(**overrides) -> tuple[HAT, HAT]:
+    """The fused and the naive model with the same weights."""
+    config = {**TINY_HAT, 'drop_path_rate': 0.0, **overrides}
+    fused = HAT(**config)
+    naive = HAT(**config, attn_impl='naive')
+    naive.load_state_dict(fused.state_dict())
+    return fused, naive
+
+
+@pytest.mark.parametrize('name', CONFIGS)
+def test_fused_matches_naive_outputs_and_gradients(name):
+    fused, naive = twins(**CONFIGS[name])
+    size = (8, 40) if name == 'one_window_row' else (19, 27)  # non-square, padded
+    x = torch.rand(2, 3, *size)
+    outputs, grads = [], []
+    for model in (fused, naive):
+        image = x.clone().requires_grad_()
+        out = model.train()(image)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        outputs.append(out.detach())
+        grads.append([image.grad] + [p.grad for p in model.parameters()])
+    torch.testing.assert_close(outputs[0], outputs[1], atol=1e-4, rtol=0)
+    for g_fused, g_naive in zip(*grads):
+        torch.testing.assert_close(g_fused, g_naive, atol=1e-4 * max(1.0, g_naive.abs().max().item()), rtol=0)
+
+
+def test_fused_matches_naive_in_eval_on_a_batch():
+    fused, naive = twins(window_size=12)
+    x = torch.rand(3, 3, 30, 50)
+    with torch.no_grad():
+        torch.testing.assert_close(fused.eval()(x), naive.eval()(x), atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize('shift', [0, 4])
+def test_window_order_gathers_the_rolled_windows_grouped_by_mask(shift):
+    b, h, w, ws, c = 2, 24, 32, 8, 3
+    nh, nw = h // ws, w // ws
+    image = torch.rand(b, h, w, c)
+    order = arch.window_order(b, h, w, ws, shift, image.device)
+    windows = image.reshape(-1, c).index_select(0, order.index).view(-1, ws * ws, c)
+
+    rolled = arch.window_partition(torch.roll(image, shifts=(-shift, -shift), dims=(1, 2)), ws)  # b, nh, nw, n, c
+    if shift:  # interior windows, last column, last row, corner: each group one mask of the reference's
+        parts = [(rows, cols) for rows in (range(nh - 1), [nh - 1]) for cols in (range(nw - 1), [nw - 1])]
+        regions = [(0, 0), (0, 1), (1, 0), (1, 1)]
+    else:
+        parts, regions = [(range(nh), range(nw))], [None]
+    expected = [rolled[i, r, col] for rows, cols in parts for r in rows for col in cols for i in range(b)]
+    assert torch.equal(windows, torch.stack(expected))
+    assert order.groups == [(region, len(rows) * len(cols) * b) for region, (rows, cols) in zip(regions, parts)]
+    restored = windows.reshape(-1, c).index_select(0, order.inverse).view(b, h, w, c)
+    assert torch.equal(restored, image)
+
+
+@pytest.mark.parametrize('counts', [[4], [3, 1]])
+def test_biased_attention_gradients_in_chunks(counts):
+    """The chunked backward gives the gradients of q, k, v and of each group's bias."""
+    torch.manual_seed(0)
+    t = lambda *shape: torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    q, k, v, biases = t(4, 4, 2, 3), t(4, 5, 2, 3), t(4, 5, 2, 3), t(len(counts), 2, 4, 5)
+    with mock.patch.object(arch, 'BACKWARD_CHUNK_ELEMENTS', 2 * 4 * 5 * 2):  # chunks of 2 windows
+        assert torch.autograd.gradcheck(lambda *x: arch.BiasedAttention.apply(*x, counts, 0.5), (q, k, v, biases))
+
+
+class LargestTensor(TorchDispatchMode):
+    """Records the ops run and the largest number of elements of any tensor they return."""
+
+    def __init__(self):
+        super().__init__()
+        self.largest = 0
+        self.ops = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        self.ops.add(func.overloadpacket.__name__)
+        for t in out if isinstance(out, (tuple, list)) else (out, ):
+            if isinstance(t, torch.Tensor):
+                self.largest = max(self.largest, t.numel())
+        return out
+
+
+def attention_matrix_elements(model: HAT, b: int, h: int, w: int) -> int:
+    """Elements of the overlapping cross-attention matrices of all windows (the largest the naive path makes)."""
+    block = model.layers[0].residual_group.overlap_attn
+    windows = b * (h // block.window_size) * (w // block.window_size)
+    return windows * block.num_heads * block.window_size**2 * block.overlap_win_size**2
+
+
+# Many heads of few channels: attention matrices dwarf every other tensor of the blocks.
+MANY_HEADS = dict(num_heads=[12, 12])
+
+
+def test_fused_inference_uses_the_fused_kernel_and_no_full_size_attention():
+    fused, naive = twins(**MANY_HEADS)
+    features = torch.rand(2, TINY_HAT['embed_dim'], 48, 64)  # 2 x 6 x 8 windows of 8 x 8
+    limit = attention_matrix_elements(fused, 2, 48, 64)
+    modes = {}
+    for name, model in (('fused', fused), ('naive', naive)):
+        with torch.no_grad(), LargestTensor() as modes[name]:
+            model.eval().forward_features(features)
+    assert '_scaled_dot_product_flash_attention_for_cpu' in modes['fused'].ops
+    assert not {'bmm', '_softmax'} & modes['fused'].ops
+    assert modes['naive'].largest >= limit  # the measure sees the attention matrices where they exist
+    assert modes['fused'].largest < limit / 8
+
+
+def test_fused_training_holds_attention_matrices_in_bounded_chunks():
+    fused, _ = twins(**MANY_HEADS)
+    features = torch.rand(2, TINY_HAT['embed_dim'], 48, 64)
+    limit = attention_matrix_elements(fused, 2, 48, 64)
+    with mock.patch.object(arch, 'BACKWARD_CHUNK_ELEMENTS', limit // 8), LargestTensor() as mode:
+        fused.train().forward_features(features).mean().backward()
+    assert '_scaled_dot_product_flash_attention_for_cpu' in mode.ops
+    assert mode.largest <= limit // 8
+
+
+def test_window_layouts_are_made_once_per_forward():
+    fused, _ = twins(depths=[2, 2, 2], num_heads=[2, 2, 2])
+    with mock.patch.object(arch, 'window_order', wraps=arch.window_order) as made, torch.no_grad():
+        fused.eval()(torch.rand(1, 3, 16, 24))
+    assert made.call_count == 2  # unshifted and shifted, shared by all blocks
