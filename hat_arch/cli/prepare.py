@@ -1,0 +1,157 @@
+"""``basicsr prepare``: make the training and benchmark folders the recipes under ``options/`` expect.
+
+    basicsr prepare df2k datasets/DF2K              # DF2K_HR/ -> DF2K_HR_sub/, DF2K_bicx{2,3,4}_sub/, meta-info file
+    basicsr prepare crop SRC DST --crop-size 480 --step 240 [--scale 4 --modcrop 12]
+    basicsr prepare bicubic SRC DST --scale 4        # MATLAB-style bicubic LR images
+    basicsr prepare benchmark SRC DST --scales 2 3 4 # DST/GTmod{s}/ and DST/LRbicx{s}/
+    basicsr prepare meta-info FOLDER FILE [--recursive]
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import os.path as osp
+import sys
+from functools import partial
+
+from hat_arch.errors import HatError
+
+SCALES = (2, 3, 4)
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--workers', type=int, default=os.cpu_count() or 1, help='processes (default: all cores)')
+    parser.add_argument('--overwrite', action='store_true', help='write into output folders that already hold files')
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description='Prepare super-resolution datasets for BasicSR.')
+    sub = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
+
+    p = sub.add_parser('df2k', help='sub-images and bicubic LR sub-images of DF2K (or DIV2K), plus meta-info',
+                       description='From ROOT/DF2K_HR/ (DIV2K train + Flickr2K HR images) make ROOT/DF2K_HR_sub/ '
+                       '(480x480 every 240), ROOT/DF2K_bicx{s}_sub/ (their MATLAB-bicubic LR, paired by name) and '
+                       'ROOT/meta_info_DF2Ksub_GT.txt: the layout of options/train/*DF2K* recipes.')
+    p.add_argument('root', help='folder holding DF2K_HR/')
+    p.add_argument('--hr', default='DF2K_HR', help='HR folder name under ROOT (default: DF2K_HR)')
+    p.add_argument('--prefix', default='DF2K', help='prefix of the folders and meta-info file made (default: DF2K)')
+    p.add_argument('--scales', type=int, nargs='+', default=list(SCALES), help='LR scales (default: 2 3 4)')
+    p.add_argument('--crop-size', type=int, default=480)
+    p.add_argument('--step', type=int, default=240)
+    _add_common(p)
+
+    p = sub.add_parser('crop', help='cut large images into sub-images (BasicSR extract_subimages)')
+    p.add_argument('src')
+    p.add_argument('dst')
+    p.add_argument('--crop-size', type=int, default=480, help='sub-image side in HR pixels (default: 480)')
+    p.add_argument('--step', type=int, default=240, help='stride in HR pixels (default: 240)')
+    p.add_argument('--thresh-size', type=int, default=0,
+                   help='add a last row/column flush with the border if more than this is left (default: 0)')
+    p.add_argument('--scale', type=int, default=1,
+                   help='cut the MATLAB-bicubic x1/SCALE of each image instead (crop and step divided by SCALE)')
+    p.add_argument('--modcrop', type=int, default=1,
+                   help='first crop each image to a multiple of this; use the same value (a multiple of every '
+                   'scale) for HR and LR so their sub-images pair up')
+    _add_common(p)
+
+    p = sub.add_parser('bicubic', help='MATLAB-style bicubic downscaling (basicsr imresize) of a folder')
+    p.add_argument('src')
+    p.add_argument('dst')
+    p.add_argument('--scale', type=int, required=True)
+    _add_common(p)
+
+    p = sub.add_parser('benchmark', help='GTmod{s}/ and LRbicx{s}/ folders of a benchmark set (Set5, Urban100, ...)')
+    p.add_argument('src', help='folder of HR images')
+    p.add_argument('dst', help='folder to hold GTmod{s}/ and LRbicx{s}/')
+    p.add_argument('--scales', type=int, nargs='+', default=list(SCALES))
+    _add_common(p)
+
+    p = sub.add_parser('meta-info', help='a BasicSR meta-info file: one "NAME (h,w,c)" line per image')
+    p.add_argument('folder')
+    p.add_argument('file')
+    p.add_argument('--recursive', action='store_true', help='include sub-folders (ImageNet: one per class)')
+    _add_common(p)
+    return parser
+
+
+def crop(src: str, dst: str, crop_size: int, step: int, thresh_size: int = 0, scale: int = 1, modcrop: int = 1,
+         workers: int = 1, overwrite: bool = False) -> int:
+    """Sub-images of every image in ``src`` into ``dst``; returns how many were written."""
+    from hat_arch.data.prepare import SubImageJob, list_images, new_folder, parallel
+
+    names = list_images(src)
+    job = SubImageJob(src, dst, crop_size, step, thresh_size, modcrop, scale)
+    new_folder(dst, overwrite)
+    counts = parallel(job, names, workers, f'crop {osp.basename(dst.rstrip("/"))}')
+    too_small = sum(1 for c in counts if c == 0)
+    if too_small:
+        print(f'{too_small} image(s) smaller than the crop size gave no sub-image', file=sys.stderr)
+    return sum(counts)
+
+
+def bicubic(src: str, dst: str, scale: int, gt_dst: str | None = None, workers: int = 1,
+            overwrite: bool = False) -> None:
+    """MATLAB-bicubic x1/scale of every image of ``src`` into ``dst`` (and the mod-cropped GT into ``gt_dst``)."""
+    from hat_arch.data.prepare import BicubicJob, list_images, new_folder, parallel
+
+    names = list_images(src)
+    for folder in filter(None, (dst, gt_dst)):
+        new_folder(folder, overwrite)
+    parallel(BicubicJob(src, dst, scale, gt_dst), names, workers, f'x{scale} {osp.basename(dst)}')
+
+
+def meta_info(folder: str, file: str, recursive: bool = False, workers: int = 1, overwrite: bool = False) -> int:
+    """Write BasicSR's meta-info file for the images of ``folder``; returns the number of lines."""
+    from hat_arch.data.prepare import list_images, meta_info_line, parallel
+
+    if osp.exists(file) and not overwrite:
+        raise HatError(f'meta-info file {file} exists; remove it or pass --overwrite')
+    names = list_images(folder, recursive)
+    lines = parallel(partial(meta_info_line, folder), names, workers, 'meta-info')
+    os.makedirs(osp.dirname(file) or '.', exist_ok=True)
+    with open(file, 'w') as f:
+        f.writelines(line + '\n' for line in lines)
+    return len(lines)
+
+
+def df2k(root: str, hr: str = 'DF2K_HR', prefix: str = 'DF2K', scales=SCALES, crop_size: int = 480, step: int = 240,
+         workers: int = 1, overwrite: bool = False) -> None:
+    """HR sub-images, paired LR sub-images for every scale, and the meta-info file, under ``root``."""
+    src = osp.join(root, hr)
+    modcrop = math.lcm(*scales)  # HR and every LR then share the crop grid exactly
+    crop(src, osp.join(root, f'{prefix}_HR_sub'), crop_size, step, modcrop=modcrop, workers=workers,
+         overwrite=overwrite)
+    for scale in scales:
+        crop(src, osp.join(root, f'{prefix}_bicx{scale}_sub'), crop_size, step, scale=scale, modcrop=modcrop,
+             workers=workers, overwrite=overwrite)
+    meta_info(osp.join(root, f'{prefix}_HR_sub'), osp.join(root, f'meta_info_{prefix}sub_GT.txt'), workers=workers,
+              overwrite=overwrite)
+
+
+def main(argv: list[str] | None = None, prog: str = 'basicsr prepare') -> int:
+    args = build_parser(prog).parse_args(argv)
+    try:
+        if args.command == 'df2k':
+            df2k(args.root, args.hr, args.prefix, args.scales, args.crop_size, args.step, args.workers, args.overwrite)
+        elif args.command == 'crop':
+            count = crop(args.src, args.dst, args.crop_size, args.step, args.thresh_size, args.scale, args.modcrop,
+                         args.workers, args.overwrite)
+            print(f'{count} sub-images in {args.dst}')
+        elif args.command == 'bicubic':
+            bicubic(args.src, args.dst, args.scale, workers=args.workers, overwrite=args.overwrite)
+        elif args.command == 'benchmark':
+            for scale in args.scales:
+                bicubic(args.src, osp.join(args.dst, f'LRbicx{scale}'), scale, osp.join(args.dst, f'GTmod{scale}'),
+                        args.workers, args.overwrite)
+        elif args.command == 'meta-info':
+            count = meta_info(args.folder, args.file, args.recursive, args.workers, args.overwrite)
+            print(f'{count} images listed in {args.file}')
+    except HatError as error:
+        print(f'{prog}: error: {error}', file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

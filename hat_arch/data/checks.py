@@ -1,0 +1,140 @@
+"""Checks of the data an option file names, made before training/testing starts, each failing with one line.
+
+BasicSR finds a missing folder, an unpaired file or a too-small image only inside a data-loader worker, as an
+assertion or an ``AttributeError`` on ``None`` deep in a traceback; :func:`check_dataset_options` finds them first and
+says which option key, folder or file is at fault.
+"""
+from __future__ import annotations
+
+import os.path as osp
+import re
+
+import cv2
+import numpy as np
+from basicsr.utils import imfrombytes, scandir
+from PIL import Image
+from tqdm import tqdm
+
+from hat_arch.errors import HatError
+
+_SHAPE = re.compile(r'\((\d+),\s*(\d+)(?:,\s*\d+)?\)')
+# Datasets that pair an LR folder with a GT folder file by file (BasicSR's PairedImageDataset logic).
+PAIRED_TYPES = {'PairedImageDataset'}
+
+
+def read_meta_info(meta_info_file: str) -> list[tuple[str, tuple[int, int] | None]]:
+    """(name, (h, w) or None) for each line of a BasicSR meta-info file: ``NAME (h,w,c)`` or just ``NAME [...]``."""
+    if not osp.isfile(meta_info_file):
+        raise HatError(f'meta-info file {meta_info_file} does not exist')
+    entries = []
+    with open(meta_info_file) as f:
+        for line in f:
+            if line.strip():
+                name, _, rest = line.strip().partition(' ')
+                shape = _SHAPE.match(rest.strip())
+                entries.append((name, (int(shape[1]), int(shape[2])) if shape else None))
+    return entries
+
+
+def read_image(file_client, path: str, client_key: str = 'default') -> np.ndarray:
+    """An image as BGR float32 in [0, 1] (BasicSR's convention); a one-line HatError if it cannot be read."""
+    try:
+        content = file_client.get(path, client_key)
+    except (OSError, KeyError) as error:
+        raise HatError(f'cannot read image {path}: {error}') from error
+    img = imfrombytes(content, float32=False)
+    if img is None:
+        raise HatError(f'cannot decode image {path}: not an image, or a damaged one')
+    return img.astype(np.float32) / 255.
+
+
+def image_shape(path: str) -> tuple[int, int, int]:
+    """(h, w, channels) of an image file from its header; a one-line HatError naming it if it is not an image."""
+    try:
+        with Image.open(path) as img:
+            return img.height, img.width, len(img.getbands())
+    except (OSError, ValueError):
+        img = cv2.imread(path, cv2.IMREAD_UNCHANGED)  # formats Pillow does not know
+        if img is None:
+            raise HatError(f'cannot read image {path}: not an image, or a damaged one') from None
+        return img.shape[0], img.shape[1], 1 if img.ndim == 2 else img.shape[2]
+
+
+def check_dataset_options(opt: dict) -> None:
+    """Check every dataset and pretrained file of parsed BasicSR options; raise HatError naming the first problem.
+
+    Call it after ``parse_options`` and before building datasets or models. It checks that the folders
+    (``dataroot_gt``, ``dataroot_lq``), meta-info files and ``path: pretrain_network_*`` files exist, that LR and GT
+    folders pair file by file, that the images are readable, and that training GTs are at least ``gt_size``.
+    Image sizes come from the meta-info file when it records them, else from the image headers.
+    """
+    for phase, dataset in (opt.get('datasets') or {}).items():
+        check_dataset(f'datasets: {phase}', dataset, int(dataset.get('scale', opt.get('scale', 1))),
+                      train=phase.split('_')[0] == 'train')
+    for key, path in (opt.get('path') or {}).items():
+        if key.startswith('pretrain_network') and path and not osp.isfile(path):
+            raise HatError(f'path: {key}: {path} does not exist')
+
+
+def check_dataset(where: str, dataset: dict, scale: int, train: bool) -> None:
+    """Check one dataset's options (see :func:`check_dataset_options`); ``where`` names it in messages."""
+    backend = (dataset.get('io_backend') or {}).get('type', 'disk')
+    for key in ('dataroot_gt', 'dataroot_lq'):
+        folder = dataset.get(key)
+        if folder is not None and not osp.exists(folder):
+            raise HatError(f'{where}: {key}: folder {folder} does not exist')
+    for key in ('meta_info_file', 'meta_info'):
+        if dataset.get(key) and not osp.isfile(dataset[key]):
+            raise HatError(f'{where}: {key}: file {dataset[key]} does not exist')
+    if backend != 'disk':
+        return
+    if dataset.get('type') in PAIRED_TYPES and dataset.get('dataroot_gt') and dataset.get('dataroot_lq'):
+        check_pairs(where, dataset, scale, train)
+
+
+def check_pairs(where: str, dataset: dict, scale: int, train: bool) -> None:
+    """LR and GT folders pair file by file; images are readable, LR x scale = GT, and training GTs >= gt_size.
+
+    Evaluation allows a GT a few pixels larger than LR x scale (BasicSR crops it); training does not.
+    """
+    gt_folder, lq_folder = dataset['dataroot_gt'], dataset['dataroot_lq']
+    template = dataset.get('filename_tmpl', '{}')
+    lq_names = set(scandir(lq_folder))
+    if dataset.get('meta_info_file'):
+        entries = read_meta_info(dataset['meta_info_file'])
+        gt_names = set(scandir(gt_folder, recursive=True))
+        for name, _ in entries:
+            if name not in gt_names:
+                raise HatError(f"{where}: {name} of meta_info_file {dataset['meta_info_file']} is not in "
+                               f'dataroot_gt {gt_folder}')
+    else:
+        entries = [(name, None) for name in sorted(scandir(gt_folder))]
+    if not entries:
+        raise HatError(f'{where}: dataroot_gt: folder {gt_folder} has no images')
+
+    def lq_name(gt_name: str) -> str:
+        base, ext = osp.splitext(osp.basename(gt_name))
+        return f'{template.format(base)}{ext}'
+
+    for name, _ in entries:
+        if lq_name(name) not in lq_names:
+            raise HatError(f'{where}: GT {osp.join(gt_folder, name)} has no LR partner {lq_name(name)} in '
+                           f'dataroot_lq {lq_folder}')
+    if not dataset.get('meta_info_file'):
+        unpaired = sorted(lq_names - {lq_name(name) for name, _ in entries})
+        if unpaired:
+            raise HatError(f'{where}: LR {osp.join(lq_folder, unpaired[0])} has no GT partner in dataroot_gt '
+                           f'{gt_folder}')
+
+    gt_size = dataset.get('gt_size') if train else None
+    for name, shape in tqdm(entries, desc='checking images', unit='image', leave=False, disable=len(entries) < 1000):
+        gt_path, lq_path = osp.join(gt_folder, name), osp.join(lq_folder, lq_name(name))
+        if shape is None:  # sizes not recorded in a meta-info file: read the headers
+            shape = image_shape(gt_path)[:2]
+            lq_h, lq_w = image_shape(lq_path)[:2]
+            expected = shape if train else (shape[0] - shape[0] % scale, shape[1] - shape[1] % scale)
+            if (lq_h * scale, lq_w * scale) != tuple(expected):
+                raise HatError(f'{where}: LR {lq_path} is {lq_h}x{lq_w}, but GT {gt_path} is {shape[0]}x{shape[1]}; '
+                               f'GT must be LR x scale {scale}')
+        if gt_size and min(shape) < gt_size:
+            raise HatError(f'{where}: GT {gt_path} is {shape[0]}x{shape[1]}, smaller than gt_size {gt_size}')

@@ -1,0 +1,143 @@
+"""Dataset preparation that BasicSR keeps in its git repository's scripts, not in its package.
+
+Sub-images of large training images (DF2K), meta-info files, MATLAB-style bicubic LR images and ``GTmod{s}`` /
+``LRbicx{s}`` benchmark folders. Each job runs over a folder with a process pool and a progress bar.
+"""
+from __future__ import annotations
+
+import os
+import os.path as osp
+from contextlib import nullcontext
+from multiprocessing import Pool
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+import torch
+from basicsr.data.transforms import mod_crop
+from basicsr.utils import scandir
+from basicsr.utils.matlab_functions import imresize
+from tqdm import tqdm
+
+from hat_arch.data.checks import image_shape
+from hat_arch.errors import HatError
+
+PNG_COMPRESSION = 3  # BasicSR's scripts' choice: fast to write, about as small as 9 on photos
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
+
+
+def list_images(folder: str, recursive: bool = False) -> list[str]:
+    """Sorted image paths relative to ``folder``; HatError if it is missing or holds none."""
+    if not osp.isdir(folder):
+        raise HatError(f'folder {folder} does not exist')
+    names = sorted(scandir(folder, suffix=IMAGE_EXTENSIONS, recursive=recursive))
+    if not names:
+        raise HatError(f'folder {folder} has no images ({", ".join(IMAGE_EXTENSIONS)})')
+    return names
+
+
+def new_folder(folder: str, overwrite: bool) -> None:
+    """Create ``folder``; refuse to write into one that already holds files unless ``overwrite``."""
+    if osp.isdir(folder) and any(os.scandir(folder)) and not overwrite:
+        raise HatError(f'output folder {folder} is not empty; remove it or pass --overwrite')
+    os.makedirs(folder, exist_ok=True)
+
+
+def read(path: str) -> np.ndarray:
+    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise HatError(f'cannot read image {path}: not an image, or a damaged one')
+    return img
+
+
+def write(path: str, img: np.ndarray) -> None:
+    os.makedirs(osp.dirname(path) or '.', exist_ok=True)
+    if not cv2.imwrite(path, img, [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION]):
+        raise HatError(f'cannot write image {path}')
+
+
+def _single_threaded_worker() -> None:
+    # A forked worker that runs torch ops (imresize) with the parent's OpenMP pool can deadlock; one thread each
+    # avoids it (as torch's DataLoader workers do), and the pool provides the parallelism.
+    torch.set_num_threads(1)
+
+
+def parallel(job: Callable, items: Sequence, workers: int, desc: str) -> list:
+    """``job(item)`` for every item, in a pool of ``workers`` processes (in this one if 1), with a progress bar."""
+    with tqdm(total=len(items), unit='image', desc=desc) as bar, \
+            (Pool(workers, initializer=_single_threaded_worker) if workers > 1 else nullcontext()) as pool:
+        results = []
+        for result in (pool.imap(job, items, chunksize=4) if pool else map(job, items)):
+            results.append(result)
+            bar.update(1)
+    return results
+
+
+def crop_positions(size: int, crop_size: int, step: int, thresh_size: int) -> list[int]:
+    """Crop starts along one side: every ``step``, plus one flush with the end if more than ``thresh_size`` is left."""
+    if size < crop_size:
+        return []
+    starts = list(range(0, size - crop_size + 1, step))
+    if size - (starts[-1] + crop_size) > thresh_size:
+        starts.append(size - crop_size)
+    return starts
+
+
+def bicubic_downscale(img: np.ndarray, scale: int) -> np.ndarray:
+    """MATLAB ``imresize(img, 1/scale, 'bicubic')`` of ``img`` cropped to a multiple of ``scale``, in its dtype."""
+    lr = imresize(mod_crop(img, scale).astype(np.float64), 1 / scale)
+    if np.issubdtype(img.dtype, np.integer):  # rounded and clipped, as MATLAB does for integer images
+        info = np.iinfo(img.dtype)
+        lr = np.clip(np.round(lr), info.min, info.max)
+    return lr.astype(img.dtype)
+
+
+class SubImageJob:
+    """Cut one image into square sub-images every ``step`` pixels, named ``NAME_s001.png``, ``NAME_s002.png``, ...
+    (BasicSR's naming).
+
+    The image is first cropped to a multiple of ``modcrop``; with ``scale`` > 1 its MATLAB-bicubic x1/scale is cut
+    instead, into ``crop_size/scale`` sub-images every ``step/scale``, so that they pair name by name with the
+    sub-images of the same image made with ``scale`` 1 (use a ``modcrop`` that ``scale`` divides).
+    """
+
+    def __init__(self, src: str, dst: str, crop_size: int, step: int, thresh_size: int = 0, modcrop: int = 1,
+                 scale: int = 1):
+        if crop_size % scale or step % scale:
+            raise HatError(f'crop size {crop_size} and step {step} must be multiples of the scale {scale}')
+        self.src, self.dst, self.modcrop, self.scale = src, dst, modcrop, scale
+        self.crop_size, self.step, self.thresh_size = crop_size // scale, step // scale, thresh_size // scale
+
+    def __call__(self, name: str) -> int:
+        img = mod_crop(read(osp.join(self.src, name)), self.modcrop)
+        if self.scale > 1:
+            img = bicubic_downscale(img, self.scale)
+        h, w = img.shape[:2]
+        base = osp.splitext(name)[0]
+        index = 0
+        for top in crop_positions(h, self.crop_size, self.step, self.thresh_size):
+            for left in crop_positions(w, self.crop_size, self.step, self.thresh_size):
+                index += 1
+                patch = img[top:top + self.crop_size, left:left + self.crop_size]
+                write(osp.join(self.dst, f'{base}_s{index:03d}.png'), np.ascontiguousarray(patch))
+        return index
+
+
+class BicubicJob:
+    """Write the MATLAB-bicubic x1/scale of ``src/NAME`` to ``lr_dst/NAME.png``, and its mod-cropped GT to
+    ``gt_dst/NAME.png`` if ``gt_dst`` is given."""
+
+    def __init__(self, src: str, lr_dst: str, scale: int, gt_dst: str | None = None):
+        self.src, self.lr_dst, self.scale, self.gt_dst = src, lr_dst, scale, gt_dst
+
+    def __call__(self, name: str) -> None:
+        img = read(osp.join(self.src, name))
+        out_name = osp.splitext(name)[0] + '.png'
+        if self.gt_dst is not None:
+            write(osp.join(self.gt_dst, out_name), mod_crop(img, self.scale))
+        write(osp.join(self.lr_dst, out_name), bicubic_downscale(img, self.scale))
+
+
+def meta_info_line(folder: str, name: str) -> str:
+    """``NAME (h,w,c)``: BasicSR's meta-info line for one image."""
+    return f'{name} ({",".join(map(str, image_shape(osp.join(folder, name))))})'

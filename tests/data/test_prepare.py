@@ -1,0 +1,101 @@
+"""basicsr prepare: sub-images, bicubic LR, benchmark folders, meta-info, the DF2K layout."""
+from __future__ import annotations
+
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+from basicsr.utils.matlab_functions import imresize
+
+from hat_arch.cli.prepare import main
+from hat_arch.data.checks import check_dataset_options, read_meta_info
+from hat_arch.data.prepare import crop_positions
+from tests.conftest import DATA
+
+
+@pytest.fixture
+def hr(tmp_path):
+    """Two real HR images of different sizes (T91 t1 and t2) in a folder."""
+    folder = tmp_path / 'HR'
+    folder.mkdir()
+    for name in ('t1.png', 't2.png'):
+        shutil.copy(DATA / 'T91' / 'HR' / name, folder / name)
+    return folder
+
+
+def test_crop_positions_cover_the_side():
+    assert crop_positions(1000, 480, 240, 0) == [0, 240, 480, 520]
+    assert crop_positions(960, 480, 240, 0) == [0, 240, 480]
+    assert crop_positions(500, 480, 240, 30) == [0]  # 20 left over: within the threshold
+    assert crop_positions(100, 480, 240, 0) == []
+
+
+def test_hr_and_lr_sub_images_pair_by_name(hr, tmp_path):
+    assert main([
+        'crop', str(hr), str(tmp_path / 'HR_sub'), '--crop-size', '64', '--step', '32', '--modcrop', '4',
+        '--workers', '2']) == 0
+    assert main(['crop', str(hr), str(tmp_path / 'LR_sub'), '--crop-size', '64', '--step', '32', '--scale', '4',
+                 '--modcrop', '4', '--workers', '1']) == 0
+    hr_names = sorted(p.name for p in (tmp_path / 'HR_sub').iterdir())
+    assert hr_names == sorted(p.name for p in (tmp_path / 'LR_sub').iterdir())
+    h, w = cv2.imread(str(hr / 't1.png')).shape[:2]
+    assert sum(n.startswith('t1_s') for n in hr_names) == len(crop_positions(h - h % 4, 64, 32, 0)) * len(
+        crop_positions(w - w % 4, 64, 32, 0))
+    for name in hr_names[:3] + hr_names[-3:]:
+        gt = cv2.imread(str(tmp_path / 'HR_sub' / name))
+        lq = cv2.imread(str(tmp_path / 'LR_sub' / name))
+        assert gt.shape == (64, 64, 3) and lq.shape == (16, 16, 3)
+        # the LR sub-image is cut from the LR of the whole image: inside, it is the bicubic of its GT sub-image
+        bicubic = np.clip(np.round(imresize(gt / 255., 1 / 4) * 255), 0, 255)
+        inner = np.abs(lq.astype(int) - bicubic)[2:-2, 2:-2]
+        assert inner.max() <= 1
+
+
+def test_benchmark_matches_the_published_set5_lr(tmp_path):
+    assert main(['benchmark', str(DATA / 'Set5' / 'GTmod4'), str(tmp_path / 'Set5'), '--scales', '4', '2']) == 0
+    for name in ('baby.png', 'butterfly.png'):
+        made = cv2.imread(str(tmp_path / 'Set5' / 'LRbicx4' / name)).astype(int)
+        published = cv2.imread(str(DATA / 'Set5' / 'LRbicx4' / name)).astype(int)
+        assert made.shape == published.shape and np.abs(made - published).mean() < 0.5
+    assert cv2.imread(str(tmp_path / 'Set5' / 'GTmod2' / 'baby.png')).shape == (512, 512, 3)
+    assert cv2.imread(str(tmp_path / 'Set5' / 'LRbicx2' / 'baby.png')).shape == (256, 256, 3)
+
+
+def test_meta_info_lists_names_and_shapes_and_keeps_existing_files(hr, tmp_path, capsys):
+    meta = tmp_path / 'meta.txt'
+    assert main(['meta-info', str(hr), str(meta), '--workers', '1']) == 0
+    h, w = cv2.imread(str(hr / 't2.png')).shape[:2]
+    assert meta.read_text().splitlines()[1] == f't2.png ({h},{w},3)'
+    meta.write_text('mine\n')
+    assert main(['meta-info', str(hr), str(meta)]) == 2
+    assert meta.read_text() == 'mine\n'
+    assert f'meta-info file {meta} exists; remove it or pass --overwrite' in capsys.readouterr().err
+
+
+def test_output_folder_with_files_is_not_overwritten(hr, tmp_path, capsys):
+    out = tmp_path / 'LR'
+    out.mkdir()
+    (out / 't1.png').write_bytes(b'mine')
+    assert main(['bicubic', str(hr), str(out), '--scale', '4']) == 2
+    assert (out / 't1.png').read_bytes() == b'mine'
+    assert f'output folder {out} is not empty' in capsys.readouterr().err
+    assert main(['bicubic', str(tmp_path / 'nowhere'), str(tmp_path / 'x'), '--scale', '4']) == 2
+    assert 'folder' in capsys.readouterr().err
+
+
+def test_df2k_layout_is_what_the_recipes_read(hr, tmp_path):
+    root = tmp_path / 'DF2K'
+    shutil.copytree(hr, root / 'DF2K_HR')
+    assert main(['df2k', str(root), '--crop-size', '96', '--step', '48', '--scales', '2', '4', '--workers', '2']) == 0
+    entries = read_meta_info(str(root / 'meta_info_DF2Ksub_GT.txt'))
+    assert entries and all(shape == (96, 96) for _, shape in entries)
+    assert len(entries) == len(list((root / 'DF2K_HR_sub').iterdir()))
+    for scale in (2, 4):
+        dataset = dict(type='PairedImageDataset', dataroot_gt=str(root / 'DF2K_HR_sub'),
+                       dataroot_lq=str(root / f'DF2K_bicx{scale}_sub'),
+                       meta_info_file=str(root / 'meta_info_DF2Ksub_GT.txt'), io_backend={'type': 'disk'},
+                       gt_size=96)
+        check_dataset_options({'scale': scale, 'datasets': {'train': dataset}})
+        name = entries[-1][0]
+        assert cv2.imread(str(root / f'DF2K_bicx{scale}_sub' / name)).shape == (96 // scale, 96 // scale, 3)
