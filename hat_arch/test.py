@@ -15,6 +15,7 @@ from basicsr.models import build_model
 from basicsr.utils import get_env_info, get_time_str, make_exp_dirs
 from basicsr.utils.options import dict2str
 
+from hat_arch.data.checks import check_dataset_options
 from hat_arch.errors import HatError
 from hat_arch.training.launch import run_pipeline
 from hat_arch.training.logs import run_log
@@ -29,6 +30,7 @@ def main(argv: list[str] | None = None, prog: str = 'basicsr test') -> int:
 def test_pipeline(root_path: str, argv: list[str], prog: str = 'basicsr test') -> None:
     """Evaluate as the option file in ``argv`` says, writing results/<name>/ under ``root_path``."""
     opt, _ = parse_options(argv, root_path, is_train=False, prog=prog)
+    check_dataset_options(opt)  # missing folders, unpaired or unreadable images: one line, before any work
     torch.backends.cudnn.benchmark = True
     try:
         make_exp_dirs(opt)

@@ -27,6 +27,7 @@ from basicsr.train import init_tb_loggers
 from basicsr.utils import AvgTimer, MessageLogger, get_env_info, get_time_str, make_exp_dirs, mkdir_and_rename
 from basicsr.utils.options import copy_opt_file, dict2str
 
+from hat_arch.data.checks import check_dataset_options
 from hat_arch.errors import HatError
 from hat_arch.training.checkpoint import check_writable, checkpoint_bytes, remove_temporary_files
 from hat_arch.training.distributed import all_gather_objects
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None, prog: str = 'basicsr train') -> int:
 def train_pipeline(root_path: str, argv: list[str], prog: str = 'basicsr train') -> None:
     """Train as the option file in ``argv`` says, with ``root_path`` as the root of experiments/ and tb_logger/."""
     opt, args = parse_options(argv, root_path, is_train=True, prog=prog)
+    check_dataset_options(opt)  # missing folders, unpaired or unreadable images: one line, before any work
     opt['root_path'] = root_path
     torch.backends.cudnn.benchmark = True
     resume_state = load_resume_state(opt)

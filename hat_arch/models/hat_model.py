@@ -56,6 +56,7 @@ class HATModel(SRModel):
       put back in the mode it was in;
     - ``train: amp: bf16|fp16`` trains under autocast (fp16 with a gradient scaler);
     - a progress bar during validation/test (``val: pbar: false`` turns it off);
+    - testing writes ``results/<name>/metrics.json`` and logs a table of every test set after the last one;
     - a pretrained file that is missing or holds another network is a one-line :class:`HatError` naming it.
     """
 
@@ -128,10 +129,11 @@ class HATModel(SRModel):
         return l_total, loss_dict
 
     # ----------------------------------------------------------------------------------------------------- testing
-    def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
-        super().nondist_validation(dataloader, current_iter, tb_logger, save_img)
-        if not self.opt['is_train'] and getattr(self, 'metric_results', None):
-            self.record_test_metrics(dataloader.dataset.opt['name'])
+    def _log_validation_metric_values(self, current_iter, dataset_name, tb_logger):
+        # Called once per set with its final metrics, also when the images were spread over several processes.
+        super()._log_validation_metric_values(current_iter, dataset_name, tb_logger)
+        if not self.opt['is_train']:  # RealESRNetModel clears is_train while it validates
+            self.record_test_metrics(dataset_name)
 
     def record_test_metrics(self, dataset_name: str) -> None:
         """Keep a test set's metrics in ``results/<name>/metrics.json``; after the last set, log them as a table."""
