@@ -182,3 +182,35 @@ def test_metrics_table():
     table = metrics_table({'Set5': {'psnr': 30.12346, 'ssim': 0.8}, 'Set14': {'psnr': 27.0}})
     assert table.splitlines() == ['| dataset | psnr | ssim |', '| --- | --- | --- |',
                                   '| Set5 | 30.1235 | 0.8000 |', '| Set14 | 27.0000 |  |']
+
+
+def test_basicsr_train_then_tiled_test_is_close_to_whole_image_test(tmp_path, monkeypatch):
+    """``basicsr train`` a tiny HATModel, then ``basicsr test`` it on Set5 whole and in 16-pixel tiles."""
+    from hat_arch import test as test_cli, train as train_cli
+
+    monkeypatch.chdir(tmp_path)
+    network = dict(TINY_HAT, type='HAT')
+    set5 = {'name': 'Set5', 'type': 'PairedImageDataset', 'dataroot_gt': str(DATA / 'Set5' / 'GTmod4'),
+            'dataroot_lq': str(DATA / 'Set5' / 'LRbicx4'), 'io_backend': {'type': 'disk'}}
+    common = {'model_type': 'HATModel', 'scale': 4, 'num_gpu': 0, 'manual_seed': 0, 'network_g': network}
+    train = dict(common, name='tiny', datasets={'train': dict(
+        set5, gt_size=32, use_hflip=True, use_rot=True, num_worker_per_gpu=0, batch_size_per_gpu=1,
+        dataset_enlarge_ratio=1)}, path={'pretrain_network_g': None, 'resume_state': None}, train={
+        'optim_g': {'type': 'Adam', 'lr': 2e-4}, 'scheduler': {'type': 'MultiStepLR', 'milestones': [10],
+                                                               'gamma': 0.5},
+        'total_iter': 2, 'warmup_iter': -1, 'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0}},
+        logger={'print_freq': 1, 'save_checkpoint_freq': 2, 'use_tb_logger': False})
+    (tmp_path / 'train.yml').write_text(json.dumps(train))  # JSON is YAML
+    assert train_cli.main(['-opt', 'train.yml']) == 0
+    psnr = {}
+    for name, tile in (('whole', None), ('tiled', {'tile_size': 16, 'tile_pad': 8})):
+        test = dict(common, name=name, datasets={'test_1': set5},
+                    path={'pretrain_network_g': 'experiments/tiny/models/net_g_latest.pth'},
+                    val={'save_img': True, 'suffix': None, 'metrics': {'psnr': dict(PSNR)}},
+                    **({'tile': tile} if tile else {}))
+        (tmp_path / f'{name}.yml').write_text(json.dumps(test))
+        assert test_cli.main(['-opt', f'{name}.yml']) == 0
+        saved = sorted(p.name for p in (tmp_path / 'results' / name / 'visualization' / 'Set5').iterdir())
+        assert saved == [f'{image}_{name}.png' for image in ('baby', 'bird', 'butterfly', 'head', 'woman')]
+        psnr[name] = json.loads((tmp_path / 'results' / name / 'metrics.json').read_text())['Set5']['psnr']
+    assert abs(psnr['tiled'] - psnr['whole']) < 0.05
