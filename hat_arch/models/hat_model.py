@@ -28,7 +28,8 @@ def read_state_dict(load_path: str, param_key: str | None = 'params') -> dict[st
         if param_key not in checkpoint and 'params' in checkpoint:
             param_key = 'params'
         if param_key not in checkpoint:
-            raise HatError(f'checkpoint {load_path} has no {param_key!r} entry (keys: {", ".join(map(str, checkpoint))})')
+            keys = ', '.join(map(str, checkpoint))
+            raise HatError(f'checkpoint {load_path} has no {param_key!r} entry (keys: {keys})')
         checkpoint = checkpoint[param_key]
     if not isinstance(checkpoint, dict):
         raise HatError(f'checkpoint {load_path} holds no state dict')
@@ -145,7 +146,7 @@ class HATModel(SRModel):
             get_root_logger().info(f"{self.opt['name']}\n{metrics_table(self.test_metrics)}")
 
     def test(self):
-        """``self.output`` for ``self.lq``: tiled and/or self-ensembled as the options say, with the EMA network if any."""
+        """``self.output`` for ``self.lq``: tiles and self-ensemble as the options say, the EMA network if any."""
         net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
         val, tile = self.opt.get('val') or {}, self.opt.get('tile') or {}
         was_training = net.training
