@@ -35,8 +35,9 @@ UPSAMPLERS = ('pixelshuffle', 'pixelshuffledirect', 'nearest+conv', '')
 RESI_CONNECTIONS = ('1conv', '3conv', 'identity')
 # The reference masks attention across shifted-window regions with -100, not -inf; keep it for exact outputs.
 SHIFT_MASK_VALUE = -100.0
-# Elements of attention matrix the fused path's backward holds at once: 4 MiB in fp32, so they stay in cache.
-BACKWARD_CHUNK_ELEMENTS = 2**20
+# Elements of attention matrix the fused path's backward holds at once (16 MiB in fp32): small enough to bound memory
+# and to mostly stay in cache, large enough that the per-chunk overhead stays small.
+BACKWARD_CHUNK_ELEMENTS = 2**22
 
 
 def naive_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor, scale: float,
@@ -77,42 +78,40 @@ class BiasedAttention(torch.autograd.Function):
 
     ``scaled_dot_product_attention`` runs its fused kernel only for a mask that needs no gradient, and autograd would
     otherwise keep every attention matrix. Here the forward is the fused kernel; the backward recomputes the attention
-    matrices a few windows at a time (small enough to stay in cache) and returns the gradients of q, k, v and biases.
+    matrices a chunk of windows at a time and returns the gradients of q, k, v and biases.
     """
 
     @staticmethod
     def forward(ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, biases: torch.Tensor, counts: Sequence[int],
                 scale: float) -> torch.Tensor:
-        out = grouped_sdpa(q.detach(), k.detach(), v.detach(), biases.detach(), counts, scale)
-        ctx.save_for_backward(q, k, v, biases, out)  # `out` is also what the next linear keeps: no extra memory
+        ctx.save_for_backward(q, k, v, biases)
         ctx.counts, ctx.scale = counts, scale
-        return out
+        return grouped_sdpa(q.detach(), k.detach(), v.detach(), biases.detach(), counts, scale)
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
-        q, k, v, biases, out = ctx.saved_tensors
+        q, k, v, biases = ctx.saved_tensors
         scale = ctx.scale
         head_major = lambda t: t.transpose(1, 2).contiguous()  # (B, heads, n, d), so chunks are contiguous
-        q_scaled, k_scaled, k, v, grad_out = (head_major(q).mul_(scale), head_major(k).mul_(scale), head_major(k),
-                                              head_major(v), head_major(grad_out))
-        delta = (grad_out * head_major(out)).sum(-1, keepdim=True)  # rowsum(dO * O) = rowsum(P * dP)
+        q_scaled, k, v, grad_out = head_major(q).mul_(scale), head_major(k), head_major(v), head_major(grad_out)
         grad_q, grad_k, grad_v = torch.empty_like(q_scaled), torch.empty_like(k), torch.empty_like(v)
         grad_biases = torch.zeros(biases.shape, dtype=torch.promote_types(biases.dtype, torch.float32),
                                   device=biases.device)
-        chunk = max(1, BACKWARD_CHUNK_ELEMENTS // (biases.shape[1] * biases.shape[2] * biases.shape[3]))
+        chunk = max(1, BACKWARD_CHUNK_ELEMENTS // biases[0].numel())
         group_start = 0
         for group, count in enumerate(ctx.counts):
             for start in range(group_start, group_start + count, chunk):
                 w = slice(start, min(start + chunk, group_start + count))
                 p = torch.matmul(q_scaled[w], k[w].transpose(-2, -1)).add_(biases[group]).softmax(dim=-1)
                 torch.matmul(p.transpose(-2, -1), grad_out[w], out=grad_v[w])
-                grad_s = torch.matmul(grad_out[w], v[w].transpose(-2, -1)).sub_(delta[w]).mul_(p)  # softmax backward
-                torch.matmul(grad_s, k_scaled[w], out=grad_q[w])
+                grad_s = torch._softmax_backward_data(torch.matmul(grad_out[w], v[w].transpose(-2, -1)), p, -1,
+                                                      p.dtype)
+                torch.matmul(grad_s, k[w], out=grad_q[w])
                 torch.matmul(grad_s.transpose(-2, -1), q_scaled[w], out=grad_k[w])
                 grad_biases[group] += grad_s.sum(0)
             group_start += count
-        return (grad_q.transpose(1, 2), grad_k.transpose(1, 2), grad_v.transpose(1, 2), grad_biases.to(biases.dtype),
-                None, None)
+        return (grad_q.mul_(scale).transpose(1, 2), grad_k.transpose(1, 2), grad_v.transpose(1, 2),
+                grad_biases.to(biases.dtype), None, None)
 
 
 def fused_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, biases: torch.Tensor, counts: Sequence[int],
@@ -140,17 +139,38 @@ def window_reverse(windows: torch.Tensor, window_size: int) -> torch.Tensor:
     return rearrange(windows, 'b nh nw (wh ww) c -> b (nh wh) (nw ww) c', wh=window_size, ww=window_size)
 
 
+class PermuteRows(torch.autograd.Function):
+    """``x.index_select(0, index)`` for a permutation ``index``: the backward gathers by ``inverse`` instead of
+    scattering into zeros."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, index: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(inverse)
+        return x.index_select(0, index)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        inverse, = ctx.saved_tensors
+        return grad.index_select(0, inverse), None, None
+
+
 class WindowOrder(NamedTuple):
     """Where the tokens of (b, h, w) images go when laid out window after window, for the fused path.
 
-    ``tokens.flatten(0, 2).index_select(0, index)`` are the windows (nW*b, ws*ws, c) of the image cyclically shifted
-    by -shift, windows ordered (region group, window, batch); ``inverse`` undoes it. ``groups`` lists, per group of
-    windows that share a shift-region mask, the mask's (last_row, last_col) key (``None`` unshifted) and its number of
-    windows times b, so each group is one contiguous batch for the attention kernel.
+    ``gather`` takes image-order token rows (b*h*w, c) to the windows (nW*b * ws*ws, c) of the image cyclically shifted
+    by -shift, windows ordered (region group, window, batch); ``scatter`` takes them back. ``groups`` lists, per group
+    of windows that share a shift-region mask, the mask's (last_row, last_col) key (``None`` unshifted) and its number
+    of windows times b, so each group is one contiguous batch for the attention kernel.
     """
     index: torch.Tensor
     inverse: torch.Tensor
     groups: list[tuple[tuple[int, int] | None, int]]
+
+    def gather(self, tokens: torch.Tensor) -> torch.Tensor:
+        return PermuteRows.apply(tokens, self.index, self.inverse)
+
+    def scatter(self, rows: torch.Tensor) -> torch.Tensor:
+        return PermuteRows.apply(rows, self.inverse, self.index)
 
 
 def window_order(batch: int, h: int, w: int, window_size: int, shift: int, device: torch.device) -> WindowOrder:
@@ -328,15 +348,15 @@ class WindowAttention(nn.Module):
         """Project, gather the windows with one index, attend per group of windows sharing a mask, scatter back."""
         b, h, w, c = x.shape
         n, heads = bias.shape[-1], self.num_heads
-        qkv = self.qkv(x).view(b * h * w, 3 * c).index_select(0, order.index).view(-1, n, 3, heads, c // heads)
+        qkv = order.gather(self.qkv(x).view(b * h * w, 3 * c)).view(-1, n, 3, heads, c // heads)
         regions = [region for region, _ in order.groups]
         if regions[0] is None:
             biases = bias.unsqueeze(0)
         else:
             biases = bias + region_masks[[r for r, _ in regions], [col for _, col in regions]].unsqueeze(1)
-        out = fused_attention(qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2], biases, [count for _, count in order.groups],
-                              self.scale, dropout_p)
-        return self.proj(out.reshape(-1, c)).index_select(0, order.inverse).view(b, h * w, c)
+        q, k, v = qkv.unbind(2)  # each (nW*b, n, heads, d)
+        out = fused_attention(q, k, v, biases, [count for _, count in order.groups], self.scale, dropout_p)
+        return order.scatter(self.proj(out.reshape(-1, c))).view(b, h * w, c)
 
     def forward_reference(self, x: torch.Tensor, shift: int, bias: torch.Tensor, shift_mask: torch.Tensor | None,
                           dropout_p: float) -> torch.Tensor:
@@ -444,13 +464,13 @@ class OCAB(nn.Module):
         b, h, w, c = x.shape
         ws, ows, heads = self.window_size, self.overlap_win_size, self.num_heads
         qkv = self.qkv(x)  # b, h, w, 3c
-        q = qkv.view(-1, 3 * c)[:, :c].index_select(0, order.index).view(-1, ws * ws, heads, c // heads)
+        q = order.gather(qkv.view(-1, 3 * c)[:, :c]).view(-1, ws * ws, heads, c // heads)
         pad = (ows - ws) // 2
         kv = F.pad(qkv[..., c:], (0, 0, pad, pad, pad, pad)).unfold(1, ows, ws).unfold(2, ows, ws)
         kv = rearrange(kv, 'b nh nw c oh ow -> (nh nw b) (oh ow) c')  # windows in the order of `order` (unshifted)
-        kv = kv.view(-1, ows * ows, 2, heads, c // heads)
-        out = fused_attention(q, kv[:, :, 0], kv[:, :, 1], bias.unsqueeze(0), [q.shape[0]], self.scale)
-        return out.reshape(-1, c).index_select(0, order.inverse).view(b, h * w, c)
+        k, v = kv.view(-1, ows * ows, 2, heads, c // heads).unbind(2)
+        out = fused_attention(q, k, v, bias.unsqueeze(0), [q.shape[0]], self.scale)
+        return order.scatter(out.reshape(-1, c)).view(b, h * w, c)
 
     def attend_reference(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         """(b, h, w, c) -> (b, h*w, c), the reference data flow: ``nn.Unfold`` key/value windows, full attention."""
@@ -786,6 +806,8 @@ class HAT(nn.Module):
         x = reflect_pad_to_multiple(x, self.window_size)
         mean = self.mean.to(x.dtype)
         image = (x - mean) * self.img_range
+        if self.attn_impl != 'naive':  # channels_last convs are faster, and the tokens are then views of their output
+            image = image.contiguous(memory_format=torch.channels_last)
         x = self.conv_first(image)
         features = self.conv_after_body(self.forward_features(x)) + x
         if self.upsampler == 'pixelshuffle':
@@ -800,4 +822,4 @@ class HAT(nn.Module):
         else:  # restoration at scale 1: predict a residual on the input
             x = image + self.conv_last(features)
         x = x / self.img_range + mean
-        return x[..., :h * self.upscale, :w * self.upscale]
+        return x[..., :h * self.upscale, :w * self.upscale].contiguous()

@@ -61,7 +61,7 @@ def test_window_order_gathers_the_rolled_windows_grouped_by_mask(shift):
     nh, nw = h // ws, w // ws
     image = torch.rand(b, h, w, c)
     order = arch.window_order(b, h, w, ws, shift, image.device)
-    windows = image.reshape(-1, c).index_select(0, order.index).view(-1, ws * ws, c)
+    windows = order.gather(image.reshape(-1, c)).view(-1, ws * ws, c)
 
     rolled = arch.window_partition(torch.roll(image, shifts=(-shift, -shift), dims=(1, 2)), ws)  # b, nh, nw, n, c
     if shift:  # interior windows, last column, last row, corner: each group one mask of the reference's
@@ -72,7 +72,7 @@ def test_window_order_gathers_the_rolled_windows_grouped_by_mask(shift):
     expected = [rolled[i, r, col] for rows, cols in parts for r in rows for col in cols for i in range(b)]
     assert torch.equal(windows, torch.stack(expected))
     assert order.groups == [(region, len(rows) * len(cols) * b) for region, (rows, cols) in zip(regions, parts)]
-    restored = windows.reshape(-1, c).index_select(0, order.inverse).view(b, h, w, c)
+    restored = order.scatter(windows.reshape(-1, c)).view(b, h, w, c)
     assert torch.equal(restored, image)
 
 

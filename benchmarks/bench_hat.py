@@ -1,0 +1,216 @@
+"""Speed and memory of HAT: the fused attention path against the reference algorithm, side by side in one run.
+
+Prints one table: model, input, implementation, median time, model GFLOP, GFLOP/s, % of the GFLOP/s of a large fp32
+matmul measured in the same run, peak memory, and the ratios to the naive path.
+
+    python benchmarks/bench_hat.py --compare naive                 # the issue's table (HAT x4 inference + HAT-S step)
+    python benchmarks/bench_hat.py --sizes 64 --mode infer --compile  # adds torch.compile'd inference rows
+
+How it measures:
+
+* time: median over ``--repeats`` runs (fewer for the big inputs), the implementations interleaved run by run in the
+  same process with the same weights, after one warm-up run each;
+* model FLOPs: counted once per case with ``torch.utils.flop_counter.FlopCounterMode`` on the naive path on the
+  ``meta`` device (no compute), so every implementation is credited with the same work;
+* matmul peak: a 2048 x 2048 fp32 matmul timed between the runs, its median GFLOP/s;
+* peak memory (Linux): each case runs once in a fresh subprocess, with glibc's mmap threshold fixed so that freed
+  large tensors go back to the OS at once. With the model, optimizer and input built, the process's peak resident
+  size is reset (``/proc/self/clear_refs``); peak = the peak resident size after the run (``VmHWM``) minus the resident
+  size before it: the memory the forward (or training step) adds at its peak.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from hat_arch.archs.hat_arch import HAT
+
+# The released configurations (as in ../shared/golden/released_state_dict_shapes.json), with our attention options.
+CONFIGS = {
+    'HAT_SRx4': dict(upscale=4, window_size=16, embed_dim=180, depths=[6] * 6, num_heads=[6] * 6, compress_ratio=3,
+                     squeeze_factor=30),
+    'HAT-S_SRx4': dict(upscale=4, window_size=16, embed_dim=144, depths=[6] * 6, num_heads=[6] * 6,
+                       compress_ratio=24, squeeze_factor=24),
+    'HAT-L_SRx4': dict(upscale=4, window_size=16, embed_dim=180, depths=[6] * 12, num_heads=[6] * 12,
+                       compress_ratio=3, squeeze_factor=30),
+}
+COMMON = dict(in_chans=3, img_size=64, conv_scale=0.01, overlap_ratio=0.5, mlp_ratio=2, upsampler='pixelshuffle',
+              resi_connection='1conv')
+# (label, HAT keyword arguments, compiled)
+IMPLS = {
+    'naive': (dict(attn_impl='naive'), False),
+    'sdpa': (dict(attn_impl='sdpa'), False),
+    'sdpa+checkpoint': (dict(attn_impl='sdpa', use_checkpoint=True), False),
+    'sdpa+compile': (dict(attn_impl='sdpa'), True),
+}
+MATMUL_SIZE = 2048
+
+
+def build(model: str, impl: str, device: str = 'cpu') -> torch.nn.Module:
+    torch.manual_seed(0)  # the same weights in every process
+    with torch.device(device):
+        return HAT(**COMMON, **CONFIGS[model], **IMPLS[impl][0])
+
+
+class Case:
+    """One measured workload: an inference forward or a training step (L1 loss, Adam), for one implementation."""
+
+    def __init__(self, model: str, size: int, batch: int, impl: str, train: bool):
+        self.model_name, self.size, self.batch, self.impl, self.train = model, size, batch, impl, train
+        self.net = build(model, impl).train(train)
+        scale = CONFIGS[model]['upscale']
+        generator = torch.Generator().manual_seed(1)
+        self.lr = torch.rand(batch, 3, size, size, generator=generator)
+        self.hr = torch.rand(batch, 3, size * scale, size * scale, generator=generator) if train else None
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=2e-4) if train else None
+        self.fn = torch.compile(self.net) if IMPLS[impl][1] else self.net
+
+    def run(self) -> None:
+        if not self.train:
+            with torch.no_grad():
+                self.fn(self.lr)
+            return
+        self.optimizer.zero_grad(set_to_none=True)
+        F.l1_loss(self.fn(self.lr), self.hr).backward()
+        self.optimizer.step()
+
+
+def count_flops(model: str, size: int, batch: int, train: bool) -> float:
+    """FLOPs of one forward (or forward + backward) of the naive path, counted on the meta device."""
+    net = build(model, 'naive', device='meta').train(train)
+    x = torch.rand(batch, 3, size, size, device='meta')
+    with FlopCounterMode(display=False) as counter, contextlib.nullcontext() if train else torch.no_grad():
+        out = net(x)
+        if train:
+            out.abs().mean().backward()
+    return float(counter.get_total_flops())
+
+
+def timed(fn: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def matmul_gflops() -> float:
+    a, b = torch.randn(MATMUL_SIZE, MATMUL_SIZE), torch.randn(MATMUL_SIZE, MATMUL_SIZE)
+    a @ b
+    return 2 * MATMUL_SIZE**3 / timed(lambda: a @ b) / 1e9
+
+
+def peak_memory(model: str, size: int, batch: int, impl: str, train: bool, threads: int) -> int:
+    """Bytes the case adds at its peak, measured in a fresh subprocess (see the module docstring)."""
+    spec = json.dumps(dict(model=model, size=size, batch=batch, impl=impl, train=train, threads=threads))
+    env = {**os.environ, 'MALLOC_MMAP_THRESHOLD_': str(128 * 1024)}
+    result = subprocess.run([sys.executable, __file__, '--peak-of', spec], env=env, capture_output=True, text=True)
+    if result.returncode:
+        raise RuntimeError(f'peak-memory run of {spec} failed:\n{result.stderr[-2000:]}')
+    return int(result.stdout.split()[-1])
+
+
+def resident_kib(field: str) -> int:
+    """VmRSS (now) or VmHWM (peak since the last reset) of this process, in KiB."""
+    with open('/proc/self/status') as status:
+        return int(re.search(rf'^{field}:\s+(\d+) kB', status.read(), re.MULTILINE).group(1))
+
+
+def measure_peak(spec: dict) -> int:
+    torch.set_num_threads(spec['threads'])
+    case = Case(spec['model'], spec['size'], spec['batch'], spec['impl'], spec['train'])
+    gc.collect()
+    with open('/proc/self/clear_refs', 'w') as clear_refs:
+        clear_refs.write('5')  # reset the peak resident size to the current one
+    before = resident_kib('VmRSS')
+    case.run()
+    return (resident_kib('VmHWM') - before) * 1024
+
+
+def benchmark(cases: list[Case], repeats: int, matmul: list[float]) -> dict[str, float]:
+    """Median seconds per case; the cases run interleaved, each after one warm-up run; matmul samples appended."""
+    times: dict[str, list[float]] = {case.impl: [] for case in cases}
+    for case in cases:
+        case.run()
+    for _ in range(repeats):
+        matmul.append(matmul_gflops())
+        for case in cases:
+            times[case.impl].append(timed(case.run))
+    return {impl: statistics.median(samples) for impl, samples in times.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--mode', choices=('all', 'infer', 'train'), default='all')
+    parser.add_argument('--model', default='HAT_SRx4', choices=sorted(CONFIGS), help='model for inference')
+    parser.add_argument('--train-model', default='HAT-S_SRx4', choices=sorted(CONFIGS))
+    parser.add_argument('--sizes', type=int, nargs='+', default=[64, 128, 192], help='LR sizes for inference')
+    parser.add_argument('--batch', type=int, default=1, help='inference batch')
+    parser.add_argument('--train-size', type=int, default=64)
+    parser.add_argument('--train-batch', type=int, default=2)
+    parser.add_argument('--compare', choices=('naive', ), help='also run the reference algorithm')
+    parser.add_argument('--compile', action='store_true', help='also run torch.compile (slow to compile)')
+    parser.add_argument('--repeats', type=int, help='timed runs per case (default: 5, fewer for big inputs)')
+    parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--no-memory', action='store_true', help='skip the peak-memory subprocesses')
+    parser.add_argument('--peak-of', help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.peak_of:
+        print(measure_peak(json.loads(args.peak_of)))
+        return 0
+    torch.set_num_threads(args.threads)
+
+    workloads = []  # (model, size, batch, train, implementations)
+    if args.mode in ('all', 'infer'):
+        impls = ['naive'] * (args.compare == 'naive') + ['sdpa'] + ['sdpa+compile'] * args.compile
+        workloads += [(args.model, size, args.batch, False, impls) for size in args.sizes]
+    if args.mode in ('all', 'train'):
+        impls = ['naive'] * (args.compare == 'naive') + ['sdpa', 'sdpa+checkpoint']
+        workloads.append((args.train_model, args.train_size, args.train_batch, True, impls))
+
+    rows, matmul = [], []
+    for model, size, batch, train, impls in workloads:
+        cases = [Case(model, size, batch, impl, train) for impl in impls]
+        pixels = batch * size * size
+        repeats = args.repeats or (5 if pixels <= 64 * 64 * 2 else 3 if pixels <= 128 * 128 else 2)
+        seconds = benchmark(cases, repeats, matmul)
+        del cases
+        flops = count_flops(model, size, batch, train)
+        for impl in impls:
+            peak = None if args.no_memory else peak_memory(model, size, batch, impl, train, args.threads)
+            rows.append(dict(model=model, input=f'{"train " if train else ""}{batch}x{size}x{size}', impl=impl,
+                             seconds=seconds[impl], gflop=flops / 1e9, peak=peak))
+        print(f'done: {model} {size} {impls}', file=sys.stderr, flush=True)
+
+    peak_gflops = statistics.median(matmul)
+    print(f'\nfp32 matmul {MATMUL_SIZE}x{MATMUL_SIZE}: {peak_gflops:.1f} GFLOP/s (median of {len(matmul)}); '
+          f'torch {torch.__version__}, {args.threads} threads\n')
+    header = ('model', 'input', 'impl', 'median s', 'GFLOP', 'GFLOP/s', '% matmul', 'peak MiB', 'time/naive',
+              'mem/naive')
+    print('| ' + ' | '.join(header) + ' |')
+    print('|' + '---|' * len(header))
+    for row in rows:
+        naive = next((r for r in rows if r['impl'] == 'naive' and r['model'] == row['model']
+                      and r['input'] == row['input']), None)
+        gflops = row['gflop'] / row['seconds']
+        peak = '-' if row['peak'] is None else f'{row["peak"] / 2**20:.0f}'
+        time_ratio = f'{row["seconds"] / naive["seconds"]:.2f}' if naive else '-'
+        mem_ratio = f'{row["peak"] / naive["peak"]:.2f}' if naive and row['peak'] is not None else '-'
+        print(f'| {row["model"]} | {row["input"]} | {row["impl"]} | {row["seconds"]:.2f} | {row["gflop"]:.1f} | '
+              f'{gflops:.1f} | {100 * gflops / peak_gflops:.0f}% | {peak} | {time_ratio} | {mem_ratio} |')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
