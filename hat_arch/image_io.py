@@ -13,7 +13,7 @@ import numpy as np
 
 from hat_arch.errors import HatError
 
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.webp', '.bmp', '.tif', '.tiff')
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.webp', '.bmp', '.tif', '.tiff', '.ppm', '.pgm')
 
 
 def read_image(path: str | Path) -> np.ndarray:

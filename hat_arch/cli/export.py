@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from hat_arch.errors import HatError
+from hat_arch.errors import HatError, report_user_errors
 
 MIN_OPSET = 17
 TOLERANCE = 1e-3
@@ -45,11 +45,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None, prog: str = 'hat-sr export') -> int:
     args = build_parser(prog).parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        return _run(args)
-    except HatError as error:
-        print(f'{prog}: error: {error}', file=sys.stderr)
-        return 2
+    return report_user_errors(lambda: _run(args), prog)
 
 
 def _run(args: argparse.Namespace) -> int:

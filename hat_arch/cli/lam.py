@@ -18,7 +18,8 @@ import torch
 
 import hat_arch
 from hat_arch import attribution
-from hat_arch.errors import HatError
+from hat_arch.errors import HatError, report_user_errors
+from hat_arch.image_io import read_image
 
 
 def _box(text: str) -> tuple[int, int, int, int]:
@@ -90,11 +91,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None, prog: str = 'hat-sr lam') -> int:
     args = build_parser(prog).parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        return _run(args)
-    except HatError as error:
-        print(f'{prog}: error: {error}', file=sys.stderr)
-        return 2
+    return report_user_errors(lambda: _run(args), prog)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -162,9 +159,9 @@ def _in_channels(model: torch.nn.Module) -> int:
 def _read_image(path: str, channels: int) -> torch.Tensor:
     """An 8- or 16-bit image file as (channels, h, w) RGB or gray in [0, 1]; alpha dropped, colour <-> gray as the
     model needs."""
-    array = cv2.imread(path, cv2.IMREAD_UNCHANGED) if Path(path).is_file() else None
-    if array is None or array.dtype not in (np.uint8, np.uint16):
-        raise HatError(f'cannot read image {path} (missing, corrupt or not an 8/16-bit image)')
+    array = read_image(path)
+    if array.dtype not in (np.uint8, np.uint16):
+        raise HatError(f'image {path} is not an 8- or 16-bit image')
     scale = 65535.0 if array.dtype == np.uint16 else 255.0
     array = array.astype(np.float32) / scale
     if array.ndim == 2:

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from hat_arch.errors import HatError
+from hat_arch.errors import HatError, report_user_errors
 from hat_arch.image_io import IMAGE_EXTENSIONS, read_image, write_image
 
 OUTPUT_EXTENSIONS = ('png', 'jpg', 'webp')
@@ -70,11 +70,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None, prog: str = 'hat-sr upscale') -> int:
     args = build_parser(prog).parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        return _run(args, prog)
-    except HatError as error:
-        print(f'{prog}: error: {error}', file=sys.stderr)
-        return 2
+    return report_user_errors(lambda: _run(args, prog), prog)
 
 
 @dataclass

@@ -21,9 +21,9 @@ from tqdm import tqdm
 
 from hat_arch.data.checks import image_shape
 from hat_arch.errors import HatError
+from hat_arch.image_io import IMAGE_EXTENSIONS
 
 PNG_COMPRESSION = 3  # BasicSR's scripts' choice: fast to write, about as small as 9 on photos
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
 
 
 def list_images(folder: str, recursive: bool = False) -> list[str]:

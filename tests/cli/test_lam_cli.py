@@ -83,5 +83,5 @@ def test_box_outside_the_output_and_unreadable_image_are_one_line_errors(checkpo
     broken.write_bytes(b'not a png')
     assert main(argv + ['-i', str(broken)]) == 2
     error = capsys.readouterr().err
-    assert error.count('\n') == 1 and f'cannot read image {broken}' in error
+    assert error.count('\n') == 1 and f'cannot read {broken}' in error
     assert not (tmp_path / 'f.png').exists()
