@@ -213,6 +213,14 @@ def relative_position_index_oca(window_size: int, overlap_window_size: int) -> t
     return relative[..., 0] * (window_size + overlap_window_size - 1) + relative[..., 1]
 
 
+def relative_position_bias(table: torch.Tensor, rpi: torch.Tensor) -> torch.Tensor:
+    """The bias table (entries, heads) read at the index rpi (nq, nk): a contiguous (heads, nq, nk) additive mask.
+
+    Negative indices count from the end of the table (the reference's overlapping-window index has some).
+    """
+    return table.t()[:, rpi]
+
+
 def shift_region_masks(window_size: int, shift_size: int) -> torch.Tensor:
     """Additive masks for the windows that straddle the cyclic shift's wrap-around: (2, 2, ws*ws, ws*ws).
 
@@ -272,7 +280,7 @@ class CAB(nn.Module):
 
 class GeluLinear(torch.autograd.Function):
     """``F.linear(F.gelu(h), weight, bias)`` that keeps only h for the backward and recomputes the GELU there: one
-    hidden activation held per MLP in training instead of two. h: (..., hidden) -> (..., out)."""
+    hidden activation held per MLP in training instead of two. h: (tokens, hidden) -> (tokens, out)."""
 
     @staticmethod
     def forward(ctx, h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
@@ -283,9 +291,8 @@ class GeluLinear(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_y: torch.Tensor):
         h, weight = ctx.saved_tensors
-        grad_y = grad_y.reshape(-1, grad_y.shape[-1])
-        grad_h = torch.ops.aten.gelu_backward(grad_y.mm(weight.to(grad_y.dtype)).view(h.shape), h)
-        grad_weight = grad_y.t().mm(F.gelu(h).reshape(-1, h.shape[-1]).to(grad_y.dtype)).to(weight.dtype)
+        grad_h = torch.ops.aten.gelu_backward(grad_y.mm(weight.to(grad_y.dtype)), h)
+        grad_weight = grad_y.t().mm(F.gelu(h).to(grad_y.dtype)).to(weight.dtype)
         grad_bias = grad_y.sum(0).to(weight.dtype) if ctx.has_bias else None
         return grad_h, grad_weight, grad_bias
 
@@ -301,7 +308,8 @@ class LeanMlp(Mlp):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.recompute_gelu and torch.is_grad_enabled():
-            return GeluLinear.apply(self.fc1(x), self.fc2.weight, self.fc2.bias)
+            h = self.fc1(x)
+            return GeluLinear.apply(h.reshape(-1, h.shape[-1]), self.fc2.weight, self.fc2.bias).view(*h.shape[:-1], -1)
         return super().forward(x)
 
 
@@ -330,8 +338,7 @@ class WindowAttention(nn.Module):
 
     def relative_position_bias(self, rpi: torch.Tensor) -> torch.Tensor:
         """(heads, n, n) bias from the table."""
-        n = rpi.shape[0]
-        return self.relative_position_bias_table[rpi.reshape(-1)].view(n, n, -1).permute(2, 0, 1)
+        return relative_position_bias(self.relative_position_bias_table, rpi)
 
     def forward(self, x: torch.Tensor, shift: int, params: dict) -> torch.Tensor:
         bias = self.relative_position_bias(params['rpi_sa'])
@@ -348,7 +355,12 @@ class WindowAttention(nn.Module):
         """Project, gather the windows with one index, attend per group of windows sharing a mask, scatter back."""
         b, h, w, c = x.shape
         n, heads = bias.shape[-1], self.num_heads
-        qkv = order.gather(self.qkv(x).view(b * h * w, 3 * c)).view(-1, n, 3, heads, c // heads)
+        tokens = x.reshape(b * h * w, c)
+        if torch.is_grad_enabled():  # project, then gather: the linear keeps the input it shares with the conv branch
+            qkv = order.gather(self.qkv(tokens))
+        else:  # gather, then project: a third of the copying
+            qkv = self.qkv(order.gather(tokens))
+        qkv = qkv.view(-1, n, 3, heads, c // heads)
         regions = [region for region, _ in order.groups]
         if regions[0] is None:
             biases = bias.unsqueeze(0)
@@ -414,8 +426,12 @@ class HAB(nn.Module):
         # (b, h, w, c) permuted is a channels_last (b, c, h, w): the convs run on it without copies.
         conv_x = self.conv_block(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1).reshape(b, h * w, c)
         attn_x = self.attn(x, self.shift_size, params)
-        x = shortcut + self.drop_path(attn_x) + conv_x * self.conv_scale
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        if self.attn.attn_impl == 'naive':  # the reference's arithmetic
+            x = shortcut + self.drop_path(attn_x) + conv_x * self.conv_scale
+            return x + self.drop_path(self.mlp(self.norm2(x)))
+        # The same sums in place, on tensors made here that autograd does not keep: fewer passes over memory.
+        x = self.drop_path(attn_x).add_(shortcut).add_(conv_x, alpha=self.conv_scale)
+        return self.drop_path(self.mlp(self.norm2(x))).add_(x)
 
 
 class OCAB(nn.Module):
@@ -446,17 +462,14 @@ class OCAB(nn.Module):
     def forward(self, x: torch.Tensor, x_size: tuple[int, int], params: dict) -> torch.Tensor:
         h, w = x_size
         b, _, c = x.shape
-        n, m = self.window_size**2, self.overlap_win_size**2
-        rpi = params['rpi_oca']
-        bias = self.relative_position_bias_table[rpi.reshape(-1)].view(n, m, -1).permute(2, 0, 1)  # heads, n, m
+        bias = relative_position_bias(self.relative_position_bias_table, params['rpi_oca'])  # heads, n, m
         shortcut = x
         x = self.norm1(x).view(b, h, w, c)
         if self.attn_impl == 'naive':
-            x = self.attend_reference(x, bias)
-        else:
-            x = self.attend_fused(x, params['windows'], bias)
-        x = self.proj(x) + shortcut
-        return x + self.mlp(self.norm2(x))
+            x = self.proj(self.attend_reference(x, bias)) + shortcut
+            return x + self.mlp(self.norm2(x))
+        x = self.proj(self.attend_fused(x, params['windows'], bias)).add_(shortcut)  # in place, as in HAB
+        return self.mlp(self.norm2(x)).add_(x)
 
     def attend_fused(self, x: torch.Tensor, order: WindowOrder, bias: torch.Tensor) -> torch.Tensor:
         """(b, h, w, c) -> (b, h*w, c): queries gathered into windows; keys and values cut into overlapping windows
