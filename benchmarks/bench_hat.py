@@ -8,8 +8,8 @@ matmul measured in the same run, peak memory, and the ratios to the naive path.
 
 How it measures:
 
-* time: median over ``--repeats`` runs (fewer for the big inputs), the implementations interleaved run by run in the
-  same process with the same weights, after one warm-up run each;
+* time: median over ``--repeats`` runs (5, and 2 or 1 for the big inputs), the implementations interleaved run by run
+  in the same process with the same weights, after one warm-up run each at the first size;
 * model FLOPs: counted once per case with ``torch.utils.flop_counter.FlopCounterMode`` on the naive path on the
   ``meta`` device (no compute), so every implementation is credited with the same work;
 * matmul peak: a 2048 x 2048 fp32 matmul timed between the runs, its median GFLOP/s;
@@ -138,10 +138,11 @@ def measure_peak(spec: dict) -> int:
     return (resident_kib('VmHWM') - before) * 1024
 
 
-def benchmark(cases: list[Case], repeats: int, matmul: list[float]) -> dict[str, float]:
-    """Median seconds per case; the cases run interleaved, each after one warm-up run; matmul samples appended."""
+def benchmark(cases: list[Case], repeats: int, matmul: list[float], warm_up: bool) -> dict[str, float]:
+    """Median seconds per case, the cases run interleaved (after one warm-up run each if asked); matmul samples
+    appended."""
     times: dict[str, list[float]] = {case.impl: [] for case in cases}
-    for case in cases:
+    for case in cases if warm_up else ():
         case.run()
     for _ in range(repeats):
         matmul.append(matmul_gflops())
@@ -161,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--train-batch', type=int, default=2)
     parser.add_argument('--compare', choices=('naive', ), help='also run the reference algorithm')
     parser.add_argument('--compile', action='store_true', help='also run torch.compile (slow to compile)')
-    parser.add_argument('--repeats', type=int, help='timed runs per case (default: 5, fewer for big inputs)')
+    parser.add_argument('--repeats', type=int, help='timed runs per case (default: 5, 2 or 1 for big inputs)')
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--no-memory', action='store_true', help='skip the peak-memory subprocesses')
     parser.add_argument('--peak-of', help=argparse.SUPPRESS)
@@ -179,12 +180,14 @@ def main(argv: list[str] | None = None) -> int:
         impls = ['naive'] * (args.compare == 'naive') + ['sdpa', 'sdpa+checkpoint']
         workloads.append((args.train_model, args.train_size, args.train_batch, True, impls))
 
-    rows, matmul = [], []
+    rows, matmul, warm = [], [], set()
     for model, size, batch, train, impls in workloads:
         cases = [Case(model, size, batch, impl, train) for impl in impls]
         pixels = batch * size * size
-        repeats = args.repeats or (5 if pixels <= 64 * 64 * 2 else 3 if pixels <= 128 * 128 else 2)
-        seconds = benchmark(cases, repeats, matmul)
+        repeats = args.repeats or (5 if pixels <= 64 * 64 * 2 else 2 if pixels <= 128 * 128 else 1)
+        # One warm-up per model and mode: later sizes only add kernel set-up, small next to their run time.
+        seconds = benchmark(cases, repeats, matmul, warm_up=(model, train) not in warm)
+        warm.add((model, train))
         del cases
         flops = count_flops(model, size, batch, train)
         for impl in impls:
