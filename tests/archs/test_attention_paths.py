@@ -143,3 +143,18 @@ def test_window_layouts_are_made_once_per_forward():
     with mock.patch.object(arch, 'window_order', wraps=arch.window_order) as made, torch.no_grad():
         fused.eval()(torch.rand(1, 3, 16, 24))
     assert made.call_count == 2  # unshifted and shifted, shared by all blocks
+
+
+def test_fused_training_under_bf16_autocast():
+    """The custom backward passes (attention, MLP) follow autocast's dtypes; gradients stay close to fp32."""
+    fused, _ = twins()
+    x = torch.rand(2, 3, 19, 27)
+    grads = []
+    for autocast in (False, True):
+        fused.zero_grad()
+        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=autocast):
+            out = fused.train()(x)
+        out.float().mean().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in fused.parameters()]))
+    assert torch.isfinite(grads[1]).all()
+    assert torch.nn.functional.cosine_similarity(grads[0], grads[1], dim=0) > 0.99
