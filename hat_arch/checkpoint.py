@@ -27,11 +27,12 @@ UNDETECTABLE_DEFAULTS = {'img_range': 1.0, 'conv_scale': 0.01, 'img_size': 64}
 NUM_FEAT = 64  # HAT's fixed width of the reconstruction convs
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+def read_state_dict(path: str | Path, param_key: str | None = None) -> dict[str, torch.Tensor]:
     """The network weights in a ``.pth`` / ``.safetensors`` file, with ``module.`` prefixes removed.
 
-    Loads with ``weights_only=True`` (no code in the file runs). Raises HatError naming the file if it cannot be read
-    or holds no state dict.
+    ``param_key`` picks the entry of a BasicSR checkpoint as BasicSR's ``load_network`` does (falling back to
+    ``params``); without it, ``params_ema``, then ``params``, then the top level. Loads with ``weights_only=True`` (no
+    code in the file runs). Raises HatError naming the file if it cannot be read or holds no state dict.
     """
     path = Path(path)
     if not path.is_file():
@@ -46,7 +47,12 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     except Exception as error:  # torch and safetensors raise many types for a bad file; all mean "cannot read"
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise HatError(f'cannot read checkpoint {path}: {reason}') from None
-    if isinstance(checkpoint, dict):
+    if isinstance(checkpoint, dict) and param_key is not None:
+        key = param_key if param_key in checkpoint or 'params' not in checkpoint else 'params'
+        if key not in checkpoint:
+            raise HatError(f'checkpoint {path} has no {param_key!r} entry (keys: {", ".join(map(str, checkpoint))})')
+        checkpoint = checkpoint[key]
+    elif isinstance(checkpoint, dict):
         for key in STATE_DICT_KEYS:
             if isinstance(checkpoint.get(key), dict):
                 checkpoint = checkpoint[key]

@@ -152,6 +152,18 @@ def test_a_checkpoint_without_tensors(tmp_path):
     assert 'holds no state dict' in one_line_error(lambda: read_state_dict(tmp_path / 'state.pth'))
 
 
+def test_param_key_picks_the_entry_as_basicsr_does(tmp_path):
+    ema, plain = {'w': torch.ones(1)}, {'w': torch.zeros(1)}
+    torch.save({'params_ema': ema, 'params': plain}, tmp_path / 'both.pth')
+    assert read_state_dict(tmp_path / 'both.pth')['w'] == 1  # no key: the EMA weights first
+    assert read_state_dict(tmp_path / 'both.pth', param_key='params')['w'] == 0
+    torch.save({'params': plain}, tmp_path / 'plain.pth')
+    assert read_state_dict(tmp_path / 'plain.pth', param_key='params_ema')['w'] == 0  # BasicSR's fallback
+    torch.save({'net': plain}, tmp_path / 'other.pth')
+    message = one_line_error(lambda: read_state_dict(tmp_path / 'other.pth', param_key='params_ema'))
+    assert "other.pth has no 'params_ema' entry (keys: net)" in message
+
+
 def test_weights_that_do_not_fit_the_override(tmp_path):
     torch.save(load_golden('tiny_x2')['params'], tmp_path / 'm.pth')
     message = one_line_error(lambda: load_model(tmp_path / 'm.pth', device='cpu', mlp_ratio=4))

@@ -12,28 +12,11 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from tqdm import tqdm
 
 from hat_arch.archs.hat_arch import describe_state_dict_mismatch
+from hat_arch.checkpoint import read_state_dict
 from hat_arch.errors import HatError
 from hat_arch.inference import run_network
 
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
-
-
-def read_state_dict(load_path: str, param_key: str | None = 'params') -> dict[str, torch.Tensor]:
-    """The state dict BasicSR's ``load_network`` would load from ``load_path`` (same key fallback, no 'module.')."""
-    try:
-        checkpoint = torch.load(load_path, map_location='cpu', weights_only=True)
-    except Exception as error:  # pickle, zip and torch errors alike: the file is not a checkpoint we can read
-        raise HatError(f'cannot read checkpoint {load_path}: {str(error).splitlines()[0]}') from error
-    if param_key is not None and isinstance(checkpoint, dict):
-        if param_key not in checkpoint and 'params' in checkpoint:
-            param_key = 'params'
-        if param_key not in checkpoint:
-            keys = ', '.join(map(str, checkpoint))
-            raise HatError(f'checkpoint {load_path} has no {param_key!r} entry (keys: {keys})')
-        checkpoint = checkpoint[param_key]
-    if not isinstance(checkpoint, dict):
-        raise HatError(f'checkpoint {load_path} holds no state dict')
-    return {k[7:] if k.startswith('module.') else k: v for k, v in checkpoint.items()}
 
 
 def metrics_table(results: dict[str, dict[str, float]]) -> str:
