@@ -5,6 +5,7 @@ matmul measured in the same run, peak memory, and the ratios to the naive path.
 
     python benchmarks/bench_hat.py --compare naive                 # the issue's table (HAT x4 inference + HAT-S step)
     python benchmarks/bench_hat.py --sizes 64 --mode infer --compile  # adds torch.compile'd inference rows
+    python benchmarks/bench_hat.py --sizes 64 --breakdown            # and where the time goes, by kind of op
 
 How it measures:
 
@@ -12,7 +13,9 @@ How it measures:
   in the same process with the same weights, after one warm-up run each at the first size;
 * model FLOPs: counted once per case with ``torch.utils.flop_counter.FlopCounterMode`` on the naive path on the
   ``meta`` device (no compute), so every implementation is credited with the same work;
-* matmul peak: a 2048 x 2048 fp32 matmul timed between the runs, its median GFLOP/s;
+* matmul peak: a 2048 x 2048 fp32 matmul timed three times between the runs, the median of all its GFLOP/s;
+* breakdown (``--breakdown``): one more run of each case under ``torch.profiler``, the self time of its operators
+  summed by kind (linear layers, attention, convolutions, the rest) next to the FLOPs of that kind;
 * peak memory (Linux): each case runs once in a fresh subprocess, with glibc's mmap threshold fixed so that freed
   large tensors go back to the OS at once. With the model, optimizer and input built, the process's peak resident
   size is reset (``/proc/self/clear_refs``); peak = the peak resident size after the run (``VmHWM``) minus the resident
@@ -57,6 +60,15 @@ IMPLS = {
     'sdpa+compile': (dict(attn_impl='sdpa'), True),
 }
 MATMUL_SIZE = 2048
+# Kinds of work, by the operators that do it: the profiler's names and the FLOP counter's.
+OP_KINDS = {
+    'linear': (('aten::addmm', 'aten::mm'), ('aten.addmm', 'aten.mm')),
+    'attention': (('aten::bmm', 'aten::baddbmm', 'aten::_softmax', 'aten::_softmax_backward_data',
+                   'aten::_scaled_dot_product_flash_attention_for_cpu',
+                   'aten::_scaled_dot_product_flash_attention_for_cpu_backward'), ('aten.bmm', 'aten.baddbmm')),
+    'conv': (('aten::mkldnn_convolution', 'aten::convolution_backward', 'aten::_slow_conv2d_forward',
+              'aten::_slow_conv2d_backward'), ('aten.convolution', 'aten.convolution_backward')),
+}
 
 
 def build(model: str, impl: str, device: str = 'cpu') -> torch.nn.Module:
@@ -88,15 +100,29 @@ class Case:
         self.optimizer.step()
 
 
-def count_flops(model: str, size: int, batch: int, train: bool) -> float:
-    """FLOPs of one forward (or forward + backward) of the naive path, counted on the meta device."""
+def count_flops(model: str, size: int, batch: int, train: bool) -> dict[str, float]:
+    """FLOPs of one forward (or forward + backward) of the naive path, counted on the meta device: the total and
+    those of each kind of :data:`OP_KINDS`."""
     net = build(model, 'naive', device='meta').train(train)
     x = torch.rand(batch, 3, size, size, device='meta')
     with FlopCounterMode(display=False) as counter, contextlib.nullcontext() if train else torch.no_grad():
         out = net(x)
         if train:
             out.abs().mean().backward()
-    return float(counter.get_total_flops())
+    by_op = {str(op): count for op, count in counter.get_flop_counts()['Global'].items()}
+    flops = {kind: float(sum(by_op.get(op, 0) for op in ops)) for kind, (_, ops) in OP_KINDS.items()}
+    return {'total': float(counter.get_total_flops()), **flops}
+
+
+def time_by_kind(case: Case) -> dict[str, float]:
+    """Seconds of one run of the case spent in each kind of operator (self time), the rest under 'other'."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+        case.run()
+    kind_of = {name: kind for kind, (names, _) in OP_KINDS.items() for name in names}
+    seconds = dict.fromkeys([*OP_KINDS, 'other'], 0.0)
+    for event in profile.key_averages():
+        seconds[kind_of.get(event.key, 'other')] += event.self_cpu_time_total / 1e6
+    return seconds
 
 
 def timed(fn: Callable[[], None]) -> float:
@@ -105,10 +131,10 @@ def timed(fn: Callable[[], None]) -> float:
     return time.perf_counter() - start
 
 
-def matmul_gflops() -> float:
+def matmul_gflops(samples: int = 3) -> list[float]:
     a, b = torch.randn(MATMUL_SIZE, MATMUL_SIZE), torch.randn(MATMUL_SIZE, MATMUL_SIZE)
-    a @ b
-    return 2 * MATMUL_SIZE**3 / timed(lambda: a @ b) / 1e9
+    out = a @ b
+    return [2 * MATMUL_SIZE**3 / timed(lambda: torch.mm(a, b, out=out)) / 1e9 for _ in range(samples)]
 
 
 def peak_memory(model: str, size: int, batch: int, impl: str, train: bool, threads: int) -> int:
@@ -145,7 +171,7 @@ def benchmark(cases: list[Case], repeats: int, matmul: list[float], warm_up: boo
     for case in cases if warm_up else ():
         case.run()
     for _ in range(repeats):
-        matmul.append(matmul_gflops())
+        matmul += matmul_gflops()
         for case in cases:
             times[case.impl].append(timed(case.run))
     return {impl: statistics.median(samples) for impl, samples in times.items()}
@@ -165,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--repeats', type=int, help='timed runs per case (default: 5, 2 or 1 for big inputs)')
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--no-memory', action='store_true', help='skip the peak-memory subprocesses')
+    parser.add_argument('--breakdown', action='store_true', help='also print the time by kind of operator')
     parser.add_argument('--peak-of', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.peak_of:
@@ -180,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         impls = ['naive'] * (args.compare == 'naive') + ['sdpa', 'sdpa+checkpoint']
         workloads.append((args.train_model, args.train_size, args.train_batch, True, impls))
 
-    rows, matmul, warm = [], [], set()
+    rows, breakdown, matmul, warm = [], [], [], set()
     for model, size, batch, train, impls in workloads:
         cases = [Case(model, size, batch, impl, train) for impl in impls]
         pixels = batch * size * size
@@ -188,12 +215,17 @@ def main(argv: list[str] | None = None) -> int:
         # One warm-up per model and mode: later sizes only add kernel set-up, small next to their run time.
         seconds = benchmark(cases, repeats, matmul, warm_up=(model, train) not in warm)
         warm.add((model, train))
-        del cases
         flops = count_flops(model, size, batch, train)
+        label = f'{"train " if train else ""}{batch}x{size}x{size}'
+        for case in cases if args.breakdown else ():
+            for kind, kind_seconds in time_by_kind(case).items():
+                breakdown.append(dict(model=model, input=label, impl=case.impl, kind=kind, seconds=kind_seconds,
+                                      gflop=flops.get(kind, 0.0) / 1e9))
+        del cases
         for impl in impls:
             peak = None if args.no_memory else peak_memory(model, size, batch, impl, train, args.threads)
-            rows.append(dict(model=model, input=f'{"train " if train else ""}{batch}x{size}x{size}', impl=impl,
-                             seconds=seconds[impl], gflop=flops / 1e9, peak=peak))
+            rows.append(dict(model=model, input=label, impl=impl, seconds=seconds[impl], gflop=flops['total'] / 1e9,
+                             peak=peak))
         print(f'done: {model} {size} {impls}', file=sys.stderr, flush=True)
 
     peak_gflops = statistics.median(matmul)
@@ -212,6 +244,18 @@ def main(argv: list[str] | None = None) -> int:
         mem_ratio = f'{row["peak"] / naive["peak"]:.2f}' if naive and row['peak'] is not None else '-'
         print(f'| {row["model"]} | {row["input"]} | {row["impl"]} | {row["seconds"]:.2f} | {row["gflop"]:.1f} | '
               f'{gflops:.1f} | {100 * gflops / peak_gflops:.0f}% | {peak} | {time_ratio} | {mem_ratio} |')
+    if breakdown:
+        print('\nWhere the time goes (one profiled run each; self time of the operators of each kind):\n')
+        header = ('model', 'input', 'impl', 'kind', 'seconds', 'share', 'GFLOP', 'GFLOP/s', '% matmul')
+        print('| ' + ' | '.join(header) + ' |')
+        print('|' + '---|' * len(header))
+        for row in breakdown:
+            total = sum(r['seconds'] for r in breakdown if r['input'] == row['input'] and r['impl'] == row['impl']
+                        and r['model'] == row['model'])
+            gflops = row['gflop'] / row['seconds'] if row['gflop'] and row['seconds'] else None
+            rate = '- | -' if gflops is None else f'{gflops:.1f} | {100 * gflops / peak_gflops:.0f}%'
+            print(f'| {row["model"]} | {row["input"]} | {row["impl"]} | {row["kind"]} | {row["seconds"]:.2f} | '
+                  f'{100 * row["seconds"] / total:.0f}% | {row["gflop"]:.1f} | {rate} |')
     return 0
 
 

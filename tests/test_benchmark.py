@@ -1,0 +1,38 @@
+"""The benchmark's own arithmetic: FLOPs counted as the issue states them, time attributed to the right kinds."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / 'benchmarks' / 'bench_hat.py'
+
+
+@pytest.fixture(scope='module')
+def bench():
+    spec = importlib.util.spec_from_file_location('bench_hat', BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_hat_x4_flops_at_64_are_the_published_208_gflop(bench):
+    flops = bench.count_flops('HAT_SRx4', 64, 1, train=False)
+    assert flops['total'] / 1e9 == pytest.approx(207.8, abs=0.1)
+    # Inference FLOPs are all linear layers, attention matmuls or convs.
+    assert flops['linear'] + flops['attention'] + flops['conv'] == pytest.approx(flops['total'])
+    assert flops['attention'] / 1e9 == pytest.approx(37.4, abs=0.1)
+
+
+def test_training_flops_include_the_backward(bench):
+    forward = bench.count_flops('HAT-S_SRx4', 16, 2, train=False)['total']
+    step = bench.count_flops('HAT-S_SRx4', 16, 2, train=True)['total']
+    assert 2.5 * forward < step < 3.5 * forward
+
+
+@pytest.mark.parametrize('impl', ['naive', 'sdpa'])
+def test_time_by_kind_finds_each_kind_of_operator(bench, impl):
+    seconds = bench.time_by_kind(bench.Case('HAT-S_SRx4', 16, 1, impl, train=False))
+    assert set(seconds) == {'linear', 'attention', 'conv', 'other'}
+    assert all(seconds[kind] > 0 for kind in ('linear', 'attention', 'conv'))
