@@ -1,6 +1,7 @@
 """The error users see as one line: bad option files, paths, images, checkpoints.
 
-Launchers (``basicsr``, ``hat-sr``) print ``error: <message>`` and exit with status 2 for these instead of a traceback.
+Launchers (``basicsr``, ``hat-sr``) print ``<command>: error: <message>`` and exit with status 2 for these instead of
+a traceback.
 """
 import sys
 from typing import Callable
@@ -10,10 +11,19 @@ class HatError(Exception):
     """A problem with the user's input (a file, key or value), described in one line that names it."""
 
 
+def user_message(error: HatError) -> str:
+    """The one-line message of ``error``, also when a DataLoader worker raised it: torch re-raises it in the main
+    process with the worker's traceback in the message, the original message on its last line."""
+    message = str(error).strip()
+    if '\n' in message and message.startswith('Caught '):
+        message = message.splitlines()[-1].split(f'{HatError.__name__}: ', 1)[-1]
+    return message
+
+
 def report_user_errors(run: Callable[[], int], prog: str) -> int:
     """``run()``'s exit status; a :class:`HatError` is printed as ``<prog>: error: <message>`` and gives 2."""
     try:
         return run()
     except HatError as error:
-        print(f'{prog}: error: {error}', file=sys.stderr)
+        print(f'{prog}: error: {user_message(error)}', file=sys.stderr)
         return 2

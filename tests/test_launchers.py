@@ -11,6 +11,7 @@ import torch
 import yaml
 
 from hat_arch.cli import basicsr_main
+from hat_arch.errors import HatError, report_user_errors
 from hat_arch.training.options import build_parser
 from tests.training.tiny import one_thread, read_log, tiny_options, write_options
 
@@ -82,7 +83,7 @@ def test_bad_option_files_are_one_line_errors(case, tmp_path, monkeypatch, capsy
         (tmp_path / name).write_text(content if isinstance(content, str) else yaml.safe_dump(content))
     assert basicsr_main(['train', '-opt', name, *flags]) == 2
     err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and err.startswith('error: ') and re.search(message, err), err
+    assert len(err.strip().splitlines()) == 1 and err.startswith('basicsr train: error: ') and re.search(message, err), err
     assert not (tmp_path / 'experiments').exists()
 
 
@@ -91,7 +92,7 @@ def test_test_needs_a_val_section(tmp_path, monkeypatch, capsys):
     opt = tiny_options()
     write_options(tmp_path, {k: opt[k] for k in ('name', 'model_type', 'num_gpu', 'datasets', 'path', 'network_g')})
     assert basicsr_main(['test', '-opt', 'tiny.yml']) == 2
-    assert re.fullmatch(r'error: option file tiny\.yml: missing required key\(s\) val\n', capsys.readouterr().err)
+    assert re.fullmatch(r'basicsr test: error: option file tiny\.yml: missing required key\(s\) val\n', capsys.readouterr().err)
 
 
 @pytest.mark.parametrize('launcher, environment, message', [
@@ -116,7 +117,7 @@ def test_unwritable_root_is_reported(tmp_path, monkeypatch, capsys):
     write_options(tmp_path, tiny_options())
     assert basicsr_main(['train', '-opt', 'tiny.yml']) == 2
     err = capsys.readouterr().err
-    assert re.fullmatch(r'error: cannot create the experiment folder .*experiments/tiny: .*Not a directory.*\n', err)
+    assert re.fullmatch(r'basicsr train: error: cannot create the experiment folder .*experiments/tiny: .*Not a directory.*\n', err)
 
 
 @pytest.mark.parametrize('module', ['hat_arch.train', 'hat_arch.test'])
@@ -129,3 +130,20 @@ def test_python_m_entry_points(module, monkeypatch, capsys):
     help_text = capsys.readouterr().out
     for flag in ('-opt', '--launcher', '--auto_resume', '--debug', '--local_rank', '--local-rank', '--force_yml'):
         assert flag in help_text
+
+
+class UnreadableImages(torch.utils.data.Dataset):
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, index):
+        raise HatError(f'cannot decode image /data/lq/{index:04d}.png: not an image, or a damaged one')
+
+
+def test_an_error_raised_in_a_dataloader_worker_is_still_one_line(capsys):
+    def load():
+        next(iter(torch.utils.data.DataLoader(UnreadableImages(), num_workers=1)))
+
+    assert report_user_errors(load, 'basicsr train') == 2
+    assert capsys.readouterr().err == ('basicsr train: error: cannot decode image /data/lq/0000.png: not an image, or '
+                                       'a damaged one\n')

@@ -7,26 +7,22 @@ from typing import Callable
 
 import torch
 
-from hat_arch.errors import HatError
+from hat_arch.errors import report_user_errors
 from hat_arch.training.distributed import is_distributed
 
 
 def run_pipeline(pipeline: Callable[[str, list[str], str], None], argv: list[str] | None, prog: str) -> int:
     """``pipeline(root, argv, prog)`` with the current directory as root; the exit status of the command.
 
-    A :class:`HatError` prints ``error: <message>`` and gives 2; Ctrl-C gives 130 (checkpoints are written
+    A :class:`HatError` prints ``<prog>: error: <message>`` and gives 2; Ctrl-C gives 130 (checkpoints are written
     atomically, so the last one is intact).
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        pipeline(os.getcwd(), argv, prog)
-    except HatError as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 2
+        return report_user_errors(lambda: pipeline(os.getcwd(), argv, prog) or 0, prog)
     except KeyboardInterrupt:
         print('interrupted; the last checkpoint is intact', file=sys.stderr)
         return 130
     finally:
         if is_distributed():
             torch.distributed.destroy_process_group()
-    return 0

@@ -79,7 +79,7 @@ def test_full_disk_during_training_stops_with_the_last_checkpoint_intact(tmp_pat
         assert main(['-opt', str(yml)]) == 2
     monkeypatch.undo()
     error = capsys.readouterr().err.strip().splitlines()[-1]
-    assert error.startswith('error: cannot write ') and 'net_g_4.pth: No space left on device' in error
+    assert error.startswith('basicsr train: error: cannot write ') and 'net_g_4.pth: No space left on device' in error
     experiment = tmp_path / 'experiments' / 'full'
     assert sorted(p.name for p in (experiment / 'models').iterdir()) == ['net_g_2.pth']
     assert sorted(p.name for p in (experiment / 'training_states').iterdir()) == ['2.state']

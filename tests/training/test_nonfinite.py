@@ -60,7 +60,7 @@ def test_training_with_nan_losses_stops_with_a_clear_message(tmp_path, monkeypat
     with one_thread():
         assert main(['-opt', str(write_options(tmp_path, opt))]) == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
-    assert error == ('error: training stopped at iteration 3: 3 non-finite losses in a row (train: '
+    assert error == ('basicsr train: error: training stopped at iteration 3: 3 non-finite losses in a row (train: '
                      'max_nonfinite_steps = 3); the last checkpoint (iteration 2) is intact. Lower the learning rate '
                      'or check the data, then resume with --auto_resume')
     experiment = tmp_path / 'experiments' / 'nan'
