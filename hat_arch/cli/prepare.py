@@ -15,7 +15,7 @@ import os.path as osp
 import sys
 from functools import partial
 
-from hat_arch.errors import HatError
+from hat_arch.errors import HatError, report_user_errors
 
 SCALES = (2, 3, 4)
 
@@ -131,25 +131,25 @@ def df2k(root: str, hr: str = 'DF2K_HR', prefix: str = 'DF2K', scales=SCALES, cr
 
 def main(argv: list[str] | None = None, prog: str = 'basicsr prepare') -> int:
     args = build_parser(prog).parse_args(argv)
-    try:
-        if args.command == 'df2k':
-            df2k(args.root, args.hr, args.prefix, args.scales, args.crop_size, args.step, args.workers, args.overwrite)
-        elif args.command == 'crop':
-            count = crop(args.src, args.dst, args.crop_size, args.step, args.thresh_size, args.scale, args.modcrop,
-                         args.workers, args.overwrite)
-            print(f'{count} sub-images in {args.dst}')
-        elif args.command == 'bicubic':
-            bicubic(args.src, args.dst, args.scale, workers=args.workers, overwrite=args.overwrite)
-        elif args.command == 'benchmark':
-            for scale in args.scales:
-                bicubic(args.src, osp.join(args.dst, f'LRbicx{scale}'), scale, osp.join(args.dst, f'GTmod{scale}'),
-                        args.workers, args.overwrite)
-        elif args.command == 'meta-info':
-            count = meta_info(args.folder, args.file, args.recursive, args.workers, args.overwrite)
-            print(f'{count} images listed in {args.file}')
-    except HatError as error:
-        print(f'{prog}: error: {error}', file=sys.stderr)
-        return 2
+    return report_user_errors(lambda: _run(args), prog)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == 'df2k':
+        df2k(args.root, args.hr, args.prefix, args.scales, args.crop_size, args.step, args.workers, args.overwrite)
+    elif args.command == 'crop':
+        count = crop(args.src, args.dst, args.crop_size, args.step, args.thresh_size, args.scale, args.modcrop,
+                     args.workers, args.overwrite)
+        print(f'{count} sub-images in {args.dst}')
+    elif args.command == 'bicubic':
+        bicubic(args.src, args.dst, args.scale, workers=args.workers, overwrite=args.overwrite)
+    elif args.command == 'benchmark':
+        for scale in args.scales:
+            bicubic(args.src, osp.join(args.dst, f'LRbicx{scale}'), scale, osp.join(args.dst, f'GTmod{scale}'),
+                    args.workers, args.overwrite)
+    elif args.command == 'meta-info':
+        count = meta_info(args.folder, args.file, args.recursive, args.workers, args.overwrite)
+        print(f'{count} images listed in {args.file}')
     return 0
 
 

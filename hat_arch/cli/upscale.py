@@ -82,7 +82,7 @@ class Job:
 def _run(args: argparse.Namespace, prog: str) -> int:
     # Unreadable images are reported here, by name, in one line; OpenCV's own log line for them is noise.
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-    sources, failures = collect_inputs(args.inputs)
+    sources, failures = collect_inputs(args.inputs, prog)
     out_dir = _writable_folder(Path(args.output))
     jobs = plan_outputs(sources, out_dir, args.suffix, args.ext)
     todo = []
@@ -138,9 +138,9 @@ def _upscale_file(model, job: Job, args: argparse.Namespace) -> str:
     return sizes + (f' ({tiles[-1]} tiles)' if tiles[-1] > 1 else '')
 
 
-def collect_inputs(patterns: list[str]) -> tuple[list[Path], list[str]]:
+def collect_inputs(patterns: list[str], prog: str) -> tuple[list[Path], list[str]]:
     """Image files named by ``patterns`` (files, folders' images, glob matches), in order, without repeats; and the
-    patterns that name nothing, each reported on stderr."""
+    patterns that name nothing, each reported on stderr as an error of ``prog``."""
     sources: list[Path] = []
     failures: list[str] = []
     for pattern in patterns:
@@ -156,7 +156,7 @@ def collect_inputs(patterns: list[str]) -> tuple[list[Path], list[str]]:
             found = []
         if not found:
             failures.append(pattern)
-            print(f'error: {pattern}: no such file, or no images there', file=sys.stderr)
+            print(f'{prog}: error: {pattern}: no such file, or no images there', file=sys.stderr)
         seen = {p.resolve() for p in sources}
         sources += [p for p in found if p.resolve() not in seen]
     if not sources:
