@@ -114,9 +114,23 @@ def count_flops(model: str, size: int, batch: int, train: bool) -> dict[str, flo
     return {'total': float(counter.get_total_flops()), **flops}
 
 
+@contextlib.contextmanager
+def stderr_silenced():
+    """File descriptor 2 sent to /dev/null: the profiler's C++ side logs its start, stop and a GPU probe there."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, 'w') as null:
+        os.dup2(null.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def time_by_kind(case: Case) -> dict[str, float]:
     """Seconds of one run of the case spent in each kind of operator (self time), the rest under 'other'."""
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+    with stderr_silenced(), torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
         case.run()
     kind_of = {name: kind for kind, (names, _) in OP_KINDS.items() for name in names}
     seconds = dict.fromkeys([*OP_KINDS, 'other'], 0.0)
