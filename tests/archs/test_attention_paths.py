@@ -17,6 +17,7 @@ CONFIGS = {
     'unshifted': dict(img_size=8),  # a training size of one window: no shifted windows, as in the reference
     'window12': dict(window_size=12),
     'overlap0.25': dict(overlap_ratio=0.25),
+    'overlap1.5': dict(overlap_ratio=1.5),  # key/value windows more than twice the window
     'x3': dict(upscale=3),
     'one_window_row': dict(depths=[2], num_heads=[2]),
 }
