@@ -99,7 +99,7 @@ class BiasedAttention(torch.autograd.Function):
                                   device=biases.device)
         chunk = min(max(1, BACKWARD_CHUNK_ELEMENTS // biases[0].numel()), max(ctx.counts))
         # Two attention-sized buffers for all chunks, every step written in place: on CPU, a fresh output per matmul
-        # costs page faults and a slower matmul path, about a quarter of this backward's time.
+        # costs page faults and a slower matmul path, 10-25 % of this backward's time.
         probs = q_scaled.new_empty((chunk, ) + biases.shape[1:])
         grad_scores = torch.empty_like(probs)
         k_t, v_t = k.transpose(-2, -1), v.transpose(-2, -1)
