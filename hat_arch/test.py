@@ -6,19 +6,17 @@ test images are spread over the processes and the metrics combined (see :mod:`ha
 from __future__ import annotations
 
 import sys
-from os import path as osp
 
 import hat_arch  # noqa: F401  (fixes and registration first)
 import torch
 from basicsr.data import build_dataloader, build_dataset
 from basicsr.models import build_model
-from basicsr.utils import get_env_info, get_time_str, make_exp_dirs
-from basicsr.utils.options import dict2str
+from basicsr.utils import make_exp_dirs
 
 from hat_arch.data.checks import check_dataset_options
 from hat_arch.errors import HatError
 from hat_arch.training.launch import run_pipeline
-from hat_arch.training.logs import run_log
+from hat_arch.training.logs import pipeline_log
 from hat_arch.training.options import parse_options
 from hat_arch.training.validation import validate
 
@@ -36,10 +34,7 @@ def test_pipeline(root_path: str, argv: list[str], prog: str = 'basicsr test') -
         make_exp_dirs(opt)
     except OSError as error:
         raise HatError(f'cannot create the results folder {opt["path"]["results_root"]}: {error}') from error
-    log_file = osp.join(opt['path']['log'], f"test_{opt['name']}_{get_time_str()}.log")
-    with run_log(log_file) as logger:
-        logger.info(get_env_info())
-        logger.info(dict2str(opt))
+    with pipeline_log(opt, 'test') as logger:
         test_loaders = []
         for _, dataset_opt in sorted(opt['datasets'].items()):
             test_set = build_dataset(dataset_opt)

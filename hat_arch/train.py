@@ -24,8 +24,8 @@ import torch
 from basicsr.data.prefetch_dataloader import CPUPrefetcher, CUDAPrefetcher
 from basicsr.models import build_model
 from basicsr.train import init_tb_loggers
-from basicsr.utils import AvgTimer, MessageLogger, get_env_info, get_time_str, make_exp_dirs, mkdir_and_rename
-from basicsr.utils.options import copy_opt_file, dict2str
+from basicsr.utils import AvgTimer, MessageLogger, make_exp_dirs, mkdir_and_rename
+from basicsr.utils.options import copy_opt_file
 
 from hat_arch.data.checks import check_dataset_options
 from hat_arch.errors import HatError
@@ -33,7 +33,7 @@ from hat_arch.training.checkpoint import check_writable, checkpoint_bytes, remov
 from hat_arch.training.distributed import all_gather_objects
 from hat_arch.training.launch import run_pipeline
 from hat_arch.training.loaders import create_dataloaders
-from hat_arch.training.logs import run_log
+from hat_arch.training.logs import pipeline_log
 from hat_arch.training.nonfinite import DEFAULT_MAX_NONFINITE_STEPS, NonFiniteGuard
 from hat_arch.training.options import parse_options
 from hat_arch.training.resume import load_resume_state
@@ -61,10 +61,7 @@ def train_pipeline(root_path: str, argv: list[str], prog: str = 'basicsr train')
         copy_opt_file(args.opt, opt['path']['experiments_root'])
     except OSError as error:
         raise HatError(f'cannot create the experiment folder {opt["path"]["experiments_root"]}: {error}') from error
-    log_file = osp.join(opt['path']['log'], f"train_{opt['name']}_{get_time_str()}.log")
-    with run_log(log_file) as logger:
-        logger.info(get_env_info())
-        logger.info(dict2str(opt))
+    with pipeline_log(opt, 'train') as logger:
         data = create_dataloaders(opt, logger)
         model = build_model(opt)
         if is_main:

@@ -12,8 +12,9 @@ import sys
 from contextlib import contextmanager
 from typing import Iterator
 
-from basicsr.utils import get_root_logger
+from basicsr.utils import get_env_info, get_root_logger, get_time_str
 from basicsr.utils.dist_util import get_dist_info
+from basicsr.utils.options import dict2str
 
 FORMAT = '%(asctime)s %(levelname)s: %(message)s'  # BasicSR's
 
@@ -47,3 +48,14 @@ def run_log(log_file: str) -> Iterator[logging.Logger]:
             handler.close()
         for console, stream in consoles.items():
             console.stream = stream
+
+
+@contextmanager
+def pipeline_log(opt: dict, phase: str) -> Iterator[logging.Logger]:
+    """:func:`run_log` to ``<path.log>/<phase>_<name>_<time>.log``, opened with the environment and the options, as
+    BasicSR's train and test pipelines start their logs."""
+    log_file = os.path.join(opt['path']['log'], f"{phase}_{opt['name']}_{get_time_str()}.log")
+    with run_log(log_file) as logger:
+        logger.info(get_env_info())
+        logger.info(dict2str(opt))
+        yield logger
