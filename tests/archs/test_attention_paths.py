@@ -159,3 +159,21 @@ def test_fused_training_under_bf16_autocast():
         grads.append(torch.cat([p.grad.flatten() for p in fused.parameters()]))
     assert torch.isfinite(grads[1]).all()
     assert torch.nn.functional.cosine_similarity(grads[0], grads[1], dim=0) > 0.99
+
+
+def test_fused_body_convs_run_channels_last_in_inference_and_nchw_in_training_on_cpu():
+    """oneDNN's channels_last convolution is faster forward and slower backward on CPU: the body convs follow that."""
+    fused, _ = twins()
+    layouts = []
+    record = lambda module, args: layouts.append(
+        'nchw' if args[0].is_contiguous() else 'channels_last' if args[0].is_contiguous(
+            memory_format=torch.channels_last) else 'strided')
+    for conv in (fused.conv_first, fused.layers[0].conv, fused.conv_after_body):
+        conv.register_forward_pre_hook(record)
+    x = torch.rand(1, 3, 16, 24)
+    with torch.no_grad():
+        fused.eval()(x)
+    assert layouts == ['channels_last'] * 3
+    layouts.clear()
+    fused.train()(x).mean().backward()
+    assert layouts == ['nchw'] * 3
