@@ -202,6 +202,36 @@ def _fix_meshgrid_warning() -> None:
     _replace(original, flow_warp)
 
 
+def _fix_unreadable_images() -> None:
+    # Symptom: an image that becomes unreadable during a run (deleted, or damaged while being copied; the launchers
+    # check every image at start) stops training or testing with "AttributeError: 'NoneType' object has no attribute
+    # 'astype'" deep in PairedImageDataset / SingleImageDataset, without naming the file.
+    from basicsr.data.paired_image_dataset import PairedImageDataset
+    from basicsr.data.single_image_dataset import SingleImageDataset
+
+    for dataset in (PairedImageDataset, SingleImageDataset):
+        original = dataset.__getitem__
+        if not _needs_fix(original, 'imfrombytes('):
+            continue
+
+        @functools.wraps(original)
+        def __getitem__(self, index, original=original):
+            try:
+                return original(self, index)
+            except Exception:
+                from hat_arch.data.checks import read_image  # (hat_arch.data registers datasets: not at fix time)
+
+                # Name the file if reading one is what failed (read_image raises a one-line HatError); else re-raise.
+                if self.file_client is not None:
+                    entry = self.paths[index]
+                    for key, path in entry.items() if isinstance(entry, dict) else [('lq_path', entry)]:
+                        read_image(self.file_client, path, key.removesuffix('_path'))
+                raise
+
+        __getitem__._hat_arch_fix = True
+        dataset.__getitem__ = __getitem__
+
+
 def apply() -> None:
     """Apply every fix that the installed BasicSR needs. Safe to call more than once."""
     _fix_functional_tensor()
@@ -213,3 +243,4 @@ def apply() -> None:
     _fix_ddp_on_cpu()
     _fix_in_place_saves()
     _fix_meshgrid_warning()
+    _fix_unreadable_images()

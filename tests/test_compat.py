@@ -9,6 +9,8 @@ import sys
 import types
 import warnings
 
+import cv2
+import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
@@ -16,6 +18,7 @@ import torch.distributed as dist
 import basicsr.train
 import basicsr.utils.dist_util
 import basicsr.utils.options
+from basicsr.data.paired_image_dataset import PairedImageDataset
 from basicsr.models.base_model import BaseModel
 from hat_arch import compat
 from hat_arch.training import checkpoint, distributed, resume
@@ -65,8 +68,9 @@ def test_fixes_are_installed_once_and_idempotent():
     fixed = {
         'load_resume_state': basicsr.train.load_resume_state, 'init_dist': basicsr.utils.options.init_dist,
         'model_to_device': BaseModel.model_to_device, 'save_network': BaseModel.save_network,
-        'save_training_state': BaseModel.save_training_state,
+        'save_training_state': BaseModel.save_training_state, 'dataset_item': PairedImageDataset.__getitem__,
     }
+    assert fixed['dataset_item']._hat_arch_fix
     assert fixed['load_resume_state'] is resume.load_resume_state is basicsr.load_resume_state
     assert fixed['init_dist'] is distributed.init_dist is basicsr.utils.dist_util.init_dist
     assert fixed['save_network'] is checkpoint.save_network
@@ -75,7 +79,7 @@ def test_fixes_are_installed_once_and_idempotent():
     assert fixed == {
         'load_resume_state': basicsr.train.load_resume_state, 'init_dist': basicsr.utils.options.init_dist,
         'model_to_device': BaseModel.model_to_device, 'save_network': BaseModel.save_network,
-        'save_training_state': BaseModel.save_training_state,
+        'save_training_state': BaseModel.save_training_state, 'dataset_item': PairedImageDataset.__getitem__,
     }
 
 
@@ -142,3 +146,35 @@ def test_basicsr_own_pipeline_distributed_on_cpu_then_resumes(tmp_path, monkeypa
     assert sorted(p.name for p in states.iterdir()) == ['2.state']
     assert (tmp_path / 'experiments' / 'own' / 'models' / 'net_g_latest.pth').is_file()
 
+
+
+def test_an_image_unreadable_mid_run_is_named_in_one_line(tmp_path):
+    """BasicSR's datasets crash on such an image with an AttributeError naming nothing; the fix names the file, also
+    from a DataLoader worker, and leaves other errors alone."""
+    from basicsr.data.single_image_dataset import SingleImageDataset
+    from torch.utils.data import DataLoader
+
+    from hat_arch.errors import HatError, user_message
+
+    for folder, side in (('gt', 16), ('lq', 4)):
+        (tmp_path / folder).mkdir()
+        cv2.imwrite(str(tmp_path / folder / 'a.png'), np.full((side, side, 3), 128, np.uint8))
+    opt = lambda phase='val': dict(dataroot_gt=str(tmp_path / 'gt'), dataroot_lq=str(tmp_path / 'lq'),
+                                   io_backend={'type': 'disk'}, phase=phase, scale=4)
+    paired, single = PairedImageDataset(opt()), SingleImageDataset(opt())
+    assert paired[0]['gt'].shape == (3, 16, 16) and single[0]['lq'].shape == (3, 4, 4)
+    lq = tmp_path / 'lq' / 'a.png'
+    lq.write_bytes(b'not a png')
+    for dataset in (paired, single):
+        with pytest.raises(HatError, match=f'^cannot decode image {lq}: not an image, or a damaged one$'):
+            dataset[0]
+    with pytest.raises(HatError) as caught:
+        next(iter(DataLoader(paired, num_workers=1)))
+    assert user_message(caught.value) == f'cannot decode image {lq}: not an image, or a damaged one'
+    lq.unlink()
+    with pytest.raises(HatError, match=f'^cannot read image {lq}: '):
+        paired[0]
+    cv2.imwrite(str(lq), np.full((4, 4, 3), 128, np.uint8))
+    training = PairedImageDataset(opt('train'))  # no gt_size: BasicSR's own KeyError, not masked
+    with pytest.raises(KeyError, match='gt_size'):
+        training[0]
