@@ -873,7 +873,7 @@ class HAT(nn.Module):
         mean = self.mean.to(x.dtype)
         image = (x - mean) * self.img_range
         fused = self.attn_impl != 'naive'
-        if fused:  # in the faster conv layout (the reference's follows from its token views)
+        if fused:  # the faster conv layout (see conv_input); the naive path keeps the reference's layouts
             image = conv_input(image)
         x = self.conv_first(image)
         features = self.forward_features(x)
