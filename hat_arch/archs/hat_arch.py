@@ -377,12 +377,8 @@ class WindowAttention(nn.Module):
         self.proj_drop = nn.Dropout(proj_drop)
         trunc_normal_(self.relative_position_bias_table, std=.02)
 
-    def relative_position_bias(self, rpi: torch.Tensor) -> torch.Tensor:
-        """(heads, n, n) bias from the table."""
-        return relative_position_bias(self.relative_position_bias_table, rpi)
-
     def forward(self, x: torch.Tensor, shift: int, params: dict) -> torch.Tensor:
-        bias = self.relative_position_bias(params['rpi_sa'])
+        bias = relative_position_bias(self.relative_position_bias_table, params['rpi_sa'])  # heads, n, n
         dropout_p = self.attn_drop if self.training else 0.0
         if self.attn_impl == 'naive':
             out = self.forward_reference(x, shift, bias, params['shift_mask'] if shift else None, dropout_p)
@@ -636,14 +632,14 @@ class RHAG(nn.Module):
             overlap_ratio=overlap_ratio, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, qk_scale=qk_scale, drop=drop,
             attn_drop=attn_drop, drop_path=drop_path, norm_layer=norm_layer, use_checkpoint=use_checkpoint,
             attn_impl=attn_impl)
-        self.fused = attn_impl != 'naive'
+        self.attn_impl = attn_impl
         self.conv = residual_conv(dim, resi_connection)
         self.patch_embed = PatchEmbed(dim)
         self.patch_unembed = PatchUnEmbed()
 
     def forward(self, x: torch.Tensor, x_size: tuple[int, int], params: dict) -> torch.Tensor:
         y = self.patch_unembed(self.residual_group(x, x_size, params), x_size)
-        if self.fused:
+        if self.attn_impl != 'naive':  # the faster conv layout, as in HAT.forward
             y = conv_input(y)
         return x + self.patch_embed(self.conv(y))  # x first: the sum takes the token-major layout of x
 
