@@ -20,6 +20,8 @@ CONFIGS = {
     'overlap1.5': dict(overlap_ratio=1.5),  # key/value windows more than twice the window
     'x3': dict(upscale=3),
     'one_window_row': dict(depths=[2], num_heads=[2]),
+    'padded_heads': dict(embed_dim=60),  # heads of 30 channels, padded to 32 in the fused path as in HAT
+    'padded_heads_no_qkv_bias': dict(embed_dim=60, qkv_bias=False),
 }
 
 
@@ -75,6 +77,23 @@ def test_window_order_gathers_the_rolled_windows_grouped_by_mask(shift):
     assert order.groups == [(region, len(rows) * len(cols) * b) for region, (rows, cols) in zip(regions, parts)]
     restored = order.scatter(windows.reshape(-1, c)).view(b, h, w, c)
     assert torch.equal(restored, image)
+
+
+def test_heads_of_30_channels_are_padded_to_32_with_zeros_and_project_the_same():
+    qkv, proj = torch.nn.Linear(180, 540), torch.nn.Linear(180, 180)
+    padded = arch.head_padded(qkv, proj, num_heads=6)
+    assert padded.head_width == 32
+    x = torch.randn(5, 180)
+    heads = torch.nn.functional.linear(x, padded.qkv_weight, padded.qkv_bias).view(5, 3, 6, 32)
+    assert torch.equal(heads[..., 30:], torch.zeros(5, 3, 6, 2))
+    torch.testing.assert_close(heads[..., :30].reshape(5, 540), qkv(x))
+    out = torch.randn(5, 6, 30)
+    padded_out = torch.nn.functional.pad(out, (0, 2)).reshape(5, 192)
+    torch.testing.assert_close(torch.nn.functional.linear(padded_out, padded.proj_weight, proj.bias),
+                               proj(out.reshape(5, 180)))
+    # HAT-S's heads of 24 need nothing; narrow heads are not padded (a 4x larger qkv would cost more than it gains)
+    assert arch.head_padded(torch.nn.Linear(144, 432), torch.nn.Linear(144, 144), 6).head_width == 24
+    assert arch.head_padded(torch.nn.Linear(24, 72), torch.nn.Linear(24, 24), 12).head_width == 2
 
 
 @pytest.mark.parametrize('counts', [[4], [3, 1]])
