@@ -6,6 +6,7 @@ matmul measured in the same run, peak memory, and the ratios to the naive path.
     python benchmarks/bench_hat.py --compare naive                 # the issue's table (HAT x4 inference + HAT-S step)
     python benchmarks/bench_hat.py --sizes 64 --mode infer --compile  # adds torch.compile'd inference rows
     python benchmarks/bench_hat.py --sizes 64 --breakdown            # and where the time goes, by kind of op
+    python benchmarks/bench_hat.py --compare naive --huge-pages    # both paths as the hat-sr/basicsr commands run them
 
 How it measures:
 
@@ -40,6 +41,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from hat_arch.archs.hat_arch import HAT
+from hat_arch.cli import use_huge_pages
 
 # The released configurations (as in ../shared/golden/released_state_dict_shapes.json), with our attention options.
 CONFIGS = {
@@ -206,8 +208,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--no-memory', action='store_true', help='skip the peak-memory subprocesses')
     parser.add_argument('--breakdown', action='store_true', help='also print the time by kind of operator')
+    parser.add_argument('--huge-pages', action='store_true',
+                        help='large CPU tensors on transparent huge pages, as the hat-sr and basicsr commands run '
+                        '(default: as THP_MEM_ALLOC_ENABLE in the environment says)')
     parser.add_argument('--peak-of', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.huge_pages:
+        use_huge_pages()  # before the first large tensor: PyTorch reads the setting then (and passes it to subprocesses)
     if args.peak_of:
         print(measure_peak(json.loads(args.peak_of)))
         return 0
@@ -243,8 +250,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f'done: {model} {size} {impls}', file=sys.stderr, flush=True)
 
     peak_gflops = statistics.median(matmul)
+    huge_pages = 'on' if os.environ.get('THP_MEM_ALLOC_ENABLE') == '1' else 'off'
     print(f'\nfp32 matmul {MATMUL_SIZE}x{MATMUL_SIZE}: {peak_gflops:.1f} GFLOP/s (median of {len(matmul)}); '
-          f'torch {torch.__version__}, {args.threads} threads\n')
+          f'torch {torch.__version__}, {args.threads} threads, huge pages {huge_pages}\n')
     header = ('model', 'input', 'impl', 'median s', 'GFLOP', 'GFLOP/s', '% matmul', 'peak MiB', 'time/naive',
               'mem/naive')
     print('| ' + ' | '.join(header) + ' |')

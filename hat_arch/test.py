@@ -48,4 +48,7 @@ def test_pipeline(root_path: str, argv: list[str], prog: str = 'basicsr test') -
 
 
 if __name__ == '__main__':
+    from hat_arch.cli import use_huge_pages
+
+    use_huge_pages()
     sys.exit(main(prog=f'python -m {__spec__.name}'))

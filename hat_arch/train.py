@@ -193,4 +193,7 @@ def _prefetcher(loader, opt: dict, logger: logging.Logger):
 
 
 if __name__ == '__main__':
+    from hat_arch.cli import use_huge_pages
+
+    use_huge_pages()
     sys.exit(main(prog=f'python -m {__spec__.name}'))

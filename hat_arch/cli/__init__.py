@@ -1,13 +1,18 @@
 """Console scripts: ``basicsr`` (train, test, prepare data) and ``hat-sr`` (upscale, export, lam).
 
 Each subcommand lives in its own module with ``main(argv) -> int``; this file only dispatches, importing the
-subcommand's module (and with it torch and BasicSR) only once it is chosen, so ``--help`` answers at once.
+subcommand's module (image I/O, plotting, ONNX, ...) only once it is chosen. Run as commands, they own their process
+and set it up for speed first (:func:`use_huge_pages`).
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+from pathlib import Path
+
+THP_SETTING = Path('/sys/kernel/mm/transparent_hugepage/enabled')
 
 BASICSR_COMMANDS = {
     'train': ('hat_arch.train', 'train a model from a BasicSR option file (-opt X.yml)'),
@@ -21,7 +26,26 @@ HAT_SR_COMMANDS = {
 }
 
 
+def use_huge_pages() -> None:
+    """Let PyTorch put large CPU tensors on transparent huge pages, in a process that the commands own.
+
+    HAT's activations (tens to hundreds of MiB) are allocated and freed in every block; glibc returns such blocks to
+    the OS, so each new one faults in again, 4 KiB at a time. With ``THP_MEM_ALLOC_ENABLE=1`` PyTorch aligns CPU
+    tensors of 2 MiB or more to 2 MiB and asks the kernel for huge pages: a 256x256 HAT x4 upscale on 2 CPU cores takes
+    32 s instead of 42 s, at the same peak memory. PyTorch reads the variable at its first allocation of that size,
+    which no import makes. A value the user set is kept; nothing changes where the kernel has no transparent huge pages.
+    """
+    try:
+        available = '[never]' not in THP_SETTING.read_text()
+    except OSError:  # not Linux, or a kernel without transparent huge pages
+        available = False
+    if available:
+        os.environ.setdefault('THP_MEM_ALLOC_ENABLE', '1')
+
+
 def _dispatch(prog: str, description: str, commands: dict[str, tuple[str, str]], argv: list[str] | None) -> int:
+    if argv is None:  # run as the console script, not called from Python: the process is ours
+        use_huge_pages()
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in commands:
         module = importlib.import_module(commands[argv[0]][0])
