@@ -17,7 +17,7 @@ matmul + softmax (``attn_impl='naive'``, the reference algorithm, kept for tests
 from __future__ import annotations
 
 from functools import partial
-from typing import NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -150,24 +150,26 @@ def pad_heads(t: torch.Tensor, head_dim: int, width: int, dim: int) -> torch.Ten
 
 
 class HeadPadded(NamedTuple):
-    """The q/k/v and output projections of an attention with each head's width padded to ``head_width`` (zeros):
-    qkv (3*heads*head_width, c), its bias, and proj_weight (c, heads*head_width)."""
-    head_width: int
-    qkv_weight: torch.Tensor
-    qkv_bias: torch.Tensor | None
-    proj_weight: torch.Tensor
+    """An attention's q/k/v and output projections with each head ``width`` wide: qkv maps tokens (..., c) to
+    (..., 3 * heads * width), proj maps (..., heads * width) back to (..., c)."""
+    width: int
+    qkv: Callable[[torch.Tensor], torch.Tensor]
+    proj: Callable[[torch.Tensor], torch.Tensor]
 
 
-def head_padded(qkv: nn.Linear, proj: nn.Linear, num_heads: int) -> HeadPadded:
-    """The projections of ``qkv`` and ``proj`` for :class:`HeadPadded` heads (made per forward, so they follow
-    training and any change of the weights)."""
-    head_dim = proj.in_features // num_heads
+def head_padded(qkv: nn.Module, proj: nn.Module, head_dim: int) -> HeadPadded:
+    """``qkv`` and ``proj`` with each head padded to a multiple of ``HEAD_WIDTH_MULTIPLE`` where that is cheap.
+
+    The padded weights are made per forward, so they follow training. Wrapped or hooked layers (LoRA, quantized,
+    forward hooks) are called as they are, unpadded: their own forward must run.
+    """
     width = -(-head_dim // HEAD_WIDTH_MULTIPLE) * HEAD_WIDTH_MULTIPLE
-    if 8 * (width - head_dim) > head_dim:  # narrow heads (tests' tiny models): padding would cost more than it gains
-        width = head_dim
-    return HeadPadded(width, pad_heads(qkv.weight, head_dim, width, 0),
-                      None if qkv.bias is None else pad_heads(qkv.bias, head_dim, width, 0),
-                      pad_heads(proj.weight, head_dim, width, 1))
+    plain = all(type(m) is nn.Linear and not m._forward_hooks and not m._forward_pre_hooks for m in (qkv, proj))
+    if width == head_dim or 8 * (width - head_dim) > head_dim or not plain:  # narrow heads: more cost than gain
+        return HeadPadded(head_dim, qkv, proj)
+    qkv_bias = None if qkv.bias is None else pad_heads(qkv.bias, head_dim, width, 0)
+    return HeadPadded(width, partial(F.linear, weight=pad_heads(qkv.weight, head_dim, width, 0), bias=qkv_bias),
+                      partial(F.linear, weight=pad_heads(proj.weight, head_dim, width, 1), bias=proj.bias))
 
 
 def window_partition(x: torch.Tensor, window_size: int) -> torch.Tensor:
@@ -425,14 +427,13 @@ class WindowAttention(nn.Module):
         """Project, gather the windows with one index, attend per group of windows sharing a mask, scatter back."""
         b, h, w, c = x.shape
         n, heads = bias.shape[-1], self.num_heads
-        padded = head_padded(self.qkv, self.proj, heads)
-        project = partial(F.linear, weight=padded.qkv_weight, bias=padded.qkv_bias)
+        padded = head_padded(self.qkv, self.proj, c // heads)
         tokens = x.reshape(b * h * w, c)
         if torch.is_grad_enabled():  # project, then gather: the linear keeps the input it shares with the conv branch
-            qkv = order.gather(project(tokens))
+            qkv = order.gather(padded.qkv(tokens))
         else:  # gather, then project: a third of the copying
-            qkv = project(order.gather(tokens))
-        qkv = qkv.view(-1, n, 3, heads, padded.head_width)
+            qkv = padded.qkv(order.gather(tokens))
+        qkv = qkv.view(-1, n, 3, heads, padded.width)
         regions = [region for region, _ in order.groups]
         if regions[0] is None:
             biases = bias.unsqueeze(0)
@@ -440,8 +441,7 @@ class WindowAttention(nn.Module):
             biases = bias + region_masks[[r for r, _ in regions], [col for _, col in regions]].unsqueeze(1)
         q, k, v = qkv.unbind(2)  # each (nW*b, n, heads, d)
         out = fused_attention(q, k, v, biases, [count for _, count in order.groups], self.scale, dropout_p)
-        out = F.linear(out.reshape(-1, heads * padded.head_width), padded.proj_weight, self.proj.bias)
-        return order.scatter(out).view(b, h * w, c)
+        return order.scatter(padded.proj(out.reshape(-1, heads * padded.width))).view(b, h * w, c)
 
     def forward_reference(self, x: torch.Tensor, shift: int, bias: torch.Tensor, shift_mask: torch.Tensor | None,
                           dropout_p: float) -> torch.Tensor:
@@ -549,15 +549,14 @@ class OCAB(nn.Module):
         cut into overlapping windows with one copy."""
         b, h, w, c = x.shape
         ws, ows, heads = self.window_size, self.overlap_win_size, self.num_heads
-        padded = head_padded(self.qkv, self.proj, heads)
-        width = heads * padded.head_width  # of q, k, v and the attention output
-        qkv = F.linear(x, padded.qkv_weight, padded.qkv_bias)  # b, h, w, 3 * width
-        q = order.gather(qkv.view(-1, 3 * width)[:, :width]).view(-1, ws * ws, heads, padded.head_width)
+        padded = head_padded(self.qkv, self.proj, c // heads)
+        width = heads * padded.width  # of q, k, v and the attention output
+        qkv = padded.qkv(x)  # b, h, w, 3 * width
+        q = order.gather(qkv.view(-1, 3 * width)[:, :width]).view(-1, ws * ws, heads, padded.width)
         kv = OverlappingWindows.apply(qkv[..., width:], ws, ows)  # windows in the order of `order` (unshifted)
-        k, v = kv.view(-1, ows * ows, 2, heads, padded.head_width).unbind(2)
+        k, v = kv.view(-1, ows * ows, 2, heads, padded.width).unbind(2)
         out = fused_attention(q, k, v, bias.unsqueeze(0), [q.shape[0]], self.scale)
-        out = F.linear(out.reshape(-1, width), padded.proj_weight, self.proj.bias)
-        return order.scatter(out).view(b, h * w, c)
+        return order.scatter(padded.proj(out.reshape(-1, width))).view(b, h * w, c)
 
     def attend_reference(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         """(b, h, w, c) -> (b, h*w, c), the reference data flow: ``nn.Unfold`` key/value windows, full attention."""

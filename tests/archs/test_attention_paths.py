@@ -81,19 +81,36 @@ def test_window_order_gathers_the_rolled_windows_grouped_by_mask(shift):
 
 def test_heads_of_30_channels_are_padded_to_32_with_zeros_and_project_the_same():
     qkv, proj = torch.nn.Linear(180, 540), torch.nn.Linear(180, 180)
-    padded = arch.head_padded(qkv, proj, num_heads=6)
-    assert padded.head_width == 32
+    padded = arch.head_padded(qkv, proj, head_dim=30)
+    assert padded.width == 32
     x = torch.randn(5, 180)
-    heads = torch.nn.functional.linear(x, padded.qkv_weight, padded.qkv_bias).view(5, 3, 6, 32)
+    heads = padded.qkv(x).view(5, 3, 6, 32)
     assert torch.equal(heads[..., 30:], torch.zeros(5, 3, 6, 2))
     torch.testing.assert_close(heads[..., :30].reshape(5, 540), qkv(x))
     out = torch.randn(5, 6, 30)
-    padded_out = torch.nn.functional.pad(out, (0, 2)).reshape(5, 192)
-    torch.testing.assert_close(torch.nn.functional.linear(padded_out, padded.proj_weight, proj.bias),
+    torch.testing.assert_close(padded.proj(torch.nn.functional.pad(out, (0, 2)).reshape(5, 192)),
                                proj(out.reshape(5, 180)))
     # HAT-S's heads of 24 need nothing; narrow heads are not padded (a 4x larger qkv would cost more than it gains)
-    assert arch.head_padded(torch.nn.Linear(144, 432), torch.nn.Linear(144, 144), 6).head_width == 24
-    assert arch.head_padded(torch.nn.Linear(24, 72), torch.nn.Linear(24, 24), 12).head_width == 2
+    assert arch.head_padded(torch.nn.Linear(144, 432), torch.nn.Linear(144, 144), head_dim=24).width == 24
+    assert arch.head_padded(torch.nn.Linear(24, 72), torch.nn.Linear(24, 24), head_dim=2).width == 2
+
+
+def test_wrapped_or_hooked_projections_run_their_own_forward_in_the_fused_path():
+    class Wrapped(torch.nn.Linear):  # as LoRA or quantization wrappers: a forward of its own
+        def forward(self, x):
+            return super().forward(x) * 0.5
+
+    assert arch.head_padded(Wrapped(180, 540), torch.nn.Linear(180, 180), head_dim=30).width == 30
+    fused, naive = twins(embed_dim=60)  # heads of 30 channels: padded where the layers are plain
+    calls = []
+    for model in (fused, naive):
+        for name, module in model.named_modules():
+            if name.endswith(('.qkv', '.proj')):
+                module.register_forward_hook(lambda module, args, out: calls.append(1) or out * 0.9)
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(fused.eval()(x), naive.eval()(x), atol=1e-4, rtol=0)
+    assert len(calls) == 2 * 2 * 3 * 2  # 2 models x 2 groups x (2 HABs + 1 OCAB) x (qkv, proj)
 
 
 @pytest.mark.parametrize('counts', [[4], [3, 1]])
