@@ -164,8 +164,9 @@ def head_padded(qkv: nn.Module, proj: nn.Module, head_dim: int) -> HeadPadded:
     forward hooks) are called as they are, unpadded: their own forward must run.
     """
     width = -(-head_dim // HEAD_WIDTH_MULTIPLE) * HEAD_WIDTH_MULTIPLE
+    cheap = 8 * (width - head_dim) <= head_dim  # not for the narrow heads of tiny models: more cost than gain
     plain = all(type(m) is nn.Linear and not m._forward_hooks and not m._forward_pre_hooks for m in (qkv, proj))
-    if width == head_dim or 8 * (width - head_dim) > head_dim or not plain:  # narrow heads: more cost than gain
+    if width == head_dim or not cheap or not plain:
         return HeadPadded(head_dim, qkv, proj)
     qkv_bias = None if qkv.bias is None else pad_heads(qkv.bias, head_dim, width, 0)
     return HeadPadded(width, partial(F.linear, weight=pad_heads(qkv.weight, head_dim, width, 0), bias=qkv_bias),
