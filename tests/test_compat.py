@@ -147,7 +147,6 @@ def test_basicsr_own_pipeline_distributed_on_cpu_then_resumes(tmp_path, monkeypa
     assert (tmp_path / 'experiments' / 'own' / 'models' / 'net_g_latest.pth').is_file()
 
 
-
 def test_an_image_unreadable_mid_run_is_named_in_one_line(tmp_path):
     """BasicSR's datasets crash on such an image with an AttributeError naming nothing; the fix names the file, also
     from a DataLoader worker, and leaves other errors alone."""

@@ -143,8 +143,6 @@ def fused_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, biases: t
 
 def pad_heads(t: torch.Tensor, head_dim: int, width: int, dim: int) -> torch.Tensor:
     """t with every run of ``head_dim`` entries along ``dim`` (one head's q, k, v or output) zero-padded to ``width``."""
-    if width == head_dim:
-        return t
     runs = t.unflatten(dim, (-1, head_dim))
     return F.pad(runs, [0, 0] * (runs.dim() - dim - 2) + [0, width - head_dim]).flatten(dim, dim + 1)
 
@@ -610,12 +608,15 @@ class AttenBlocks(nn.Module):
         return self._run(self.overlap_attn, x, x_size, params)
 
 
-def conv_input(x: torch.Tensor) -> torch.Tensor:
-    """x (b, c, h, w) in the memory format its convs run fastest in: channels_last, except for training on CPU.
+def conv_input(x: torch.Tensor, attn_impl: str) -> torch.Tensor:
+    """x (b, c, h, w) in the memory format its convs run fastest in: channels_last, except for training on CPU. The
+    naive path (``attn_impl='naive'``) keeps the reference's layouts: x as it is.
 
     oneDNN's channels_last convolution is faster forward but its backward is up to 2x slower than NCHW's on CPU (HAT-S
     step: the 64->256 conv at 128x128, 400 vs 213 ms; 144->144 at 64x64, 105 vs 67 ms), so training uses NCHW there.
     """
+    if attn_impl == 'naive':
+        return x
     if torch.is_grad_enabled() and x.device.type == 'cpu':
         return x.contiguous()
     return x.contiguous(memory_format=torch.channels_last)
@@ -678,9 +679,8 @@ class RHAG(nn.Module):
 
     def forward(self, x: torch.Tensor, x_size: tuple[int, int], params: dict) -> torch.Tensor:
         y = self.patch_unembed(self.residual_group(x, x_size, params), x_size)
-        if self.attn_impl != 'naive':  # the faster conv layout, as in HAT.forward
-            y = conv_input(y)
-        return x + self.patch_embed(self.conv(y))  # x first: the sum takes the token-major layout of x
+        # x first: the sum takes the token-major layout of x
+        return x + self.patch_embed(self.conv(conv_input(y, self.attn_impl)))
 
 
 class UpsampleOneStep(nn.Sequential):
@@ -907,12 +907,8 @@ class HAT(nn.Module):
         x = reflect_pad_to_multiple(x, self.window_size)
         mean = self.mean.to(x.dtype)
         image = (x - mean) * self.img_range
-        fused = self.attn_impl != 'naive'
-        if fused:  # the faster conv layout (see conv_input); the naive path keeps the reference's layouts
-            image = conv_input(image)
-        x = self.conv_first(image)
-        features = self.forward_features(x)
-        features = self.conv_after_body(conv_input(features) if fused else features) + x
+        x = self.conv_first(conv_input(image, self.attn_impl))
+        features = self.conv_after_body(conv_input(self.forward_features(x), self.attn_impl)) + x
         if self.upsampler == 'pixelshuffle':
             x = self.conv_last(self.upsample(self.conv_before_upsample(features)))
         elif self.upsampler == 'pixelshuffledirect':
