@@ -21,7 +21,7 @@ import torch
 
 from hat_arch.archs.hat_arch import HAT
 from hat_arch.errors import HatError
-from hat_arch.inference import run_network
+from hat_arch.inference import eval_mode, run_network
 
 ALPHA_MODES = ('model', 'bicubic')
 # Share of the free memory a tile may take: room for the image, the output and the allocator's slack.
@@ -35,7 +35,8 @@ def upscale(model: HAT, image: np.ndarray, tile: int | Literal['auto'] | None = 
     """Super-resolve ``image`` by ``model.upscale``, keeping its layout, channels and dtype.
 
     Args:
-        model: a HAT in eval mode (:func:`hat_arch.load_model`); the image goes to its device and dtype.
+        model: a HAT (:func:`hat_arch.load_model`); it runs in eval mode, and is left in the mode it was in. The
+            image goes to its device and dtype.
         image: OpenCV layout: (h, w) or (h, w, 1) gray, (h, w, 3) BGR, (h, w, 4) BGRA, (h, w, 2) gray + alpha;
             uint8, uint16, or float in [0, 1]. RGB arrays (PIL, imageio): pass ``image[..., ::-1]`` and flip back.
         tile: tile side in input pixels; 'auto' takes the largest that fits in free memory (the whole image when it
@@ -51,12 +52,13 @@ def upscale(model: HAT, image: np.ndarray, tile: int | Literal['auto'] | None = 
     """
     planes, alpha_plane, dtype = _split(image)
     run = lambda x: _run_planes(model, x, tile, tile_pad, ensemble, progress)  # noqa: E731
-    if planes.shape[2] == 3:  # BGR, as cv2; the networks are trained on RGB
-        out = run(planes[..., ::-1])[..., ::-1]
-    else:
-        out = run(planes)
-    if alpha_plane is not None:
-        out = np.concatenate([out, _upscale_alpha(alpha_plane, model.upscale, alpha, run)], axis=2)
+    with eval_mode(model):
+        if planes.shape[2] == 3:  # BGR, as cv2; the networks are trained on RGB
+            out = run(planes[..., ::-1])[..., ::-1]
+        else:
+            out = run(planes)
+        if alpha_plane is not None:
+            out = np.concatenate([out, _upscale_alpha(alpha_plane, model.upscale, alpha, run)], axis=2)
     return _to_dtype(out, dtype, squeeze=image.ndim == 2)
 
 

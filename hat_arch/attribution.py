@@ -30,6 +30,7 @@ from torch import nn
 from tqdm import tqdm
 
 from hat_arch.errors import HatError
+from hat_arch.inference import eval_mode
 
 SIGMA = 1.2
 STEPS = 50
@@ -85,9 +86,7 @@ def lam(model: nn.Module, image: torch.Tensor, box: Box, *, sigma: float = SIGMA
         image = image.to(device=param.device, dtype=param.dtype)
     image = image.detach()
 
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         with torch.no_grad():
             output = model(image)
         _check_box(box, output.shape[-2:])
@@ -102,8 +101,6 @@ def lam(model: nn.Module, image: torch.Tensor, box: Box, *, sigma: float = SIGMA
                 previous = points[-1]
                 attribution += (_target_gradient(model, batch, box) * deltas).sum(0, keepdim=True)
                 bar.update(len(points))
-    finally:
-        model.train(was_training)
 
     attribution = attribution[0].float().cpu()
     lam_map = attribution.sum(0).abs()

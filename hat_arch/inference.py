@@ -5,11 +5,25 @@ test), by the ``hat-sr`` command and by the Python API.
 """
 from __future__ import annotations
 
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import torch
+from torch import nn
 
 Network = Callable[[torch.Tensor], torch.Tensor]
+
+
+@contextmanager
+def eval_mode(net: nn.Module) -> Iterator[nn.Module]:
+    """``net`` in eval mode while the block runs (no dropout or drop-path: HAT's default ``drop_path_rate`` of 0.1
+    would make a network in training mode give a different output on every run), then in the mode it was in."""
+    was_training = net.training
+    net.eval()
+    try:
+        yield net
+    finally:
+        net.train(was_training)
 
 
 def reflect_index(size: int | torch.Tensor, target: int | torch.Tensor, device: torch.device) -> torch.Tensor:

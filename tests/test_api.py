@@ -44,6 +44,18 @@ def test_matches_the_reference_output_on_an_odd_size():
     np.testing.assert_allclose(out, expected, atol=1e-5, rtol=0)
 
 
+def test_a_model_in_training_mode_runs_in_eval_mode_and_keeps_its_mode():
+    # A network from HAT(...) or build_network starts in training mode, where drop-path (HAT's default
+    # drop_path_rate is 0.1) makes every run random; the API must not depend on the caller's mode.
+    case = load_golden('tiny_x4')
+    model = HAT(**{**case['config'], 'drop_path_rate': 0.5})
+    model.load_state_dict(case['params'])
+    image = to_bgr(case['input_odd'])
+    out = hat_arch.upscale(model, image, tile=None)
+    assert model.training
+    np.testing.assert_allclose(out, to_bgr(case['output_odd_reflect_pad'].clamp(0, 1)), atol=1e-5, rtol=0)
+
+
 def test_uint8_and_uint16_keep_their_dtype_and_range(tiny):
     rng = np.random.default_rng(0)
     image16 = rng.integers(0, 65536, (11, 9, 3), dtype=np.uint16)

@@ -14,7 +14,7 @@ from tqdm import tqdm
 from hat_arch.archs.hat_arch import describe_state_dict_mismatch
 from hat_arch.checkpoint import read_state_dict
 from hat_arch.errors import HatError
-from hat_arch.inference import run_network
+from hat_arch.inference import eval_mode, run_network
 
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 
@@ -132,9 +132,7 @@ class HATModel(SRModel):
         """``self.output`` for ``self.lq``: tiles and self-ensemble as the options say, the EMA network if any."""
         net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
         val, tile = self.opt.get('val') or {}, self.opt.get('tile') or {}
-        was_training = net.training
-        net.eval()
-        try:
+        with eval_mode(net):
             show = bool(tile.get('tile_size') and val.get('pbar', True))
             with tqdm(total=0, unit='tile', leave=False, desc='tiles', disable=not show) as bar:
 
@@ -147,5 +145,3 @@ class HATModel(SRModel):
 
                 self.output = run_network(net, self.lq, self.opt['scale'], tile.get('tile_size'),
                                           tile.get('tile_pad', 32), bool(val.get('self_ensemble', False)), progress)
-        finally:
-            net.train(was_training)
