@@ -19,14 +19,13 @@ import cv2
 import numpy as np
 import torch
 
-from hat_arch.archs.hat_arch import HAT
+from hat_arch.archs.hat_arch import HAT, NUM_FEAT
 from hat_arch.errors import HatError
 from hat_arch.inference import eval_mode, run_network
 
 ALPHA_MODES = ('model', 'bicubic')
 # Share of the free memory a tile may take: room for the image, the output and the allocator's slack.
 MEMORY_FRACTION = 0.5
-_NUM_FEAT = 64  # HAT's width of the reconstruction convs
 
 
 def upscale(model: HAT, image: np.ndarray, tile: int | Literal['auto'] | None = 'auto', tile_pad: int = 32,
@@ -177,7 +176,7 @@ def _bytes_per_pixel(model: HAT, x: torch.Tensor) -> float:
     # Live tensors at the peak, measured on the CPU (HAT-S, x2 and x4): about 20 feature maps of the body (attention
     # gathers windows of q, k, v); the last upsampling conv's input and output (2 x 64 channels at the output
     # resolution); with explicit attention, its matrices and their softmax (2 x heads x overlapping-window pixels).
-    values = 20 * model.conv_first.out_channels + 2 * _NUM_FEAT * model.upscale**2
+    values = 20 * model.conv_first.out_channels + 2 * NUM_FEAT * model.upscale**2
     if _uses_naive_attention(model):
         heads = max(table.shape[1] for name, table in model.named_parameters()
                     if name.endswith('relative_position_bias_table'))

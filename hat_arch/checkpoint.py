@@ -17,14 +17,13 @@ from typing import Any
 
 import torch
 
-from hat_arch.archs.hat_arch import HAT
+from hat_arch.archs.hat_arch import HAT, NUM_FEAT
 from hat_arch.errors import HatError
 
 STATE_DICT_KEYS = ('params_ema', 'params')  # BasicSR's keys, the EMA weights first (the released ones)
 PRECISIONS = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 # Settings that leave no trace in the weights: the reference defaults, used by every released model.
 UNDETECTABLE_DEFAULTS = {'img_range': 1.0, 'conv_scale': 0.01, 'img_size': 64}
-NUM_FEAT = 64  # HAT's fixed width of the reconstruction convs
 
 
 def read_state_dict(path: str | Path, param_key: str | None = None) -> dict[str, torch.Tensor]:

@@ -31,6 +31,7 @@ from torch.utils.checkpoint import checkpoint
 from hat_arch.inference import reflect_pad_to_multiple
 
 ATTN_IMPLS = ('sdpa', 'naive')
+NUM_FEAT = 64  # width of the reconstruction convs (fixed, as in the reference)
 UPSAMPLERS = ('pixelshuffle', 'pixelshuffledirect', 'nearest+conv', '')
 RESI_CONNECTIONS = ('1conv', '3conv', 'identity')
 # The reference masks attention across shifted-window regions with -100, not -inf; keep it for exact outputs.
@@ -804,7 +805,7 @@ class HAT(nn.Module):
         super().__init__()
         validate_config(embed_dim, depths, num_heads, window_size, compress_ratio, squeeze_factor, overlap_ratio,
                         upscale, upsampler, resi_connection, patch_size, attn_impl)
-        num_feat = 64
+        num_feat = NUM_FEAT
         self.in_chans = in_chans
         self.attn_impl = attn_impl
         self.window_size = window_size
