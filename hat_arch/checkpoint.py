@@ -30,8 +30,9 @@ def read_state_dict(path: str | Path, param_key: str | None = None) -> dict[str,
     """The network weights in a ``.pth`` / ``.safetensors`` file, with ``module.`` prefixes removed.
 
     ``param_key`` picks the entry of a BasicSR checkpoint as BasicSR's ``load_network`` does (falling back to
-    ``params``); without it, ``params_ema``, then ``params``, then the top level. Loads with ``weights_only=True`` (no
-    code in the file runs). Raises HatError naming the file if it cannot be read or holds no state dict.
+    ``params``), and a bare state dict is taken as it is; without it, ``params_ema``, then ``params``, then the top
+    level. Loads with ``weights_only=True`` (no code in the file runs). Raises HatError naming the file if it cannot be
+    read or holds no state dict.
     """
     path = Path(path)
     if not path.is_file():
@@ -46,21 +47,26 @@ def read_state_dict(path: str | Path, param_key: str | None = None) -> dict[str,
     except Exception as error:  # torch and safetensors raise many types for a bad file; all mean "cannot read"
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise HatError(f'cannot read checkpoint {path}: {reason}') from None
-    if isinstance(checkpoint, dict) and param_key is not None:
+    if isinstance(checkpoint, dict) and param_key is not None and not _is_state_dict(checkpoint):
         key = param_key if param_key in checkpoint or 'params' not in checkpoint else 'params'
         if key not in checkpoint:
-            raise HatError(f'checkpoint {path} has no {param_key!r} entry (keys: {", ".join(map(str, checkpoint))})')
+            first = ', '.join(map(str, list(checkpoint)[:5])) + (', ...' if len(checkpoint) > 5 else '')
+            raise HatError(f'checkpoint {path} has no {param_key!r} entry (its keys: {first})')
         checkpoint = checkpoint[key]
     elif isinstance(checkpoint, dict):
         for key in STATE_DICT_KEYS:
             if isinstance(checkpoint.get(key), dict):
                 checkpoint = checkpoint[key]
                 break
-    if not isinstance(checkpoint, dict) or not checkpoint or not all(
-            isinstance(v, torch.Tensor) for v in checkpoint.values()):
+    if not _is_state_dict(checkpoint):
         raise HatError(f'{path} holds no state dict (expected tensors, under {" or ".join(STATE_DICT_KEYS)} '
                        'or at the top level)')
     return {key.removeprefix('module.'): value for key, value in checkpoint.items()}
+
+
+def _is_state_dict(checkpoint: Any) -> bool:
+    return isinstance(checkpoint, dict) and bool(checkpoint) and all(
+        isinstance(value, torch.Tensor) for value in checkpoint.values())
 
 
 def detect_config(state_dict: dict[str, torch.Tensor], name: str = 'state dict') -> dict[str, Any]:
@@ -195,9 +201,6 @@ def load_model(path: str | Path, device: str | torch.device = 'auto', precision:
         model = HAT(**config)
     except (TypeError, ValueError) as error:
         raise HatError(f'{path}: cannot build HAT: {error}') from None
-    # The relative position indices are constants of the window; accept checkpoints saved without them.
-    for key in ('relative_position_index_SA', 'relative_position_index_OCA'):
-        state_dict.setdefault(key, getattr(model, key))
     try:
         model.load_state_dict(state_dict, strict=True)
     except RuntimeError as error:

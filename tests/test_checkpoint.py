@@ -161,7 +161,13 @@ def test_param_key_picks_the_entry_as_basicsr_does(tmp_path):
     assert read_state_dict(tmp_path / 'plain.pth', param_key='params_ema')['w'] == 0  # BasicSR's fallback
     torch.save({'net': plain}, tmp_path / 'other.pth')
     message = one_line_error(lambda: read_state_dict(tmp_path / 'other.pth', param_key='params_ema'))
-    assert "other.pth has no 'params_ema' entry (keys: net)" in message
+    assert "other.pth has no 'params_ema' entry (its keys: net)" in message
+    torch.save({f'entry{i}': {} for i in range(100)}, tmp_path / 'many.pth')
+    message = one_line_error(lambda: read_state_dict(tmp_path / 'many.pth', param_key='params'))
+    assert message.endswith('(its keys: entry0, entry1, entry2, entry3, entry4, ...)')
+    torch.save(plain, tmp_path / 'bare.pth')  # a bare state dict is taken as it is, whatever the key
+    assert read_state_dict(tmp_path / 'bare.pth', param_key='params')['w'] == 0
+
 
 
 def test_weights_that_do_not_fit_the_override(tmp_path):

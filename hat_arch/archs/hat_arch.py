@@ -31,6 +31,8 @@ from torch.utils.checkpoint import checkpoint
 from hat_arch.inference import reflect_pad_to_multiple
 
 ATTN_IMPLS = ('sdpa', 'naive')
+# Buffers that the state dict holds but the window sizes define (the reference saves them).
+POSITION_INDEX_KEYS = ('relative_position_index_SA', 'relative_position_index_OCA')
 NUM_FEAT = 64  # width of the reconstruction convs (fixed, as in the reference)
 UPSAMPLERS = ('pixelshuffle', 'pixelshuffledirect', 'nearest+conv', '')
 RESI_CONNECTIONS = ('1conv', '3conv', 'identity')
@@ -875,7 +877,14 @@ class HAT(nn.Module):
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         """As ``nn.Module.load_state_dict``, but a state dict that does not fit fails with a short message naming the
-        first missing, unexpected and mis-shaped keys (torch lists every one of them, hundreds for a wrong size)."""
+        first missing, unexpected and mis-shaped keys (torch lists every one of them, hundreds for a wrong size).
+
+        The relative position indices are constants of the window sizes: a state dict saved without them (exports,
+        pruned checkpoints) gets this network's own.
+        """
+        missing_indices = [key for key in POSITION_INDEX_KEYS if key not in state_dict]
+        if missing_indices:
+            state_dict = {**state_dict, **{key: getattr(self, key) for key in missing_indices}}
         if strict:
             problem = describe_state_dict_mismatch(self.state_dict(), state_dict)
             if problem:

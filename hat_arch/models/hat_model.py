@@ -53,23 +53,29 @@ class HATModel(SRModel):
 
     # ----------------------------------------------------------------------------------------------------- loading
     def load_network(self, net, load_path, strict=True, param_key='params'):
-        """BasicSR's loading; a missing file or one holding another network is a one-line HatError naming it."""
+        """BasicSR's loading through :func:`hat_arch.checkpoint.read_state_dict`, the reader of ``hat-sr`` and the API:
+        ``.pth`` or ``.safetensors``, BasicSR's ``param_key`` or a bare state dict. A missing or unreadable file, or
+        one holding another network, is a one-line HatError naming it."""
         if not osp.isfile(load_path):
             raise HatError(f'pretrained network {load_path} does not exist')
         bare = self.get_bare_model(net)
-        if not strict:  # non-strict loading would silently load nothing from a file of another network
-            given = read_state_dict(load_path, param_key)
-            if not set(given) & set(bare.state_dict()):
-                raise HatError(f'pretrained network {load_path} holds another network: no parameter name matches '
-                               f'{type(bare).__name__} (e.g. {next(iter(given), "nothing")})')
-        try:
-            super().load_network(net, load_path, strict, param_key)
-        except HatError:
-            raise
-        except Exception as error:  # torch lists every mismatched key; name the file and the first few instead
-            problem = describe_state_dict_mismatch(bare.state_dict(), read_state_dict(load_path, param_key))
-            raise HatError(f'pretrained network {load_path} does not fit network_g: '
-                           f'{problem or str(error).splitlines()[0]}') from error
+        state_dict = read_state_dict(load_path, param_key)
+        expected = bare.state_dict()
+        if not set(state_dict) & set(expected):  # non-strict loading would silently load nothing
+            raise HatError(f'pretrained network {load_path} holds another network: no parameter name matches '
+                           f'{type(bare).__name__} (e.g. {next(iter(state_dict))})')
+        get_root_logger().info(f'Loading {type(bare).__name__} model from {load_path}, with param key: [{param_key}].')
+        if strict:
+            try:
+                bare.load_state_dict(state_dict, strict=True)
+            except RuntimeError as error:  # HAT says it in one line; torch lists every key: name the first few
+                lines = str(error).strip().splitlines()
+                problem = lines[0] if len(lines) == 1 else describe_state_dict_mismatch(expected, state_dict)
+                raise HatError(f'pretrained network {load_path} does not fit {type(bare).__name__}: '
+                               f'{problem}') from None
+        else:
+            self._print_different_keys_loading(net, state_dict, strict)  # logs, and skips keys of another shape
+            bare.load_state_dict(state_dict, strict=False)
 
     # ---------------------------------------------------------------------------------------------------- training
     def init_training_settings(self):

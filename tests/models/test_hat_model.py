@@ -135,9 +135,31 @@ def test_checkpoint_of_another_network_names_the_file_and_first_mismatch(tmp_pat
     other = dict(TINY_HAT, embed_dim=12)
     ckpt = tmp_path / 'other.pth'
     torch.save({'params': HATModel(make_opt(tmp_path, network_g=dict(other, type='HAT'))).net_g.state_dict()}, ckpt)
-    with pytest.raises(HatError, match=f'pretrained network {ckpt} does not fit network_g: shape mismatch') as info:
+    with pytest.raises(HatError, match=f'pretrained network {ckpt} does not fit HAT: .*shape mismatch') as info:
         HATModel(make_opt(tmp_path, path={'pretrain_network_g': str(ckpt)}))
     assert '\n' not in str(info.value)
+
+
+@pytest.mark.parametrize('layout', ['bare .pth', '.safetensors', 'without position indices'])
+def test_pretrained_files_that_hat_sr_reads_load_in_training_too(tmp_path, layout):
+    # One reader for the model, the CLI and the API: what `hat-sr` accepts, `basicsr train/test` accepts.
+    source = HATModel(make_opt(tmp_path)).net_g.state_dict()
+    if layout == '.safetensors':
+        from safetensors.torch import save_file
+
+        ckpt = tmp_path / 'net.safetensors'
+        save_file({k: v.contiguous() for k, v in source.items()}, str(ckpt))
+    else:
+        ckpt = tmp_path / 'net.pth'
+        if layout == 'without position indices':
+            source = {k: v for k, v in source.items() if not k.startswith('relative_position_index')}
+            torch.save({'params': source}, ckpt)
+        else:
+            torch.save(source, ckpt)
+    model = HATModel(make_opt(tmp_path, path={'pretrain_network_g': str(ckpt)}))
+    loaded = model.net_g.state_dict()
+    for key, value in source.items():
+        torch.testing.assert_close(loaded[key], value, rtol=0, atol=0)
 
 
 def test_non_strict_load_of_an_unrelated_network_is_refused(tmp_path):
