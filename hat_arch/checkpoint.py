@@ -178,6 +178,10 @@ def resolve_device(device: str | torch.device = 'auto') -> torch.device:
         raise HatError(f'unknown device {device!r}: {error}') from None
     if device.type == 'cuda' and not torch.cuda.is_available():
         raise HatError(f'device {device} asked for, but this PyTorch sees no CUDA GPU (use --device cpu)')
+    if device.type == 'cuda' and device.index is not None and device.index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise HatError(f'device {device} asked for, but this machine has {count} CUDA GPU(s): '
+                       f'cuda:0 to cuda:{count - 1}')
     return device
 
 

@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import save_file
 
 from hat_arch import HAT, HatError
-from hat_arch.checkpoint import detect_config, load_model, read_state_dict
+from hat_arch.checkpoint import detect_config, load_model, read_state_dict, resolve_device
 from tests.conftest import GOLDEN, GOLDEN_CASES, TINY_HAT, load_golden
 
 LAYOUTS = json.loads((GOLDEN / 'released_state_dict_shapes.json').read_text())
@@ -168,6 +168,13 @@ def test_param_key_picks_the_entry_as_basicsr_does(tmp_path):
     torch.save(plain, tmp_path / 'bare.pth')  # a bare state dict is taken as it is, whatever the key
     assert read_state_dict(tmp_path / 'bare.pth', param_key='params')['w'] == 0
 
+
+def test_a_cuda_device_that_does_not_exist_is_named(monkeypatch):
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: 1)
+    assert resolve_device('cuda:0') == torch.device('cuda:0')
+    message = one_line_error(lambda: resolve_device('cuda:1'))
+    assert message == 'device cuda:1 asked for, but this machine has 1 CUDA GPU(s): cuda:0 to cuda:0'
 
 
 def test_weights_that_do_not_fit_the_override(tmp_path):
