@@ -48,10 +48,11 @@ def main(argv: list[str] | None = None, prog: str = 'basicsr train') -> int:
 def train_pipeline(root_path: str, argv: list[str], prog: str = 'basicsr train') -> None:
     """Train as the option file in ``argv`` says, with ``root_path`` as the root of experiments/ and tb_logger/."""
     opt, args = parse_options(argv, root_path, is_train=True, prog=prog)
+    # First, as it points pretrain_network_* at the run's own saved networks: a resumed run needs no pretrained file.
+    resume_state = load_resume_state(opt)
     check_dataset_options(opt)  # missing folders, unpaired or unreadable images: one line, before any work
     opt['root_path'] = root_path
     torch.backends.cudnn.benchmark = True
-    resume_state = load_resume_state(opt)
     is_main = opt['rank'] == 0
     try:
         if resume_state is None:
@@ -140,8 +141,11 @@ def restore_training_state(model, state: dict, opt: dict, logger: logging.Logger
     (samples, all processes) and per-process random states (None when they cannot be used exactly)."""
     model.resume_training(state)  # optimizers and schedulers
     for name, scaler in _grad_scalers(model).items():
-        if name in state.get('grad_scalers', {}):
-            scaler.load_state_dict(state['grad_scalers'][name])
+        saved = state.get('grad_scalers', {}).get(name)
+        if saved:
+            scaler.load_state_dict(saved)
+        elif saved == {} and scaler.is_enabled():  # saved while disabled (no fp16 then): start a fresh scale
+            logger.warning(f'Gradient scaler {name} was off in the saved run; it starts from its initial scale.')
     for note in state.get('skipped_states', []):
         logger.warning(note)
     logger.info(f"Resuming training from epoch: {state['epoch']}, iter: {state['iter']}.")

@@ -1,6 +1,7 @@
 """The pieces of exact resumption: the newest complete state, random states, the sampler's position in an epoch."""
 from __future__ import annotations
 
+import logging
 import random
 
 import numpy as np
@@ -8,10 +9,14 @@ import pytest
 import torch
 from basicsr.data.data_sampler import EnlargedSampler
 
+from hat_arch import HAT
 from hat_arch.errors import HatError
+from hat_arch.train import main as train_main
+from hat_arch.train import restore_training_state
 from hat_arch.training.resume import find_complete_state, load_resume_state
 from hat_arch.training.rng import get_rng_state, preserved_rng, set_rng_state
 from hat_arch.training.sampler import ResumableSampler
+from tests.training.tiny import NETWORK, one_thread, read_log, tiny_options, write_options
 
 
 def draws() -> tuple:
@@ -90,3 +95,36 @@ def test_explicit_resume_state_that_is_not_one(tmp_path):
     opt['path']['resume_state'] = str(tmp_path / 'net.pth')
     with pytest.raises(HatError, match=r'net\.pth is not a BasicSR training state'):
         load_resume_state(opt)
+
+
+def test_a_resumed_run_does_not_need_its_pretrained_file(tmp_path, monkeypatch):
+    # A fine-tuning recipe starts from another run's network; once it has its own checkpoints, resuming loads those,
+    # so the pretrained file may be gone (another machine, cleaned up).
+    monkeypatch.chdir(tmp_path)
+    pretrained = tmp_path / 'x2_stage.pth'
+    torch.save({'params': HAT(**{k: v for k, v in NETWORK.items() if k != 'type'}).state_dict()}, pretrained)
+    opt = tiny_options('finetune', total_iter=2, save_every=2, validate_every=None)
+    opt['path']['pretrain_network_g'] = str(pretrained)
+    with one_thread():
+        assert train_main(['-opt', str(write_options(tmp_path, opt))]) == 0
+        pretrained.unlink()
+        opt['train']['total_iter'] = 3
+        assert train_main(['-opt', str(write_options(tmp_path, opt)), '--auto_resume']) == 0
+    assert 'Resuming training from epoch: 0, iter: 2.' in read_log(tmp_path / 'experiments' / 'finetune')
+
+
+def test_a_gradient_scaler_that_was_off_starts_fresh_when_resumed_with_fp16(caplog):
+    # A run saved without fp16 holds an empty scaler state; an enabled scaler refuses to load one.
+    class Model:
+        def __init__(self):
+            self.grad_scaler = torch.amp.GradScaler('cpu', init_scale=1024.0)
+
+        def resume_training(self, state):
+            pass
+
+    model = Model()
+    state = {'epoch': 0, 'iter': 2, 'grad_scalers': {'grad_scaler': {}}, 'rng': None}
+    with caplog.at_level(logging.WARNING):
+        restore_training_state(model, state, {'world_size': 1}, logging.getLogger('test'))
+    assert model.grad_scaler.get_scale() == 1024.0
+    assert 'Gradient scaler grad_scaler was off in the saved run' in caplog.text
