@@ -68,6 +68,10 @@ def bad_option_cases():
         'force_syntax': (good, ['--force_yml', 'train:ema_decay'], r'expected KEY=VALUE'),
         'dist_params': ({**good, 'dist_params': {'backend': 'gloo', 'prot': 1}}, [], r'unknown key dist_params: prot'),
         'mapping': ({**good, 'path': None}, [], r'path must be a mapping of options, got None'),
+        'tile': ({**good, 'tile': 256}, [], r'tile must be a mapping of options, got 256'),
+        'tile_key': ({**good, 'tile': {'size': 64}}, [], r'unknown key tile: size \(expected tile_size, tile_pad\)'),
+        'tile_pad': ({**good, 'tile': {'tile_size': 64, 'tile_pad': -1}}, [],
+                     r'tile: tile_pad must be a non-negative integer \(or null\), got -1'),
     }
     if not torch.cuda.is_available():
         cases['gpu'] = ({**good, 'num_gpu': 1}, [], r'num_gpu is 1 but no GPU is visible')

@@ -37,7 +37,8 @@ KNOWN_KEYS = frozenset({
 REQUIRED_KEYS = ('name', 'model_type', 'num_gpu', 'datasets', 'path')
 REQUIRED_TRAIN_KEYS = {'train': ('total_iter',), 'logger': ('print_freq', 'save_checkpoint_freq')}
 DIST_PARAMS = ('backend', 'port')
-MAPPINGS = ('datasets', 'path', 'train', 'val', 'logger', 'dist_params')
+MAPPINGS = ('datasets', 'path', 'train', 'val', 'logger', 'dist_params', 'tile')
+TILE_KEYS = ('tile_size', 'tile_pad')  # HATModel's tiled validation/test (tile_size 0 or null: whole images)
 FORCE_YML_ENTRY = re.compile(r'^[\w.-]+(:[\w.-]+)*=')
 
 
@@ -94,6 +95,16 @@ def check_options(opt: dict, path: str, is_train: bool) -> None:
     for key in opt.get('dist_params') or {}:
         if key not in DIST_PARAMS:
             raise HatError(f"option file {path}: unknown key dist_params: {key} (expected {', '.join(DIST_PARAMS)})")
+    _check_tile_options(opt.get('tile') or {}, path)
+
+
+def _check_tile_options(tile: dict, path: str) -> None:
+    # Checked here, not at the first validation, which may come hours into training.
+    for key, value in tile.items():
+        if key not in TILE_KEYS:
+            raise HatError(f"option file {path}: unknown key tile: {key} (expected {', '.join(TILE_KEYS)})")
+        if value is not None and (type(value) is not int or value < 0):
+            raise HatError(f'option file {path}: tile: {key} must be a non-negative integer (or null), got {value!r}')
 
 
 def _check_train_options(opt: dict, path: str) -> None:
