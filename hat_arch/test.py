@@ -1,7 +1,8 @@
 """``basicsr test`` / ``python -m hat_arch.test``: BasicSR's test pipeline with HAT registered.
 
-The current directory is the root: results/ is written there. With ``--launcher pytorch`` (torchrun) or ``slurm`` the
-test images are spread over the processes and the metrics combined (see :mod:`hat_arch.training.validation`).
+The current directory is the root: results/ is written there. With ``--launcher pytorch`` (torchrun) or ``slurm``
+rank 0 tests every image while the other processes wait, as in BasicSR (only training spreads validation over the
+processes; see :mod:`hat_arch.training.validation`): one process is as fast.
 """
 from __future__ import annotations
 
