@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -14,6 +15,11 @@ import numpy as np
 from hat_arch.errors import HatError
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.webp', '.bmp', '.tif', '.tiff', '.ppm', '.pgm')
+
+
+def is_image_name(name: str | Path) -> bool:
+    """Whether ``name`` has one of :data:`IMAGE_EXTENSIONS`, in any case (ImageNet's files end in ``.JPEG``)."""
+    return Path(name).suffix.lower() in IMAGE_EXTENSIONS
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -28,10 +34,11 @@ def read_image(path: str | Path) -> np.ndarray:
     return image
 
 
-def write_image(path: str | Path, image: np.ndarray) -> None:
-    """Encode ``image`` in the format of ``path``'s extension and write it atomically; HatError if that fails."""
+def write_image(path: str | Path, image: np.ndarray, params: Sequence[int] = ()) -> None:
+    """Encode ``image`` in the format of ``path``'s extension (with OpenCV's ``params``, e.g.
+    ``[cv2.IMWRITE_PNG_COMPRESSION, 3]``) and write it atomically; HatError if that fails."""
     path = Path(path)
-    ok, encoded = cv2.imencode(path.suffix, image)
+    ok, encoded = cv2.imencode(path.suffix, image, list(params))
     if not ok:
         raise HatError(f'cannot encode {path.name} as {path.suffix} ({image.dtype}, {image.shape})')
     temporary = path.with_name(f'.{path.stem}.{os.getpid()}.partial{path.suffix}')

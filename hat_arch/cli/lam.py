@@ -19,7 +19,7 @@ import torch
 import hat_arch
 from hat_arch import attribution
 from hat_arch.errors import HatError, report_user_errors
-from hat_arch.image_io import read_image
+from hat_arch.image_io import read_image, write_image
 
 
 def _box(text: str) -> tuple[int, int, int, int]:
@@ -104,8 +104,7 @@ def _run(args: argparse.Namespace) -> int:
                           batch_size=args.batch_size, progress=True)
     seconds = time.perf_counter() - start
 
-    if not cv2.imwrite(str(figure_path), result.figure(args.alpha), [cv2.IMWRITE_PNG_COMPRESSION, 9]):
-        raise HatError(f'cannot write figure {figure_path}')
+    write_image(figure_path, result.figure(args.alpha), [cv2.IMWRITE_PNG_COMPRESSION, 9])
     x, y, w, h = args.box
     report = {
         'diffusion_index': None if np.isnan(result.diffusion_index) else round(result.diffusion_index, 4),

@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from hat_arch.errors import HatError, report_user_errors
-from hat_arch.image_io import IMAGE_EXTENSIONS, read_image, write_image
+from hat_arch.image_io import is_image_name, read_image, write_image
 
 OUTPUT_EXTENSIONS = ('png', 'jpg', 'webp')
 
@@ -146,12 +146,12 @@ def collect_inputs(patterns: list[str], prog: str) -> tuple[list[Path], list[str
     for pattern in patterns:
         path = Path(pattern)
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            found = sorted(p for p in path.iterdir() if p.is_file() and is_image_name(p))
         elif path.is_file():
             found = [path]
         elif glob.has_magic(pattern):
             found = sorted(Path(p) for p in glob.glob(pattern, recursive=True)
-                           if Path(p).is_file() and Path(p).suffix.lower() in IMAGE_EXTENSIONS)
+                           if Path(p).is_file() and is_image_name(p))
         else:
             found = []
         if not found:

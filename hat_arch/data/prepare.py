@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from hat_arch.data.checks import image_shape
 from hat_arch.errors import HatError
-from hat_arch.image_io import IMAGE_EXTENSIONS
+from hat_arch.image_io import IMAGE_EXTENSIONS, is_image_name, read_image, write_image
 
 PNG_COMPRESSION = 3  # BasicSR's scripts' choice: fast to write, about as small as 9 on photos
 
@@ -30,7 +30,7 @@ def list_images(folder: str, recursive: bool = False) -> list[str]:
     """Sorted image paths relative to ``folder``; HatError if it is missing or holds none."""
     if not osp.isdir(folder):
         raise HatError(f'folder {folder} does not exist')
-    names = sorted(scandir(folder, suffix=IMAGE_EXTENSIONS, recursive=recursive))
+    names = sorted(name for name in scandir(folder, recursive=recursive) if is_image_name(name))
     if not names:
         raise HatError(f'folder {folder} has no images ({", ".join(IMAGE_EXTENSIONS)})')
     return names
@@ -43,17 +43,9 @@ def new_folder(folder: str, overwrite: bool) -> None:
     os.makedirs(folder, exist_ok=True)
 
 
-def read(path: str) -> np.ndarray:
-    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise HatError(f'cannot read image {path}: not an image, or a damaged one')
-    return img
-
-
 def write(path: str, img: np.ndarray) -> None:
     os.makedirs(osp.dirname(path) or '.', exist_ok=True)
-    if not cv2.imwrite(path, img, [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION]):
-        raise HatError(f'cannot write image {path}')
+    write_image(path, img, [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION])
 
 
 def _single_threaded_worker() -> None:
@@ -109,7 +101,7 @@ class SubImageJob:
         self.crop_size, self.step, self.thresh_size = crop_size // scale, step // scale, thresh_size // scale
 
     def __call__(self, name: str) -> int:
-        img = mod_crop(read(osp.join(self.src, name)), self.modcrop)
+        img = mod_crop(read_image(osp.join(self.src, name)), self.modcrop)
         if self.scale > 1:
             img = bicubic_downscale(img, self.scale)
         h, w = img.shape[:2]
@@ -131,7 +123,7 @@ class BicubicJob:
         self.src, self.lr_dst, self.scale, self.gt_dst = src, lr_dst, scale, gt_dst
 
     def __call__(self, name: str) -> None:
-        img = read(osp.join(self.src, name))
+        img = read_image(osp.join(self.src, name))
         out_name = osp.splitext(name)[0] + '.png'
         if self.gt_dst is not None:
             write(osp.join(self.gt_dst, out_name), mod_crop(img, self.scale))

@@ -73,6 +73,15 @@ def test_meta_info_lists_names_and_shapes_and_keeps_existing_files(hr, tmp_path,
     assert f'meta-info file {meta} exists; remove it or pass --overwrite' in capsys.readouterr().err
 
 
+def test_upper_case_extensions_are_images(hr, tmp_path):
+    # ImageNet's files end in .JPEG; its meta-info file is what the ImageNet recipes read.
+    (hr / 't1.png').rename(hr / 'T1.PNG')
+    cv2.imwrite(str(hr / 'photo.JPEG'), cv2.imread(str(hr / 't2.png')))
+    meta = tmp_path / 'meta.txt'
+    assert main(['meta-info', str(hr), str(meta), '--workers', '1']) == 0
+    assert [line.split()[0] for line in meta.read_text().splitlines()] == ['T1.PNG', 'photo.JPEG', 't2.png']
+
+
 def test_output_folder_with_files_is_not_overwritten(hr, tmp_path, capsys):
     out = tmp_path / 'LR'
     out.mkdir()
