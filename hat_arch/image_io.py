@@ -1,20 +1,35 @@
 """Reading and writing images as OpenCV does (HxW gray, HxWx3 BGR, HxWx4 BGRA; uint8 or uint16), any path.
 
 Paths go through ``numpy`` and ``cv2.imdecode`` / ``cv2.imencode`` so names that ``cv2.imread`` cannot open (non-ASCII
-on Windows) work too. Writes are atomic: a file appears complete or not at all.
+on Windows) work too. Images are read the way viewers show them (EXIF orientation applied). Writes are atomic: a file
+appears complete or not at all.
 """
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Sequence
 
 import cv2
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from hat_arch.errors import HatError
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.webp', '.bmp', '.tif', '.tiff', '.ppm', '.pgm')
+EXIF_ORIENTATION = 0x0112
+# EXIF orientation -> the numpy operation that turns the stored pixels upright (2-4 mirror or rotate by 180 degrees;
+# 5-8 also swap the axes).
+_UPRIGHT = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: a.swapaxes(0, 1)[::-1, ::-1],
+    8: lambda a: np.rot90(a, 1),
+}
 
 
 def is_image_name(name: str | Path) -> bool:
@@ -31,7 +46,23 @@ def read_image(path: str | Path) -> np.ndarray:
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if image is None:
         raise HatError(f'cannot read {path}: not an image OpenCV can decode (corrupt, empty or unsupported)')
-    return image
+    upright = _UPRIGHT.get(exif_orientation(data))
+    return np.ascontiguousarray(upright(image)) if upright else image
+
+
+def exif_orientation(data: np.ndarray) -> int:
+    """The EXIF orientation (1-8; 1 = stored upright) of an encoded image, read from its header by Pillow.
+
+    ``cv2.IMREAD_UNCHANGED``, needed for 16 bits and alpha, ignores it: a phone's portrait photo would be processed
+    lying on its side. PNGs count as upright: Pillow would decode the whole image to find their EXIF chunk.
+    """
+    try:
+        with Image.open(io.BytesIO(data.tobytes())) as header:
+            if header.format == 'PNG':
+                return 1
+            return int(header.getexif().get(EXIF_ORIENTATION, 1))
+    except (UnidentifiedImageError, OSError, ValueError, TypeError, SyntaxError):  # no or damaged EXIF: as stored
+        return 1
 
 
 def write_image(path: str | Path, image: np.ndarray, params: Sequence[int] = ()) -> None:
