@@ -48,7 +48,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument('-m', '--model', required=True, metavar='CHECKPOINT', help='HAT checkpoint')
     parser.add_argument('--tile', type=_tile, default='auto', metavar='N|auto',
                         help='tile side in input pixels; auto: the largest that fits in free memory, the whole image '
-                        'when it fits; 0: never tile (default: auto)')
+                        'when it fits; 0: the whole image (default: auto). Out of memory is retried with smaller tiles')
     parser.add_argument('--tile-pad', type=_non_negative_int, default=32, metavar='P',
                         help='overlapping context around each tile, blended away (default: 32)')
     parser.add_argument('--device', default='auto', help="'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:1', ...")
@@ -176,8 +176,9 @@ def _writable_folder(folder: Path) -> Path:
 
 def plan_outputs(sources: list[Path], out_dir: Path, suffix: str, ext: str) -> list[Job]:
     """One output per input: its name plus ``suffix``, in ``out_dir``. HatError if two inputs would write one file or
-    an output would replace its own input."""
+    an output would replace an input (its own or another's)."""
     jobs, by_target = [], {}
+    inputs = {source.resolve(): source for source in sources}
     for source in sources:
         extension = ext if ext != 'auto' else source.suffix.lower().lstrip('.')
         if extension not in (*OUTPUT_EXTENSIONS, 'jpeg'):
@@ -188,13 +189,19 @@ def plan_outputs(sources: list[Path], out_dir: Path, suffix: str, ext: str) -> l
                            'upscale them in separate runs or folders')
         if target.resolve() == source.resolve():
             raise HatError(f'the output of {source} would replace it; choose another -o folder or a --suffix')
+        if target.resolve() in inputs:
+            raise HatError(f'the output of {source} would replace the input {inputs[target.resolve()]}; choose '
+                           'another -o folder or a --suffix')
         by_target[target.resolve()] = source
         jobs.append(Job(source, target))
     return jobs
 
 
 def _for_format(image: np.ndarray, target: Path) -> np.ndarray:
-    """``image`` as ``target``'s format can hold it: PNG keeps 16 bits; JPEG and WebP take 8; JPEG has no alpha."""
+    """``image`` as ``target``'s format can hold it: PNG keeps 16 bits; JPEG and WebP take 8; JPEG has no alpha.
+    Float images (32-bit TIFFs) become 16-bit: OpenCV would write their [0, 1] values unscaled, as a black image."""
+    if np.issubdtype(image.dtype, np.floating):
+        image = np.rint(np.clip(image, 0.0, 1.0) * 65535.0).astype(np.uint16)
     channels = 1 if image.ndim == 2 else image.shape[2]
     if channels == 2:  # gray + alpha: OpenCV writes gray, BGR or BGRA
         image = np.concatenate([np.repeat(image[..., :1], 3, axis=2), image[..., 1:]], axis=2)

@@ -105,16 +105,34 @@ def test_jpeg_cannot_take_transparency(tmp_path, checkpoint, capsys):
     assert not list((tmp_path / 'out').iterdir())  # no partial files either
 
 
-@pytest.mark.parametrize('problem', ['output is a file', 'same names', 'replaces input', 'bad checkpoint'])
+def test_a_float_tiff_is_written_as_16_bit_png(tmp_path, checkpoint, capsys):
+    # OpenCV writes a float array to PNG unscaled: [0, 1] values would come out as a black image.
+    image = small_head((8, 8)).astype(np.float32) / 255
+    assert cv2.imwrite(str(tmp_path / 'scan.tif'), image)
+    code, err = upscale([tmp_path / 'scan.tif', '-o', tmp_path / 'out', '-m', checkpoint], capsys)
+    assert code == 0, err
+    out = cv2.imread(str(tmp_path / 'out' / 'scan.png'), cv2.IMREAD_UNCHANGED)
+    expected = hat_arch.upscale(hat_arch.load_model(checkpoint, device='cpu'), image)
+    assert out.dtype == np.uint16 and out.shape == (32, 32, 3)
+    np.testing.assert_allclose(out / 65535, expected, atol=1 / 65535)
+    assert out.mean() > 0.2 * 65535
+
+
+@pytest.mark.parametrize('problem', ['output is a file', 'same names', 'replaces input', 'replaces another input',
+                                     'bad checkpoint'])
 def test_problems_found_before_any_work(tmp_path, checkpoint, capsys, problem):
     (tmp_path / 'a').mkdir()
     (tmp_path / 'b').mkdir()
     for folder in ('a', 'b'):
         cv2.imwrite(str(tmp_path / folder / 'x.png'), small_head((8, 8)))
+    if problem == 'replaces another input':
+        cv2.imwrite(str(tmp_path / 'a' / 'x_x4.png'), small_head((8, 8)))
     args = {
         'output is a file': [tmp_path / 'a' / 'x.png', '-o', tmp_path / 'b' / 'x.png', '-m', checkpoint],
         'same names': [tmp_path / 'a', tmp_path / 'b', '-o', tmp_path / 'out', '-m', checkpoint],
         'replaces input': [tmp_path / 'a' / 'x.png', '-o', tmp_path / 'a', '-m', checkpoint, '--overwrite'],
+        'replaces another input': [tmp_path / 'a', '-o', tmp_path / 'a', '-m', checkpoint, '--suffix', '_x4',
+                                   '--overwrite'],  # x.png's output would be the input x_x4.png
         'bad checkpoint': [tmp_path / 'a' / 'x.png', '-o', tmp_path / 'out', '-m', tmp_path / 'a' / 'x.png'],
     }[problem]
     code, err = upscale(args, capsys)
@@ -122,6 +140,8 @@ def test_problems_found_before_any_work(tmp_path, checkpoint, capsys, problem):
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith('hat-sr upscale: error:')
     expected = {'output is a file': 'cannot write to output folder', 'same names': 'would both be written',
-                'replaces input': 'would replace it', 'bad checkpoint': 'cannot read checkpoint'}[problem]
+                'replaces input': 'would replace it', 'bad checkpoint': 'cannot read checkpoint',
+                'replaces another input': f'would replace the input {tmp_path / "a" / "x_x4.png"}'}[problem]
     assert expected in lines[0]
-    assert cv2.imread(str(tmp_path / 'a' / 'x.png')).shape == (8, 8, 3)  # inputs untouched
+    for image in tmp_path.glob('[ab]/*.png'):  # inputs untouched
+        assert cv2.imread(str(image)).shape == (8, 8, 3)
