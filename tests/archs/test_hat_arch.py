@@ -1,11 +1,13 @@
 """The HAT network: exact to the reference, every layout and option, and clear errors."""
 from __future__ import annotations
 
+import copy
 import json
 from unittest import mock
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from hat_arch import HAT
@@ -95,6 +97,36 @@ def test_upsamplers(upsampler, scale):
     with torch.no_grad():
         out = model(x)
     assert out.shape == (1, 3, 11 * scale, 16 * scale)
+
+
+def reconstruction_input(model: HAT, x: torch.Tensor) -> torch.Tensor:
+    """The features the upsampler starts from: shallow features + the body's output after conv_after_body."""
+    seen = {}
+    hooks = [model.conv_first.register_forward_hook(lambda m, a, out: seen.__setitem__('shallow', out)),
+             model.conv_after_body.register_forward_hook(lambda m, a, out: seen.__setitem__('deep', out))]
+    with torch.no_grad():
+        model(x)
+    for hook in hooks:
+        hook.remove()
+    return seen['shallow'] + seen['deep']
+
+
+@pytest.mark.parametrize('upsampler', ['nearest+conv', 'pixelshuffledirect'])
+def test_the_other_upsamplers_compute_the_reference_tail(upsampler):
+    # The reference's reconstruction (the released models all use 'pixelshuffle', which the golden files cover).
+    model = tiny(upsampler=upsampler, upscale=4, img_range=255.0)
+    x = torch.rand(1, 3, 16, 16)
+    features = reconstruction_input(model, x)
+    lrelu = lambda t: F.leaky_relu(t, 0.2)  # noqa: E731
+    with torch.no_grad():
+        if upsampler == 'nearest+conv':
+            t = model.conv_before_upsample(features)
+            t = lrelu(model.conv_up1(F.interpolate(t, scale_factor=2, mode='nearest')))
+            t = lrelu(model.conv_up2(F.interpolate(t, scale_factor=2, mode='nearest')))
+            expected = model.conv_last(lrelu(model.conv_hr(t)))
+        else:
+            expected = F.pixel_shuffle(model.upsample[0](features), 4)
+        torch.testing.assert_close(model(x), expected / 255.0 + model.mean, atol=1e-6, rtol=1e-5)
 
 
 def test_scale1_restoration_is_a_residual_on_the_input():
@@ -196,27 +228,57 @@ def test_use_checkpoint_recomputes_blocks_in_backward():
         torch.testing.assert_close(g, r, atol=1e-6, rtol=1e-4)
 
 
+def test_a_training_patch_no_larger_than_a_window_has_no_shifted_windows():
+    # As in the reference: with img_size <= window_size every block attends in unshifted windows.
+    shifts = lambda model: [block.shift_size for layer in model.layers for block in layer.residual_group.blocks]
+    assert shifts(tiny(img_size=8)) == [0, 0, 0, 0]
+    assert shifts(tiny(img_size=64)) == [0, 4, 0, 4]
+
+
 def test_use_checkpoint_is_off_in_eval():
     model = tiny(use_checkpoint=True).eval()
     with mock.patch.object(arch, 'checkpoint', side_effect=AssertionError('checkpointed in eval')):
         model(torch.rand(1, 3, 8, 8))
 
 
+class PassThrough(nn.Module):
+    def forward(self, x, x_size, params):
+        return x
+
+
+def amplified_tiny() -> tuple[HAT, torch.Tensor, torch.Tensor]:
+    """The golden tiny HAT x4 with its attention and MLP outputs x10, its input, and the mean size of what its
+    transformer blocks add to the output. (As released, the convs around them make most of a tiny model's output, so
+    a low-precision path that skipped every block would differ by less than bf16's rounding.)"""
+    model, case = golden_model('tiny_x4')
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith(('mlp.fc2.weight', 'proj.weight')):
+                param.mul_(10)
+        without_blocks = copy.deepcopy(model)
+        for layer in without_blocks.layers:
+            layer.residual_group = PassThrough()
+        blocks = (model(case['input']) - without_blocks(case['input'])).abs().mean()
+    return model, case['input'], blocks
+
+
 @pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
 def test_low_precision_with_to(dtype):
-    model, case = golden_model('tiny_x4')
-    model = model.to(dtype)
+    model, x, blocks = amplified_tiny()
     with torch.no_grad():
-        out = model(case['input'].to(dtype))
+        expected = model(x)
+        out = model.to(dtype)(x.to(dtype))
     assert out.dtype == dtype
-    assert (out.float() - case['output']).abs().max() < 0.05
+    assert (out.float() - expected).abs().mean() < 0.25 * blocks  # measured: 0.07 (bf16), 0.01 (fp16)
 
 
 def test_bf16_autocast():
-    model, case = golden_model('tiny_x4')
-    with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
-        out = model(case['input'])
-    assert (out.float() - case['output']).abs().max() < 0.05
+    model, x, blocks = amplified_tiny()
+    with torch.no_grad():
+        expected = model(x)
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            out = model(x)
+    assert (out.float() - expected).abs().mean() < 0.25 * blocks  # measured: 0.05
 
 
 def test_torch_compile_matches_eager():
