@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from hat_arch.image_io import EXIF_ORIENTATION, is_image_name, read_image
+from hat_arch.image_io import EXIF_ORIENTATION, exif_orientation, is_image_name, read_image
 
 
 def test_extensions_match_in_any_case():
@@ -31,11 +31,20 @@ def test_exif_orientation_is_applied_as_viewers_apply_it(tmp_path, orientation):
     assert image.flags.c_contiguous
 
 
-def test_damaged_exif_reads_the_pixels_as_stored(tmp_path):
+@pytest.mark.parametrize('exif', [None, b'Exif\x00\x00garbage'], ids=['no EXIF', 'damaged EXIF'])
+def test_a_photo_without_a_usable_orientation_is_read_as_stored(tmp_path, exif):
+    y, x = np.mgrid[:32, :48]
+    pixels = (x * 4 + (y < 8) * 60).astype(np.uint8)
+    path = tmp_path / 'photo.jpg'
+    Image.fromarray(pixels).save(path, quality=100, **({'exif': exif} if exif else {}))
+    with Image.open(path) as stored:
+        as_stored = np.asarray(stored)
+    image = read_image(path)
+    assert image.shape == (32, 48) and np.abs(image.astype(int) - as_stored).max() <= 2
+
+
+def test_pngs_and_what_pillow_cannot_identify_count_as_upright(tmp_path):
     pixels = np.arange(48, dtype=np.uint8).reshape(6, 8) * 5
-    path = tmp_path / 'odd.png'
-    Image.fromarray(pixels).save(path)
-    np.testing.assert_array_equal(read_image(path), pixels)  # PNG: read as stored, without a second decode
-    path = tmp_path / 'odd.jpg'
-    Image.fromarray(pixels).save(path, quality=100, exif=b'Exif\x00\x00garbage')
-    assert read_image(path).shape == (6, 8)
+    Image.fromarray(pixels).save(tmp_path / 'odd.png')
+    np.testing.assert_array_equal(read_image(tmp_path / 'odd.png'), pixels)  # without decoding it twice
+    assert exif_orientation(np.frombuffer(b'not an image at all', dtype=np.uint8)) == 1

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 
 import cv2
 import numpy as np
@@ -192,12 +193,19 @@ def test_test_run_saves_images_per_set_and_writes_the_metrics_table(tmp_path, ca
                              'scale': 4})
     loader = build_dataloader(dataset, {'phase': 'test'}, num_gpu=0, dist=False)
     model = HATModel(make_opt(tmp_path))
-    model.validation(loader, current_iter='tiny', tb_logger=None, save_img=True)
+    basicsr_logger = logging.getLogger('basicsr')  # BasicSR's logger does not propagate to caplog's root handler
+    basicsr_logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.INFO, logger='basicsr'):
+            model.validation(loader, current_iter='tiny', tb_logger=None, save_img=True)
+    finally:
+        basicsr_logger.removeHandler(caplog.handler)
     saved = sorted(p.name for p in (tmp_path / 'visualization' / 'Mini').iterdir())
     assert saved == ['baby_tiny.png', 'bird_tiny.png']
     assert cv2.imread(str(tmp_path / 'visualization' / 'Mini' / 'baby_tiny.png')).shape == (48, 40, 3)
     metrics = json.loads((tmp_path / 'metrics.json').read_text())
     assert set(metrics) == {'Mini'} and 5 < metrics['Mini']['psnr'] < 60
+    assert f"| dataset | psnr |\n| --- | --- |\n| Mini | {metrics['Mini']['psnr']:.4f} |" in caplog.text  # the last set's
 
 
 def test_metrics_table():
