@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from pathlib import Path
 from typing import Sequence
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from hat_arch.errors import HatError
 
@@ -57,11 +58,13 @@ def exif_orientation(data: np.ndarray) -> int:
     lying on its side. PNGs count as upright: Pillow would decode the whole image to find their EXIF chunk.
     """
     try:
-        with Image.open(io.BytesIO(data.tobytes())) as header:
-            if header.format == 'PNG':
-                return 1
-            return int(header.getexif().get(EXIF_ORIENTATION, 1))
-    except (UnidentifiedImageError, OSError, ValueError, TypeError, SyntaxError):  # no or damaged EXIF: as stored
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)  # only the header is read
+            with Image.open(io.BytesIO(data.tobytes())) as header:
+                if header.format == 'PNG':
+                    return 1
+                return int(header.getexif().get(EXIF_ORIENTATION, 1))
+    except Exception:  # noqa: BLE001  Pillow's format plugins raise many types for what they cannot parse: as stored
         return 1
 
 

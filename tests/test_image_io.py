@@ -1,6 +1,8 @@
 """Image files: read upright as viewers show them, in OpenCV's layout; written atomically."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from PIL import Image, ImageOps
@@ -48,3 +50,17 @@ def test_pngs_and_what_pillow_cannot_identify_count_as_upright(tmp_path):
     Image.fromarray(pixels).save(tmp_path / 'odd.png')
     np.testing.assert_array_equal(read_image(tmp_path / 'odd.png'), pixels)  # without decoding it twice
     assert exif_orientation(np.frombuffer(b'not an image at all', dtype=np.uint8)) == 1
+
+
+def test_huge_photos_pass_pillows_decompression_bomb_check(tmp_path, monkeypatch):
+    # Pillow warns above MAX_IMAGE_PIXELS and refuses above twice that; only the header is read here, so neither
+    # may stop or clutter a run: up to twice the limit the orientation is applied, beyond it the pixels stay as stored.
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = 6
+    Image.fromarray(np.zeros((4, 6), np.uint8)).save(tmp_path / 'big.jpg', exif=exif.tobytes())  # 24 pixels
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        monkeypatch.setattr(Image, 'MAX_IMAGE_PIXELS', 20)
+        assert read_image(tmp_path / 'big.jpg').shape == (6, 4)
+        monkeypatch.setattr(Image, 'MAX_IMAGE_PIXELS', 10)
+        assert read_image(tmp_path / 'big.jpg').shape == (4, 6)
