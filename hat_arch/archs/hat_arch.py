@@ -158,6 +158,16 @@ class HeadPadded(NamedTuple):
     proj: Callable[[torch.Tensor], torch.Tensor]
 
 
+# torch keeps this private; should it go, assume global hooks (head padding then never bypasses a layer's forward).
+_has_any_global_hook = getattr(nn.modules.module, '_has_any_global_hook', lambda: True)
+
+
+def has_hooks(module: nn.Module) -> bool:
+    """Whether calling ``module`` runs any hook: its own, forward or backward, or one registered for all modules."""
+    own = (module._forward_hooks, module._forward_pre_hooks, module._backward_hooks, module._backward_pre_hooks)
+    return any(own) or bool(_has_any_global_hook())
+
+
 def head_padded(qkv: nn.Module, proj: nn.Module, head_dim: int) -> HeadPadded:
     """``qkv`` and ``proj`` with each head padded to a multiple of ``HEAD_WIDTH_MULTIPLE`` where that is cheap.
 
@@ -166,7 +176,7 @@ def head_padded(qkv: nn.Module, proj: nn.Module, head_dim: int) -> HeadPadded:
     """
     width = -(-head_dim // HEAD_WIDTH_MULTIPLE) * HEAD_WIDTH_MULTIPLE
     cheap = 8 * (width - head_dim) <= head_dim  # not for the narrow heads of tiny models: more cost than gain
-    plain = all(type(m) is nn.Linear and not m._forward_hooks and not m._forward_pre_hooks for m in (qkv, proj))
+    plain = all(type(m) is nn.Linear and not has_hooks(m) for m in (qkv, proj))
     if width == head_dim or not cheap or not plain:
         return HeadPadded(head_dim, qkv, proj)
     qkv_bias = None if qkv.bias is None else pad_heads(qkv.bias, head_dim, width, 0)
@@ -504,9 +514,10 @@ class HAB(nn.Module):
         if self.attn.attn_impl == 'naive':  # the reference's arithmetic
             x = shortcut + self.drop_path(attn_x) + conv_x * self.conv_scale
             return x + self.drop_path(self.mlp(self.norm2(x)))
-        # The same sums in place, on tensors made here that autograd does not keep: fewer passes over memory.
-        x = self.drop_path(attn_x).add_(shortcut).add_(conv_x, alpha=self.conv_scale)
-        return self.drop_path(self.mlp(self.norm2(x))).add_(x)
+        # The same sums with one pass fewer: in place only on a tensor made here, never on a submodule's output
+        # (forward hooks keep it; a backward hook's view of it must not change).
+        x = torch.add(shortcut, self.drop_path(attn_x)).add_(conv_x, alpha=self.conv_scale)
+        return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
 class OCAB(nn.Module):
@@ -543,8 +554,8 @@ class OCAB(nn.Module):
         if self.attn_impl == 'naive':
             x = self.proj(self.attend_reference(x, bias)) + shortcut
             return x + self.mlp(self.norm2(x))
-        x = self.attend_fused(x, params['windows'], bias).add_(shortcut)  # in place, as in HAB
-        return self.mlp(self.norm2(x)).add_(x)
+        x = self.attend_fused(x, params['windows'], bias).add_(shortcut)  # in place: the scatter's output, made here
+        return x + self.mlp(self.norm2(x))
 
     def attend_fused(self, x: torch.Tensor, order: WindowOrder, bias: torch.Tensor) -> torch.Tensor:
         """(b, h, w, c) -> projected attention output (b, h*w, c): queries gathered into windows; keys and values

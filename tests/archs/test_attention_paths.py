@@ -113,6 +113,33 @@ def test_wrapped_or_hooked_projections_run_their_own_forward_in_the_fused_path()
     assert len(calls) == 2 * 2 * 3 * 2  # 2 models x 2 groups x (2 HABs + 1 OCAB) x (qkv, proj)
 
 
+def test_backward_hooks_on_padded_projections_still_fire():
+    assert arch.has_hooks(torch.nn.Linear(2, 2)) is False
+    fused, _ = twins(embed_dim=60)  # heads of 30 channels
+    calls = []
+    fused.layers[0].residual_group.blocks[0].attn.qkv.register_full_backward_hook(lambda *args: calls.append(1))
+    fused.train()(torch.rand(1, 3, 16, 16)).sum().backward()
+    assert calls == [1]
+    with torch.nn.modules.module.register_module_forward_hook(lambda module, args, out: None):
+        assert arch.has_hooks(torch.nn.Linear(2, 2))  # a hook for all modules counts too
+
+
+@pytest.mark.parametrize('impl', ['sdpa', 'naive'])
+def test_hooks_on_blocks_see_their_own_outputs(impl):
+    # The fused path sums residuals in place: never into what a submodule returned, which hooks keep or wrap.
+    fused, naive = twins()
+    model = (fused if impl == 'sdpa' else naive).train()
+    block = model.layers[0].residual_group.blocks[1]
+    seen = {}
+    for name in ('attn', 'mlp'):
+        getattr(block, name).register_forward_hook(lambda m, args, out, name=name: seen.update({name: (out, out.clone())}))
+    block.attn.register_full_backward_hook(lambda *args: None)
+    model.layers[0].residual_group.overlap_attn.mlp.register_full_backward_hook(lambda *args: None)
+    model(torch.rand(2, 3, 16, 16)).sum().backward()  # in-place changes to a hooked output would raise here
+    for out, copy_at_return in seen.values():
+        torch.testing.assert_close(out, copy_at_return, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize('counts', [[4], [3, 1]])
 def test_biased_attention_gradients_in_chunks(counts):
     """The chunked backward gives the gradients of q, k, v and of each group's bias."""
