@@ -100,8 +100,15 @@ class BiasedAttention(torch.autograd.Function):
     def backward(ctx, grad_out: torch.Tensor):
         q, k, v, biases = ctx.saved_tensors
         scale = ctx.scale
+        if torch.is_grad_enabled():  # create_graph (gradient penalties): differentiate the reference algorithm
+            inputs = [t for t, needed in zip((q, k, v, biases), ctx.needs_input_grad) if needed]
+            out = grouped_naive_attention(q, k, v, biases, ctx.counts, scale)
+            grads = iter(torch.autograd.grad(out, inputs, grad_out, create_graph=True))
+            return tuple(next(grads) if needed else None for needed in ctx.needs_input_grad[:4]) + (None, None)
         head_major = lambda t: t.transpose(1, 2).contiguous()  # (B, heads, n, d), so chunks are contiguous
-        q_scaled, k, v, grad_out = head_major(q).mul_(scale), head_major(k), head_major(v), head_major(grad_out)
+        # A copy even where q is already head-major (one head): the saved q must not change.
+        q_scaled = q.transpose(1, 2).clone(memory_format=torch.contiguous_format).mul_(scale)
+        k, v, grad_out = head_major(k), head_major(v), head_major(grad_out)
         grad_q, grad_k, grad_v = torch.empty_like(q_scaled), torch.empty_like(k), torch.empty_like(v)
         grad_biases = torch.zeros(biases.shape, dtype=torch.promote_types(biases.dtype, torch.float32),
                                   device=biases.device)
@@ -123,10 +130,20 @@ class BiasedAttention(torch.autograd.Function):
                 torch.ops.aten._softmax_backward_data.out(grad_s, p, -1, p.dtype, grad_input=grad_s)
                 torch.matmul(grad_s, k[w], out=grad_q[w])
                 torch.matmul(grad_s.transpose(-2, -1), q_scaled[w], out=grad_k[w])
-                grad_biases[group] += grad_s.sum(0)
+                grad_biases[group] += grad_s.sum(0, dtype=grad_biases.dtype)  # fp16 sums over windows overflow
             group_start += count
         return (grad_q.mul_(scale).transpose(1, 2), grad_k.transpose(1, 2), grad_v.transpose(1, 2),
                 grad_biases.to(biases.dtype), None, None)
+
+
+def grouped_naive_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, biases: torch.Tensor,
+                            counts: Sequence[int], scale: float, dropout_p: float = 0.0) -> torch.Tensor:
+    """:func:`grouped_sdpa` through the reference algorithm (full attention matrices); shapes as there."""
+    starts = [sum(counts[:g]) for g in range(len(counts))]
+    return torch.cat([
+        naive_attention(*(t[s:s + n].transpose(1, 2) for t in (q, k, v)), biases[g], scale, dropout_p)
+        for g, (s, n) in enumerate(zip(starts, counts))
+    ]).transpose(1, 2)
 
 
 def fused_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, biases: torch.Tensor, counts: Sequence[int],
@@ -134,11 +151,7 @@ def fused_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, biases: t
     """Attention of groups of windows, each with its bias; shapes as in :func:`grouped_sdpa`."""
     biases = biases.to(q.dtype)
     if dropout_p > 0:  # attention dropout (never in the released configurations) has only the reference algorithm
-        starts = [sum(counts[:g]) for g in range(len(counts))]
-        return torch.cat([
-            naive_attention(*(t[s:s + n].transpose(1, 2) for t in (q, k, v)), biases[g], scale, dropout_p)
-            for g, (s, n) in enumerate(zip(starts, counts))
-        ]).transpose(1, 2)
+        return grouped_naive_attention(q, k, v, biases, counts, scale, dropout_p)
     if biases.requires_grad and torch.is_grad_enabled():
         return BiasedAttention.apply(q, k, v, biases, counts, scale)
     return grouped_sdpa(q, k, v, biases, counts, scale)

@@ -140,6 +140,35 @@ def test_hooks_on_blocks_see_their_own_outputs(impl):
         torch.testing.assert_close(out, copy_at_return, rtol=0, atol=0)
 
 
+def test_second_order_gradients_match_the_reference():
+    # A gradient penalty differentiates the input gradient again (create_graph=True).
+    fused, naive = twins(embed_dim=60)
+    x = torch.rand(1, 3, 16, 16)
+    grads = []
+    for model in (fused, naive):
+        image = x.clone().requires_grad_()
+        out = model.train()(image)
+        input_grad, = torch.autograd.grad(out.square().sum(), image, create_graph=True)
+        input_grad.square().sum().backward()
+        grads.append([p.grad for p in model.parameters()])
+    for g_fused, g_naive in zip(*grads):
+        torch.testing.assert_close(g_fused, g_naive, atol=1e-4 * max(1.0, g_naive.abs().max().item()), rtol=0)
+
+
+def test_one_head_backward_can_run_twice():
+    # With one head, q is already head-major: the backward must copy it before scaling, not scale the saved q.
+    fused, naive = twins(depths=[2], num_heads=[1], embed_dim=16)
+    x = torch.rand(1, 3, 16, 16)
+    for model in (fused, naive):
+        out = model.train()(x).sum()
+        out.backward(retain_graph=True)
+        first = [p.grad.clone() for p in model.parameters()]
+        model.zero_grad()
+        out.backward()
+        for g, g_first in zip((p.grad for p in model.parameters()), first):
+            torch.testing.assert_close(g, g_first)
+
+
 @pytest.mark.parametrize('counts', [[4], [3, 1]])
 def test_biased_attention_gradients_in_chunks(counts):
     """The chunked backward gives the gradients of q, k, v and of each group's bias."""
