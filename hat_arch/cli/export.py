@@ -59,7 +59,8 @@ def _run(args: argparse.Namespace) -> int:
     if not target.parent.is_dir() or not os.access(target.parent, os.W_OK):
         raise HatError(f'output folder {target.parent} does not exist or is not writable')
     overrides = {} if args.img_range is None else {'img_range': args.img_range}
-    # The explicit attention exports to plain MatMul/Softmax; the fused kernel has no ONNX form for its shapes.
+    # The explicit attention exports to plain MatMul/Softmax; the fused path's custom autograd Functions (window
+    # gathers, overlapping windows) do not trace.
     model = load_model(args.model, device='cpu', attn_impl='naive', **overrides)
 
     partial = target.with_name(f'.{target.name}.partial')
@@ -84,6 +85,9 @@ def _run(args: argparse.Namespace) -> int:
 
 def export_onnx(model: torch.nn.Module, path: Path, opset: int = MIN_OPSET) -> None:
     """Trace ``model`` (a HAT with ``attn_impl='naive'``) into an ONNX file with dynamic batch, height and width."""
+    if getattr(model, 'attn_impl', 'naive') != 'naive':
+        raise HatError(f"ONNX export traces the reference attention: build the HAT with attn_impl='naive', not "
+                       f'{model.attn_impl!r} (the weights are the same)')
     window = model.window_size
     # Not a multiple of the window in either direction: the padding is traced as done, valid for every size.
     example = torch.rand(1, model.in_chans, 2 * window + 3, 3 * window + 5)

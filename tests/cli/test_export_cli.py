@@ -1,6 +1,8 @@
 """hat-sr export: an ONNX model of any height and width that onnxruntime runs like PyTorch."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -53,3 +55,11 @@ def test_an_existing_file_is_not_replaced(exported, capsys):
     code = hat_sr_main(['export', '-m', str(folder / 'tiny_x3.pth'), '--onnx', str(folder / 'tiny_x3.onnx')])
     assert code == 2 and 'exists' in capsys.readouterr().err
     assert (folder / 'tiny_x3.onnx').read_bytes() == before
+
+
+def test_export_needs_the_reference_attention():
+    from hat_arch import HAT
+    from hat_arch.cli.export import export_onnx
+
+    with pytest.raises(HatError, match="build the HAT with attn_impl='naive', not 'sdpa'"):
+        export_onnx(HAT(**load_golden('tiny_x3')['config']), Path('unused.onnx'))
