@@ -800,6 +800,10 @@ class HAT(nn.Module):
         resi_connection: '1conv', '3conv' or 'identity'.
         use_checkpoint: recompute block activations in backward to save memory in training.
         attn_impl: 'sdpa' (fused) or 'naive' (explicit matmul + softmax, the reference algorithm).
+
+    The defaults build a small x2 HAT (the reference's, with the window of 16 and the pixel-shuffle upsampler of every
+    released model: its window of 7 and its scale-1 upsampler with ``upscale=2`` do not build). The released
+    configurations are in the README.
     """
 
     def __init__(self,
@@ -809,7 +813,7 @@ class HAT(nn.Module):
                  embed_dim: int = 96,
                  depths: Sequence[int] = (6, 6, 6, 6),
                  num_heads: Sequence[int] = (6, 6, 6, 6),
-                 window_size: int = 7,
+                 window_size: int = 16,
                  compress_ratio: int = 3,
                  squeeze_factor: int = 30,
                  conv_scale: float = 0.01,
@@ -825,7 +829,7 @@ class HAT(nn.Module):
                  use_checkpoint: bool = False,
                  upscale: int = 2,
                  img_range: float = 1.0,
-                 upsampler: str = '',
+                 upsampler: str = 'pixelshuffle',
                  resi_connection: str = '1conv',
                  attn_impl: str = 'sdpa'):
         super().__init__()

@@ -228,6 +228,13 @@ def test_use_checkpoint_recomputes_blocks_in_backward():
         torch.testing.assert_close(g, r, atol=1e-6, rtol=1e-4)
 
 
+def test_the_default_arguments_build_a_working_network():
+    model = HAT(embed_dim=24, depths=[1], num_heads=[2], squeeze_factor=8).eval()  # smaller, for speed
+    with torch.no_grad():
+        assert model(torch.rand(1, 3, 20, 20)).shape == (1, 3, 40, 40)
+    assert (model.window_size, model.upscale, model.upsampler) == (16, 2, 'pixelshuffle')
+
+
 def test_a_training_patch_no_larger_than_a_window_has_no_shifted_windows():
     # As in the reference: with img_size <= window_size every block attends in unshifted windows.
     shifts = lambda model: [block.shift_size for layer in model.layers for block in layer.residual_group.blocks]
