@@ -11,16 +11,17 @@ matmul measured in the same run, peak memory, and the ratios to the naive path.
 How it measures:
 
 * time: median over ``--repeats`` runs (5, and 2 or 1 for the big inputs), the implementations interleaved run by run
-  in the same process with the same weights, after one warm-up run each at the first size;
+  in the same process with the same weights, after one warm-up run each at the first size (at every size for
+  compiled cases);
 * model FLOPs: counted once per case with ``torch.utils.flop_counter.FlopCounterMode`` on the naive path on the
   ``meta`` device (no compute), so every implementation is credited with the same work;
 * matmul peak: a 2048 x 2048 fp32 matmul timed three times between the runs, the median of all its GFLOP/s;
 * breakdown (``--breakdown``): one more run of each case under ``torch.profiler``, the self time of its operators
   summed by kind (linear layers, attention, convolutions, the rest) next to the FLOPs of that kind;
-* peak memory (Linux): each case runs once in a fresh subprocess, with glibc's mmap threshold fixed so that freed
-  large tensors go back to the OS at once. With the model, optimizer and input built, the process's peak resident
-  size is reset (``/proc/self/clear_refs``); peak = the peak resident size after the run (``VmHWM``) minus the resident
-  size before it: the memory the forward (or training step) adds at its peak.
+* peak memory (Linux): each case runs twice in a fresh subprocess, with glibc's mmap threshold fixed so that freed
+  large tensors go back to the OS at once. After the first run (compiling, Adam's state: one-time costs), the
+  process's peak resident size is reset (``/proc/self/clear_refs``); peak = the peak resident size after the second run
+  (``VmHWM``) minus the resident size before it: the memory the forward (or training step) adds at its peak.
 """
 from __future__ import annotations
 
@@ -90,7 +91,8 @@ class Case:
         self.lr = torch.rand(batch, 3, size, size, generator=generator)
         self.hr = torch.rand(batch, 3, size * scale, size * scale, generator=generator) if train else None
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=2e-4) if train else None
-        self.fn = torch.compile(self.net) if IMPLS[impl][1] else self.net
+        self.compiled = IMPLS[impl][1]
+        self.fn = torch.compile(self.net) if self.compiled else self.net
 
     def run(self) -> None:
         if not self.train:
@@ -172,6 +174,7 @@ def resident_kib(field: str) -> int:
 def measure_peak(spec: dict) -> int:
     torch.set_num_threads(spec['threads'])
     case = Case(spec['model'], spec['size'], spec['batch'], spec['impl'], spec['train'])
+    case.run()  # once first: compiling, Adam's state and other one-time costs are not the run's memory
     gc.collect()
     with open('/proc/self/clear_refs', 'w') as clear_refs:
         clear_refs.write('5')  # reset the peak resident size to the current one
@@ -180,11 +183,11 @@ def measure_peak(spec: dict) -> int:
     return (resident_kib('VmHWM') - before) * 1024
 
 
-def benchmark(cases: list[Case], repeats: int, matmul: list[float], warm_up: bool) -> dict[str, float]:
-    """Median seconds per case, the cases run interleaved (after one warm-up run each if asked); matmul samples
-    appended."""
+def benchmark(cases: list[Case], repeats: int, matmul: list[float], warm_up: list[Case]) -> dict[str, float]:
+    """Median seconds per case, the cases run interleaved after one warm-up run of each case in ``warm_up``; matmul
+    samples appended."""
     times: dict[str, list[float]] = {case.impl: [] for case in cases}
-    for case in cases if warm_up else ():
+    for case in warm_up:
         case.run()
     for _ in range(repeats):
         matmul += matmul_gflops()
@@ -233,8 +236,10 @@ def main(argv: list[str] | None = None) -> int:
         cases = [Case(model, size, batch, impl, train) for impl in impls]
         pixels = batch * size * size
         repeats = args.repeats or (5 if pixels <= 64 * 64 * 2 else 2 if pixels <= 128 * 128 else 1)
-        # One warm-up per model and mode: later sizes only add kernel set-up, small next to their run time.
-        seconds = benchmark(cases, repeats, matmul, warm_up=(model, train) not in warm)
+        # One warm-up per model and mode: later sizes only add kernel set-up, small next to their run time. Compiled
+        # cases always: each size compiles anew, minutes that would be timed otherwise.
+        warm_up = [case for case in cases if (model, train) not in warm or case.compiled]
+        seconds = benchmark(cases, repeats, matmul, warm_up)
         warm.add((model, train))
         flops = count_flops(model, size, batch, train)
         label = f'{"train " if train else ""}{batch}x{size}x{size}'
