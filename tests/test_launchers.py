@@ -68,6 +68,21 @@ def bad_option_cases():
         'force_syntax': (good, ['--force_yml', 'train:ema_decay'], r'expected KEY=VALUE'),
         'dist_params': ({**good, 'dist_params': {'backend': 'gloo', 'prot': 1}}, [], r'unknown key dist_params: prot'),
         'mapping': ({**good, 'path': None}, [], r'path must be a mapping of options, got None'),
+        'scale': ({k: v for k, v in good.items() if k != 'scale'}, [], r'missing required key\(s\) scale'),
+        'metric': ({**good, 'val': {**good['val'], 'metrics': {'psnr': {'type': 'calculate_PSNR'}}}}, [],
+                   r"val: metrics: psnr: type 'calculate_PSNR' is not registered in BasicSR or hat_arch \(did you "
+                   r"mean 'calculate_psnr'\?\)"),
+        'count': ({**good, 'train': {**good['train'], 'total_iter': '1e5'}}, [],
+                  r"train: total_iter must be a positive whole number \(e.g. 100000\), got '1e5'"),
+        'frequency': ({**good, 'logger': {**good['logger'], 'print_freq': 0}}, [],
+                      r'logger: print_freq must be a positive whole number'),
+        'model_type': ({**good, 'model_type': 'HATModle'}, [], r"model_type 'HATModle' is not registered .*'HATModel'"),
+        'network': ({**good, 'network_g': {**good['network_g'], 'type': 'Hat'}}, [],
+                    r"network_g: type 'Hat' is not registered"),
+        'loss': ({**good, 'train': {**good['train'], 'pixel_opt': {'type': 'L1loss'}}}, [],
+                 r"train: pixel_opt: type 'L1loss' is not registered .*'L1Loss'"),
+        'dataset': ({**good, 'datasets': {**good['datasets'], 'val': {**good['datasets']['val'], 'type': 'Paired'}}},
+                    [], r"datasets: val: type 'Paired' is not registered"),
         'tile': ({**good, 'tile': 256}, [], r'tile must be a mapping of options, got 256'),
         'tile_key': ({**good, 'tile': {'size': 64}}, [], r'unknown key tile: size \(expected tile_size, tile_pad\)'),
         'tile_pad': ({**good, 'tile': {'tile_size': 64, 'tile_pad': -1}}, [],
@@ -94,7 +109,8 @@ def test_bad_option_files_are_one_line_errors(case, tmp_path, monkeypatch, capsy
 def test_test_needs_a_val_section(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     opt = tiny_options()
-    write_options(tmp_path, {k: opt[k] for k in ('name', 'model_type', 'num_gpu', 'datasets', 'path', 'network_g')})
+    write_options(tmp_path, {k: opt[k] for k in ('name', 'model_type', 'scale', 'num_gpu', 'datasets', 'path',
+                                                 'network_g')})
     assert basicsr_main(['test', '-opt', 'tiny.yml']) == 2
     assert re.fullmatch(r'basicsr test: error: option file tiny\.yml: missing required key\(s\) val\n', capsys.readouterr().err)
 

@@ -15,6 +15,7 @@ from hat_arch.archs.hat_arch import describe_state_dict_mismatch
 from hat_arch.checkpoint import read_state_dict
 from hat_arch.errors import HatError
 from hat_arch.inference import eval_mode, run_network
+from hat_arch.models.degradation import check_vgg_weights
 
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 
@@ -87,6 +88,7 @@ class HATModel(SRModel):
         self.grad_scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype is torch.float16)
         if self.amp_dtype is not None:
             get_root_logger().info(f'Mixed precision training: {amp} autocast on {self.device.type}.')
+        check_vgg_weights(self.opt['train'].get('perceptual_opt'))  # BasicSR would try to download them
         super().init_training_settings()
 
     def optimize_parameters(self, current_iter):

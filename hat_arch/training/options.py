@@ -20,6 +20,7 @@ import torch
 import yaml
 from basicsr.utils.options import ordered_yaml
 from basicsr.utils.options import parse_options as basicsr_parse_options
+from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
 from hat_arch.errors import HatError
 from hat_arch.training.distributed import init_dist, is_distributed
@@ -34,7 +35,7 @@ KNOWN_KEYS = frozenset({
     'jpeg_range', 'second_blur_prob', 'resize_prob2', 'resize_range2', 'gaussian_noise_prob2', 'noise_range2',
     'poisson_scale_range2', 'gray_noise_prob2', 'jpeg_range2',
 })
-REQUIRED_KEYS = ('name', 'model_type', 'num_gpu', 'datasets', 'path')
+REQUIRED_KEYS = ('name', 'model_type', 'scale', 'num_gpu', 'datasets', 'path')
 REQUIRED_TRAIN_KEYS = {'train': ('total_iter',), 'logger': ('print_freq', 'save_checkpoint_freq')}
 DIST_PARAMS = ('backend', 'port')
 MAPPINGS = ('datasets', 'path', 'train', 'val', 'logger', 'dist_params', 'tile')
@@ -96,6 +97,29 @@ def check_options(opt: dict, path: str, is_train: bool) -> None:
         if key not in DIST_PARAMS:
             raise HatError(f"option file {path}: unknown key dist_params: {key} (expected {', '.join(DIST_PARAMS)})")
     _check_tile_options(opt.get('tile') or {}, path)
+    _check_registered(opt, path)
+
+
+def _check_registered(opt: dict, path: str) -> None:
+    """Every ``type`` the options name is in its BasicSR registry (with hat_arch's): checked here, not when the model
+    is built or at the first validation, ``val_freq`` iterations into training."""
+    named = [('model_type', opt.get('model_type'), MODEL_REGISTRY)]
+    named += [(f'{key}: type', section.get('type'), ARCH_REGISTRY) for key, section in opt.items()
+              if str(key).startswith('network_') and isinstance(section, dict)]
+    named += [(f'datasets: {phase}: type', dataset.get('type'), DATASET_REGISTRY)
+              for phase, dataset in opt['datasets'].items()]
+    named += [(f'train: {key}: type', section.get('type'), LOSS_REGISTRY)
+              for key, section in (opt.get('train') or {}).items()
+              if str(key).endswith('_opt') and isinstance(section, dict)]
+    metrics = (opt.get('val') or {}).get('metrics') or {}
+    named += [(f'val: metrics: {name}: type', metric.get('type') if isinstance(metric, dict) else None, METRIC_REGISTRY)
+              for name, metric in metrics.items()]
+    for where, kind, registry in named:
+        if kind not in registry:
+            names = {name.lower(): name for name, _ in registry}  # case-blind: calculate_PSNR -> calculate_psnr
+            close = difflib.get_close_matches(str(kind).lower(), sorted(names), n=1)
+            hint = f" (did you mean '{names[close[0]]}'?)" if close else ''
+            raise HatError(f'option file {path}: {where} {kind!r} is not registered in BasicSR or hat_arch{hint}')
 
 
 def _check_tile_options(tile: dict, path: str) -> None:
@@ -119,6 +143,13 @@ def _check_train_options(opt: dict, path: str) -> None:
                 raise HatError(f'option file {path}: missing required key {section}: {key}')
     if opt.get('val') and 'val_freq' not in opt['val']:
         raise HatError(f'option file {path}: missing required key val: val_freq')
+    counts = [('train', 'total_iter'), ('logger', 'print_freq'), ('logger', 'save_checkpoint_freq')]
+    for section, key in counts + [('val', 'val_freq')] * bool(opt.get('val')):
+        value = opt[section][key]
+        whole = type(value) is int or (type(value) is float and value.is_integer())
+        if not whole or value < 1:  # YAML reads 1e5 as a string: it would fail at the first use, mid-run
+            raise HatError(f'option file {path}: {section}: {key} must be a positive whole number (e.g. 100000), '
+                           f'got {value!r}')
 
 
 def check_force_yml(entries: list[str] | None, opt: dict) -> None:

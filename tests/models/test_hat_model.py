@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+from unittest import mock
 
 import cv2
 import numpy as np
@@ -119,6 +120,15 @@ def test_mixed_precision_training_step(tmp_path, amp):
     assert autocast_dtypes == [{'bf16': torch.bfloat16, 'fp16': torch.float16}[amp]]
     assert np.isfinite(model.log_dict['l_pix'])
     assert not torch.equal(before['conv_first.weight'], model.net_g.state_dict()['conv_first.weight'])
+
+
+def test_a_perceptual_loss_without_vgg_weights_fails_at_start_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no experiments/pretrained_models/vgg19-dcbb9e9d.pth here
+    monkeypatch.setattr(torch.hub, 'get_dir', lambda: str(tmp_path / 'hub'))
+    monkeypatch.setattr(torch.hub, 'load_state_dict_from_url', mock.Mock(side_effect=AssertionError('downloading')))
+    perceptual = {'type': 'PerceptualLoss', 'layer_weights': {'conv5_4': 1.0}, 'vgg_type': 'vgg19'}
+    with pytest.raises(HatError, match='perceptual_opt needs the vgg19 weights vgg19-dcbb9e9d.pth, not found'):
+        HATModel(make_opt(tmp_path, is_train=True, train={'perceptual_opt': perceptual}))
 
 
 def test_unknown_amp_value_is_one_line_error(tmp_path):
