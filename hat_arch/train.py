@@ -59,7 +59,9 @@ def train_pipeline(root_path: str, argv: list[str], prog: str = 'basicsr train')
             make_exp_dirs(opt)
             if opt['logger'].get('use_tb_logger') and 'debug' not in opt['name'] and is_main:
                 mkdir_and_rename(osp.join(root_path, 'tb_logger', opt['name']))
-        copy_opt_file(args.opt, opt['path']['experiments_root'])
+        copied = osp.join(opt['path']['experiments_root'], osp.basename(args.opt))
+        if not (osp.exists(copied) and osp.samefile(args.opt, copied)):  # resumed from the run's own copy: keep it
+            copy_opt_file(args.opt, opt['path']['experiments_root'])
     except OSError as error:
         raise HatError(f'cannot create the experiment folder {opt["path"]["experiments_root"]}: {error}') from error
     with pipeline_log(opt, 'train') as logger:
@@ -139,6 +141,7 @@ def train_loop(opt: dict, model, data, resume_state: dict | None, logger: loggin
 def restore_training_state(model, state: dict, opt: dict, logger: logging.Logger) -> tuple[int, int, int, list | None]:
     """Optimizers, schedulers and gradient scalers from ``state``; its epoch, iteration, position in the epoch
     (samples, all processes) and per-process random states (None when they cannot be used exactly)."""
+    check_schedule_unchanged(model, state, opt)
     model.resume_training(state)  # optimizers and schedulers
     for name, scaler in _grad_scalers(model).items():
         saved = state.get('grad_scalers', {}).get(name)
@@ -155,6 +158,31 @@ def restore_training_state(model, state: dict, opt: dict, logger: logging.Logger
                        'from there, though not exactly as an uninterrupted run would.')
         rng_states = None
     return state['epoch'], state['iter'], state.get('samples_done', 0), rng_states
+
+
+# What a scheduler's saved state fixes (BasicSR's MultiStepRestartLR and CosineAnnealingRestartLR, torch's own), and
+# how the option file names it.
+SCHEDULE_SETTINGS = {'base_lrs': 'optim_g: lr', 'milestones': 'scheduler: milestones', 'gamma': 'scheduler: gamma',
+                     'restarts': 'scheduler: restarts', 'restart_weights': 'scheduler: restart_weights',
+                     'periods': 'scheduler: periods', 'eta_min': 'scheduler: eta_min'}
+
+
+def check_schedule_unchanged(model, state: dict, opt: dict) -> None:
+    """HatError if the option file's learning-rate schedule differs from the one saved in ``state``.
+
+    Resuming loads the saved schedulers over those built from the option file, so a changed schedule would be
+    ignored without a word (or, for new cosine periods, crash BasicSR's scheduler).
+    """
+    as_list = lambda value: list(value) if isinstance(value, tuple) else value  # noqa: E731  (YAML gives lists)
+    for scheduler, saved in zip(getattr(model, 'schedulers', []), state.get('schedulers', [])):
+        for key, option in SCHEDULE_SETTINGS.items():
+            if key in saved and hasattr(scheduler, key) and as_list(getattr(scheduler, key)) != as_list(saved[key]):
+                new, old = as_list(getattr(scheduler, key)), as_list(saved[key])
+                if key == 'milestones':
+                    new, old = sorted(new.elements()), sorted(old.elements())
+                raise HatError(f"train: {option} is {new} in the option file but {old} in the saved run "
+                               f"{opt['path']['resume_state']}; a resumed run keeps its schedule: put the saved "
+                               'value back, or start a new run from its network (path: pretrain_network_g)')
 
 
 def save_checkpoint(model, epoch: int, current_iter: int, samples_done: int) -> None:

@@ -111,6 +111,8 @@ def test_a_resumed_run_does_not_need_its_pretrained_file(tmp_path, monkeypatch):
         opt['train']['total_iter'] = 3
         assert train_main(['-opt', str(write_options(tmp_path, opt)), '--auto_resume']) == 0
     assert 'Resuming training from epoch: 0, iter: 2.' in read_log(tmp_path / 'experiments' / 'finetune')
+    with one_thread():  # resumed from the copy of the options that the run keeps (it once failed: 'same file')
+        assert train_main(['-opt', str(tmp_path / 'experiments' / 'finetune' / 'tiny.yml'), '--auto_resume']) == 0
 
 
 def test_a_gradient_scaler_that_was_off_starts_fresh_when_resumed_with_fp16(caplog):
@@ -128,3 +130,17 @@ def test_a_gradient_scaler_that_was_off_starts_fresh_when_resumed_with_fp16(capl
         restore_training_state(model, state, {'world_size': 1}, logging.getLogger('test'))
     assert model.grad_scaler.get_scale() == 1024.0
     assert 'Gradient scaler grad_scaler was off in the saved run' in caplog.text
+
+
+def test_a_changed_schedule_is_refused_when_resuming(tmp_path, monkeypatch, capsys):
+    # The saved schedulers replace those of the option file: new milestones would be ignored without a word, and new
+    # cosine periods crash BasicSR's scheduler. Nothing of the run is touched.
+    monkeypatch.chdir(tmp_path)
+    opt = tiny_options('schedule', total_iter=2, save_every=2, validate_every=None)
+    with one_thread():
+        assert train_main(['-opt', str(write_options(tmp_path, opt))]) == 0
+        opt['train'].update(total_iter=4, scheduler={'type': 'MultiStepLR', 'milestones': [3, 5], 'gamma': 0.5})
+        assert train_main(['-opt', str(write_options(tmp_path, opt)), '--auto_resume']) == 2
+    error = capsys.readouterr().err
+    assert 'train: scheduler: milestones is [3, 5] in the option file but [3] in the saved run' in error
+    assert sorted(p.name for p in (tmp_path / 'experiments' / 'schedule' / 'training_states').iterdir()) == ['2.state']
