@@ -9,13 +9,14 @@ import numpy as np
 from basicsr.data.data_util import paths_from_lmdb
 from basicsr.data.transforms import augment, mod_crop
 from basicsr.utils import FileClient, img2tensor, scandir
-from basicsr.utils.color_util import rgb2ycbcr
+from basicsr.utils.color_util import bgr2ycbcr
 from basicsr.utils.matlab_functions import imresize
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 from torchvision.transforms.functional import normalize
 
 from hat_arch.data.checks import read_image, read_meta_info
+from hat_arch.image_io import is_image_name
 
 # MATLAB's antialiased bicubic reads 2 LR pixels (2*scale GT pixels) on each side; resizing a crop with this much
 # context gives exactly the LR pixels of the whole image, at the cost of the crop instead of the whole image.
@@ -53,7 +54,8 @@ class ImageNetPairedDataset(data.Dataset):
         elif opt.get('meta_info_file'):
             self.paths = [osp.join(self.gt_folder, name) for name, _ in read_meta_info(opt['meta_info_file'])]
         else:
-            self.paths = sorted(scandir(self.gt_folder, recursive=True, full_path=True))
+            self.paths = sorted(path for path in scandir(self.gt_folder, recursive=True, full_path=True)
+                                if is_image_name(path))  # not a README or a .DS_Store drawn mid-training
 
     def __getitem__(self, index: int) -> dict:
         if self.file_client is None:
@@ -68,9 +70,9 @@ class ImageNetPairedDataset(data.Dataset):
         else:
             img_lq = imresize(img_gt, 1 / self.scale)
 
-        if self.opt.get('color') == 'y':
-            img_gt = rgb2ycbcr(img_gt, y_only=True)[..., None]
-            img_lq = rgb2ycbcr(img_lq, y_only=True)[..., None]
+        if self.opt.get('color') == 'y':  # the images are BGR here, as for BasicSR's PairedImageDataset
+            img_gt = bgr2ycbcr(img_gt, y_only=True)[..., None]
+            img_lq = bgr2ycbcr(img_lq, y_only=True)[..., None]
         img_gt, img_lq = img2tensor([img_gt, img_lq], bgr2rgb=True, float32=True)
         if self.opt.get('mean') is not None or self.opt.get('std') is not None:
             normalize(img_lq, self.opt['mean'], self.opt['std'], inplace=True)

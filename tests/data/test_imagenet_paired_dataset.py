@@ -9,6 +9,7 @@ import pytest
 import torch
 from basicsr.data.transforms import mod_crop
 from basicsr.utils import img2tensor
+from basicsr.utils.color_util import bgr2ycbcr
 from basicsr.utils.matlab_functions import imresize
 
 from hat_arch.data.imagenet_paired_dataset import ImageNetPairedDataset
@@ -61,6 +62,19 @@ def test_small_gt_is_resized_up_to_the_patch_size(tmp_path):
     cv2.imwrite(str(tmp_path / 'small.png'), cv2.imread(str(T91 / 't1.png'))[:40, :50])
     item = make(tmp_path)[0]
     assert item['gt'].shape == (3, 64, 64) and item['lq'].shape == (3, 16, 16)
+
+
+def test_only_images_are_listed(tmp_path):
+    for name in ('t1.png', 't2.png'):
+        (tmp_path / name).write_bytes((T91 / name).read_bytes())
+    (tmp_path / 'README.txt').write_text('not an image')  # drawn mid-training, it would stop the run
+    assert [p.rsplit('/', 1)[1] for p in make(tmp_path).paths] == ['t1.png', 't2.png']
+
+
+def test_y_channel_is_that_of_the_bgr_image_as_in_basicsrs_paired_dataset():
+    item = make(phase='val', color='y')[0]
+    gt = mod_crop(cv2.imread(str(T91 / 't1.png')).astype(np.float32) / 255., 4)
+    torch.testing.assert_close(item['gt'], img2tensor(bgr2ycbcr(gt, y_only=True)[..., None]))
 
 
 def test_evaluation_uses_the_whole_image():
