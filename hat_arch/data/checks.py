@@ -28,11 +28,15 @@ def read_meta_info(meta_info_file: str) -> list[tuple[str, tuple[int, int] | Non
         raise HatError(f'meta-info file {meta_info_file} does not exist')
     entries = []
     with open(meta_info_file) as f:
-        for line in f:
-            if line.strip():
-                name, _, rest = line.strip().partition(' ')
-                shape = _SHAPE.match(rest.strip())
-                entries.append((name, (int(shape[1]), int(shape[2])) if shape else None))
+        lines = f.read().splitlines()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            if any(rest.strip() for rest in lines[number:]):  # BasicSR would read it as the folder itself
+                raise HatError(f'meta-info file {meta_info_file}: line {number} is blank')
+            continue
+        name, _, rest = line.strip().partition(' ')
+        shape = _SHAPE.match(rest.strip())
+        entries.append((name, (int(shape[1]), int(shape[2])) if shape else None))
     return entries
 
 

@@ -99,3 +99,13 @@ def test_read_meta_info_parses_basicsr_and_imagenet_lines(tmp_path):
     meta = tmp_path / 'meta.txt'
     meta.write_text('0001_s001.png (480,480,3)\nn01/x.JPEG 12\n')
     assert read_meta_info(str(meta)) == [('0001_s001.png', (480, 480)), ('n01/x.JPEG', None)]
+
+
+def test_a_blank_line_in_a_meta_info_file_is_named(tmp_path):
+    # BasicSR keeps it as an empty name: the folder itself, 'Is a directory' when drawn mid-training.
+    meta = tmp_path / 'meta.txt'
+    meta.write_text('a.png (4,4,3)\n\nb.png (4,4,3)\n\n')
+    with pytest.raises(HatError, match=f'meta-info file {meta}: line 2 is blank'):
+        read_meta_info(str(meta))
+    meta.write_text('a.png (4,4,3)\nb.png (4,4,3)\n\n')  # blank lines at the end are harmless
+    assert [name for name, _ in read_meta_info(str(meta))] == ['a.png', 'b.png']

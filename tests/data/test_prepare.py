@@ -82,6 +82,14 @@ def test_upper_case_extensions_are_images(hr, tmp_path):
     assert [line.split()[0] for line in meta.read_text().splitlines()] == ['T1.PNG', 'photo.JPEG', 't2.png']
 
 
+def test_names_with_spaces_cannot_go_in_a_meta_info_file(hr, tmp_path, capsys):
+    (hr / 't1.png').rename(hr / 'my photo.png')
+    meta = tmp_path / 'meta.txt'
+    assert main(['meta-info', str(hr), str(meta)]) == 2
+    assert 'my photo.png: a name with spaces cannot go in a meta-info file' in capsys.readouterr().err
+    assert not meta.exists()
+
+
 def test_output_folder_with_files_is_not_overwritten(hr, tmp_path, capsys):
     out = tmp_path / 'LR'
     out.mkdir()
