@@ -115,11 +115,16 @@ def _check_registered(opt: dict, path: str) -> None:
     named += [(f'val: metrics: {name}: type', metric.get('type') if isinstance(metric, dict) else None, METRIC_REGISTRY)
               for name, metric in metrics.items()]
     for where, kind, registry in named:
-        if kind not in registry:
+        if not _registered(registry, kind):
             names = {name.lower(): name for name, _ in registry}  # case-blind: calculate_PSNR -> calculate_psnr
             close = difflib.get_close_matches(str(kind).lower(), sorted(names), n=1)
             hint = f" (did you mean '{names[close[0]]}'?)" if close else ''
             raise HatError(f'option file {path}: {where} {kind!r} is not registered in BasicSR or hat_arch{hint}')
+
+
+def _registered(registry, name) -> bool:
+    # As Registry.get finds it: BasicSR also tries NAME_basicsr (its UNetDiscriminatorSN is registered so).
+    return isinstance(name, str) and (name in registry or f'{name}_basicsr' in registry)
 
 
 def _check_tile_options(tile: dict, path: str) -> None:
