@@ -176,8 +176,10 @@ def check_schedule_unchanged(model, state: dict, opt: dict) -> None:
     as_list = lambda value: list(value) if isinstance(value, tuple) else value  # noqa: E731  (YAML gives lists)
     for scheduler, saved in zip(getattr(model, 'schedulers', []), state.get('schedulers', [])):
         for key, option in SCHEDULE_SETTINGS.items():
-            if key in saved and hasattr(scheduler, key) and as_list(getattr(scheduler, key)) != as_list(saved[key]):
-                new, old = as_list(getattr(scheduler, key)), as_list(saved[key])
+            if key not in saved or not hasattr(scheduler, key):
+                continue
+            new, old = as_list(getattr(scheduler, key)), as_list(saved[key])
+            if new != old:
                 if key == 'milestones':
                     new, old = sorted(new.elements()), sorted(old.elements())
                 raise HatError(f"train: {option} is {new} in the option file but {old} in the saved run "

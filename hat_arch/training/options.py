@@ -79,9 +79,7 @@ def check_options(opt: dict, path: str, is_train: bool) -> None:
     """Unknown top-level keys and missing required ones, as a one-line error naming the file and key."""
     for key in opt:
         if key not in KNOWN_KEYS and not str(key).startswith('network_'):
-            close = difflib.get_close_matches(str(key), sorted(KNOWN_KEYS), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ''
-            raise HatError(f"option file {path}: unknown top-level key '{key}'{hint}")
+            raise HatError(f"option file {path}: unknown top-level key '{key}'{_did_you_mean(key, KNOWN_KEYS)}")
     required = REQUIRED_KEYS + (tuple(REQUIRED_TRAIN_KEYS) if is_train else ('val',))
     missing = [key for key in required if key not in opt]
     if missing:
@@ -116,10 +114,16 @@ def _check_registered(opt: dict, path: str) -> None:
               for name, metric in metrics.items()]
     for where, kind, registry in named:
         if not _registered(registry, kind):
-            names = {name.lower(): name for name, _ in registry}  # case-blind: calculate_PSNR -> calculate_psnr
-            close = difflib.get_close_matches(str(kind).lower(), sorted(names), n=1)
-            hint = f" (did you mean '{names[close[0]]}'?)" if close else ''
+            hint = _did_you_mean(kind, [name for name, _ in registry])
             raise HatError(f'option file {path}: {where} {kind!r} is not registered in BasicSR or hat_arch{hint}')
+
+
+def _did_you_mean(word, choices) -> str:
+    """' (did you mean 'X'?)' for the choice closest to ``word``, compared case-blind (calculate_PSNR ->
+    calculate_psnr); '' if none is close."""
+    by_lower = {str(choice).lower(): choice for choice in choices}
+    close = difflib.get_close_matches(str(word).lower(), sorted(by_lower), n=1)
+    return f" (did you mean '{by_lower[close[0]]}'?)" if close else ''
 
 
 def _registered(registry, name) -> bool:
