@@ -108,7 +108,7 @@ def meta_info(folder: str, file: str, recursive: bool = False, workers: int = 1,
     if osp.exists(file) and not overwrite:
         raise HatError(f'meta-info file {file} exists; remove it or pass --overwrite')
     names = list_images(folder, recursive)
-    spaced = next((name for name in names if len(name.split()) > 1 or name != name.strip()), None)
+    spaced = next((name for name in names if any(char.isspace() for char in name)), None)
     if spaced is not None:  # a meta-info line is 'NAME (h,w,c)': every reader cuts the name at its first space
         raise HatError(f'{osp.join(folder, spaced)}: a name with spaces cannot go in a meta-info file; rename it')
     lines = parallel(partial(meta_info_line, folder), names, workers, 'meta-info')

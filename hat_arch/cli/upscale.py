@@ -184,15 +184,14 @@ def plan_outputs(sources: list[Path], out_dir: Path, suffix: str, ext: str) -> l
         if extension not in (*OUTPUT_EXTENSIONS, 'jpeg'):
             extension = 'png'
         target = out_dir / f'{source.stem}{suffix}.{extension}'
-        if target.resolve() in by_target:
-            raise HatError(f'{by_target[target.resolve()]} and {source} would both be written to {target}; '
+        resolved = target.resolve()
+        if resolved in by_target:
+            raise HatError(f'{by_target[resolved]} and {source} would both be written to {target}; '
                            'upscale them in separate runs or folders')
-        if target.resolve() == source.resolve():
-            raise HatError(f'the output of {source} would replace it; choose another -o folder or a --suffix')
-        if target.resolve() in inputs:
-            raise HatError(f'the output of {source} would replace the input {inputs[target.resolve()]}; choose '
-                           'another -o folder or a --suffix')
-        by_target[target.resolve()] = source
+        if resolved in inputs:
+            replaced = 'it' if inputs[resolved] == source else f'the input {inputs[resolved]}'
+            raise HatError(f'the output of {source} would replace {replaced}; choose another -o folder or a --suffix')
+        by_target[resolved] = source
         jobs.append(Job(source, target))
     return jobs
 
