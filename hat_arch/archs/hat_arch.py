@@ -184,8 +184,8 @@ def has_hooks(module: nn.Module) -> bool:
 def head_padded(qkv: nn.Module, proj: nn.Module, head_dim: int) -> HeadPadded:
     """``qkv`` and ``proj`` with each head padded to a multiple of ``HEAD_WIDTH_MULTIPLE`` where that is cheap.
 
-    The padded weights are made per forward, so they follow training. Wrapped or hooked layers (LoRA, quantized,
-    forward hooks) are called as they are, unpadded: their own forward must run.
+    The padded weights are made per forward, so they follow training. Wrapped layers (LoRA, quantized) and layers
+    with hooks (see :func:`has_hooks`) are called as they are, unpadded: their own forward and hooks must run.
     """
     width = -(-head_dim // HEAD_WIDTH_MULTIPLE) * HEAD_WIDTH_MULTIPLE
     cheap = 8 * (width - head_dim) <= head_dim  # not for the narrow heads of tiny models: more cost than gain
