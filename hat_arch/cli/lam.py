@@ -18,6 +18,7 @@ import torch
 
 import hat_arch
 from hat_arch import attribution
+from hat_arch.cli.arguments import positive_int
 from hat_arch.errors import HatError, report_user_errors
 from hat_arch.image_io import read_image, write_image
 
@@ -32,14 +33,8 @@ def _box(text: str) -> tuple[int, int, int, int]:
     return box
 
 
-def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f'expected a positive integer, got {text!r}')
-    return int(text)
-
-
 def _odd_int(text: str) -> int:
-    value = _positive_int(text)
+    value = positive_int(text)
     if value % 2 == 0:
         raise argparse.ArgumentTypeError(f'expected an odd number, got {text!r}')
     return value
@@ -74,7 +69,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                         'top row, width, height (LAM uses 16x16)')
     parser.add_argument('-o', '--output', help='figure path (.png) or an existing folder; the JSON goes beside it '
                         '(default: INPUT-NAME_lam.png in the current folder)')
-    parser.add_argument('--steps', type=_positive_int, default=attribution.STEPS,
+    parser.add_argument('--steps', type=positive_int, default=attribution.STEPS,
                         help='path steps, one forward and backward pass each (default: %(default)s)')
     parser.add_argument('--sigma', type=_non_negative_float, default=attribution.SIGMA,
                         help='Gaussian blur sigma of the baseline (default: %(default)s)')
@@ -82,7 +77,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                         help='blur kernel side, odd (default: %(default)s)')
     parser.add_argument('--alpha', type=_fraction, default=0.5, help="the input's weight in the figure's blends "
                         '(default: %(default)s)')
-    parser.add_argument('--batch-size', type=_positive_int, default=1, help='path steps per pass (default: 1)')
+    parser.add_argument('--batch-size', type=positive_int, default=1, help='path steps per pass (default: 1)')
     parser.add_argument('--device', default='auto',
                         help="'auto' (a CUDA GPU when there is one), 'cpu', 'cuda', 'cuda:1', ... (default: auto)")
     parser.add_argument('--overwrite', action='store_true', help='replace an existing figure or JSON')

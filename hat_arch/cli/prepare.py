@@ -15,13 +15,15 @@ import os.path as osp
 import sys
 from functools import partial
 
+from hat_arch.cli.arguments import non_negative_int, positive_int
 from hat_arch.errors import HatError, report_user_errors
 
 SCALES = (2, 3, 4)
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--workers', type=int, default=os.cpu_count() or 1, help='processes (default: all cores)')
+    parser.add_argument('--workers', type=positive_int, default=os.cpu_count() or 1,
+                        help='processes (default: all cores)')
     parser.add_argument('--overwrite', action='store_true', help='write into output folders that already hold files')
 
 
@@ -36,21 +38,21 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument('root', help='folder holding DF2K_HR/')
     p.add_argument('--hr', default='DF2K_HR', help='HR folder name under ROOT (default: DF2K_HR)')
     p.add_argument('--prefix', default='DF2K', help='prefix of the folders and meta-info file made (default: DF2K)')
-    p.add_argument('--scales', type=int, nargs='+', default=list(SCALES), help='LR scales (default: 2 3 4)')
-    p.add_argument('--crop-size', type=int, default=480)
-    p.add_argument('--step', type=int, default=240)
+    p.add_argument('--scales', type=positive_int, nargs='+', default=list(SCALES), help='LR scales (default: 2 3 4)')
+    p.add_argument('--crop-size', type=positive_int, default=480)
+    p.add_argument('--step', type=positive_int, default=240)
     _add_common(p)
 
     p = sub.add_parser('crop', help='cut large images into sub-images (BasicSR extract_subimages)')
     p.add_argument('src')
     p.add_argument('dst')
-    p.add_argument('--crop-size', type=int, default=480, help='sub-image side in HR pixels (default: 480)')
-    p.add_argument('--step', type=int, default=240, help='stride in HR pixels (default: 240)')
-    p.add_argument('--thresh-size', type=int, default=0,
+    p.add_argument('--crop-size', type=positive_int, default=480, help='sub-image side in HR pixels (default: 480)')
+    p.add_argument('--step', type=positive_int, default=240, help='stride in HR pixels (default: 240)')
+    p.add_argument('--thresh-size', type=non_negative_int, default=0,
                    help='add a last row/column flush with the border if more than this is left (default: 0)')
-    p.add_argument('--scale', type=int, default=1,
+    p.add_argument('--scale', type=positive_int, default=1,
                    help='cut the MATLAB-bicubic x1/SCALE of each image instead (crop and step divided by SCALE)')
-    p.add_argument('--modcrop', type=int, default=1,
+    p.add_argument('--modcrop', type=positive_int, default=1,
                    help='first crop each image to a multiple of this; use the same value (a multiple of every '
                    'scale) for HR and LR so their sub-images pair up')
     _add_common(p)
@@ -58,13 +60,13 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p = sub.add_parser('bicubic', help='MATLAB-style bicubic downscaling (basicsr imresize) of a folder')
     p.add_argument('src')
     p.add_argument('dst')
-    p.add_argument('--scale', type=int, required=True)
+    p.add_argument('--scale', type=positive_int, required=True)
     _add_common(p)
 
     p = sub.add_parser('benchmark', help='GTmod{s}/ and LRbicx{s}/ folders of a benchmark set (Set5, Urban100, ...)')
     p.add_argument('src', help='folder of HR images')
     p.add_argument('dst', help='folder to hold GTmod{s}/ and LRbicx{s}/')
-    p.add_argument('--scales', type=int, nargs='+', default=list(SCALES))
+    p.add_argument('--scales', type=positive_int, nargs='+', default=list(SCALES))
     _add_common(p)
 
     p = sub.add_parser('meta-info', help='a BasicSR meta-info file: one "NAME (h,w,c)" line per image')

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from hat_arch.cli.arguments import non_negative_int
 from hat_arch.errors import HatError, report_user_errors
 from hat_arch.image_io import is_image_name, read_image, write_image
 
@@ -32,12 +33,6 @@ def _tile(text: str) -> int | str:
     raise argparse.ArgumentTypeError(f"expected 'auto' or a number of pixels (0: no tiles), got {text!r}")
 
 
-def _non_negative_int(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f'expected an integer >= 0, got {text!r}')
-    return int(text)
-
-
 def build_parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog, description='Super-resolve images with a HAT or Real-HAT-GAN checkpoint (.pth or .safetensors). '
@@ -49,7 +44,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument('--tile', type=_tile, default='auto', metavar='N|auto',
                         help='tile side in input pixels; auto: the largest that fits in free memory, the whole image '
                         'when it fits; 0: the whole image (default: auto). Out of memory is retried with smaller tiles')
-    parser.add_argument('--tile-pad', type=_non_negative_int, default=32, metavar='P',
+    parser.add_argument('--tile-pad', type=non_negative_int, default=32, metavar='P',
                         help='overlapping context around each tile, blended away (default: 32)')
     parser.add_argument('--device', default='auto', help="'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:1', ...")
     parser.add_argument('--precision', choices=('fp32', 'bf16', 'fp16'), default='fp32',

@@ -116,3 +116,23 @@ def test_df2k_layout_is_what_the_recipes_read(hr, tmp_path):
         check_dataset_options({'scale': scale, 'datasets': {'train': dataset}})
         name = entries[-1][0]
         assert cv2.imread(str(root / f'DF2K_bicx{scale}_sub' / name)).shape == (96 // scale, 96 // scale, 3)
+
+
+@pytest.mark.parametrize('flags, message', [
+    (['crop', '--step', '0'], "argument --step: expected a positive integer, got '0'"),
+    (['crop', '--crop-size', '-5'], "argument --crop-size: expected a positive integer, got '-5'"),
+    (['crop', '--scale', '0'], "argument --scale: expected a positive integer, got '0'"),
+    (['crop', '--modcrop', '0'], "argument --modcrop: expected a positive integer, got '0'"),
+    (['crop', '--thresh-size', '-1'], "argument --thresh-size: expected an integer >= 0, got '-1'"),
+    (['bicubic', '--scale', '0'], "argument --scale: expected a positive integer, got '0'"),
+    (['benchmark', '--scales', '4', '0'], "argument --scales: expected a positive integer, got '0'"),
+    (['meta-info', '--workers', '0'], "argument --workers: expected a positive integer, got '0'"),
+])
+def test_sizes_and_counts_must_be_positive(hr, tmp_path, capsys, flags, message):
+    # They used to fail inside the job: range() with a zero step, a modulo by zero, an empty image for OpenCV.
+    command, *rest = flags
+    out = tmp_path / 'out' / ('meta.txt' if command == 'meta-info' else '')
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, str(hr), str(out), *rest])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / 'out').exists()

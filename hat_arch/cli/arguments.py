@@ -1,0 +1,16 @@
+"""Argument types shared by the commands: a bad value is refused by argparse with one line naming the flag."""
+from __future__ import annotations
+
+import argparse
+
+
+def non_negative_int(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f'expected an integer >= 0, got {text!r}')
+    return int(text)
+
+
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f'expected a positive integer, got {text!r}')
+    return int(text)
