@@ -69,9 +69,11 @@ def check_dataset_options(opt: dict) -> None:
 
     Call it after ``parse_options`` and before building datasets or models. It checks that the folders
     (``dataroot_gt``, ``dataroot_lq``), meta-info files and ``path: pretrain_network_*`` files exist, that LR and GT
-    folders pair file by file, that the images are readable, and that training GTs are at least ``gt_size``.
-    Image sizes come from the meta-info file when it records them, else from the image headers.
+    folders pair file by file, that the images are readable, and that training GTs are at least ``gt_size``, which
+    must be a multiple of the scale. Image sizes come from the meta-info file when it records them, else from the
+    image headers.
     """
+    check_patch_size('gt_size', opt.get('gt_size'), opt.get('scale', 1))  # Real-ESRGAN/Real-HAT models' own crop
     for phase, dataset in (opt.get('datasets') or {}).items():
         check_dataset(f'datasets: {phase}', dataset, int(dataset.get('scale', opt.get('scale', 1))),
                       train=phase.split('_')[0] == 'train')
@@ -80,8 +82,17 @@ def check_dataset_options(opt: dict) -> None:
             raise HatError(f'path: {key}: {path} does not exist')
 
 
+def check_patch_size(where: str, gt_size, scale: int) -> None:
+    """A training ``gt_size`` is a multiple of the scale: BasicSR would cut ``gt_size // scale`` LR pixels and
+    ``gt_size`` GT pixels, and the loss would fail on the sizes at the first iteration."""
+    if gt_size is not None and (type(gt_size) is not int or gt_size < 1 or gt_size % scale):
+        raise HatError(f'{where} {gt_size!r} must be a positive multiple of the scale {scale}')
+
+
 def check_dataset(where: str, dataset: dict, scale: int, train: bool) -> None:
     """Check one dataset's options (see :func:`check_dataset_options`); ``where`` names it in messages."""
+    if train:
+        check_patch_size(f'{where}: gt_size', dataset.get('gt_size'), scale)
     backend = (dataset.get('io_backend') or {}).get('type', 'disk')
     for key in ('dataroot_gt', 'dataroot_lq'):
         folder = dataset.get(key)

@@ -66,6 +66,19 @@ def test_gt_smaller_than_gt_size_says_so(set5):
     check_dataset_options(paired_opt(gt, lq, phase='val', gt_size=256))  # evaluation takes whole images
 
 
+@pytest.mark.parametrize('where', ['dataset', 'model'])
+def test_gt_size_must_be_a_multiple_of_the_scale(set5, where):
+    # BasicSR would cut 32 LR and 130 GT pixels, and the loss fail on 128 against 130 at the first iteration.
+    opt = paired_opt(*set5, phase='train', gt_size=64)
+    named = opt['datasets']['train'] if where == 'dataset' else opt  # Real-ESRGAN models crop with their own
+    named['gt_size'] = 130
+    prefix = 'datasets: train: ' if where == 'dataset' else ''
+    with pytest.raises(HatError, match=f'^{prefix}gt_size 130 must be a positive multiple of the scale 4$'):
+        check_dataset_options(opt)
+    named['gt_size'] = 128
+    check_dataset_options(opt)
+
+
 def test_meta_info_sizes_are_used_and_listed_files_must_exist(set5, tmp_path):
     gt, lq = set5
     meta = tmp_path / 'meta.txt'
