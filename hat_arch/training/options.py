@@ -41,6 +41,9 @@ DIST_PARAMS = ('backend', 'port')
 MAPPINGS = ('datasets', 'path', 'train', 'val', 'logger', 'dist_params', 'tile')
 TILE_KEYS = ('tile_size', 'tile_pad')  # HATModel's tiled validation/test (tile_size 0 or null: whole images)
 FORCE_YML_ENTRY = re.compile(r'^[\w.-]+(:[\w.-]+)*=')
+# A number with an exponent, which YAML 1.1 (PyYAML, BasicSR) reads as text unless it has a dot and a signed
+# exponent: 1e-4, 2E5 and 1.0e4 are strings, 1.0e-4 is a float. BasicSR's --force_yml reads them as text too.
+NUMBER_READ_AS_TEXT = re.compile(r'[-+]?(\d[\d_]*\.?[\d_]*|\.\d[\d_]*)[eE][-+]?\d+')
 
 
 def build_parser(prog: str, is_train: bool) -> argparse.ArgumentParser:
@@ -161,6 +164,18 @@ def _check_train_options(opt: dict, path: str) -> None:
                            f'got {value!r}')
 
 
+def check_numbers(node, path: str, where: str = '') -> None:
+    """No option holds a number that YAML read as text (``lr: 1e-4``): torch would fail on it with a bare
+    TypeError, or a loss weight would be a string, at the first use."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        at = f'{where}[{key}]' if isinstance(node, list) else f'{where}: {key}' if where else str(key)
+        if isinstance(value, str) and key != 'name' and NUMBER_READ_AS_TEXT.fullmatch(value):
+            raise HatError(f'option file {path}: {at} is the text {value!r}, not a number (YAML reads an exponent '
+                           f'only after a dot and with a sign): write !!float {value}')
+        check_numbers(value, path, at)
+
+
 def check_force_yml(entries: list[str] | None, opt: dict) -> None:
     """Each ``--force_yml`` entry must be ``a:b:c=value`` with an existing ``a:b`` (BasicSR execs it otherwise)."""
     for entry in entries or []:
@@ -196,6 +211,8 @@ def parse_options(argv: list[str], root_path: str, is_train: bool, prog: str) ->
             opt, _ = basicsr_parse_options(root_path, is_train=is_train)
     finally:
         sys.argv = saved_argv
+    # After --force_yml, whose values BasicSR reads as YAML does
+    check_numbers(opt, f'{args.opt} with --force_yml' if args.force_yml else args.opt)
     opt['dist'] = args.launcher != 'none'
     if opt['num_gpu'] and not torch.cuda.is_available():
         raise HatError(f'option file {args.opt}: num_gpu is {opt["num_gpu"]} but no GPU is visible '
