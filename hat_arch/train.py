@@ -215,15 +215,10 @@ def _grad_scalers(model) -> dict[str, torch.amp.GradScaler]:
 
 
 def _prefetcher(loader, opt: dict, logger: logging.Logger):
-    mode = opt['datasets']['train'].get('prefetch_mode')
-    if mode in (None, 'cpu'):
-        return CPUPrefetcher(loader)
-    if mode == 'cuda':
-        if opt['datasets']['train'].get('pin_memory') is not True:
-            raise HatError('datasets: train: prefetch_mode cuda needs pin_memory: true')
+    if opt['datasets']['train'].get('prefetch_mode') == 'cuda':  # checked with the options
         logger.info('Use cuda prefetch dataloader')
         return CUDAPrefetcher(loader, opt)
-    raise HatError(f"datasets: train: prefetch_mode {mode!r}: expected cpu or cuda (or none)")
+    return CPUPrefetcher(loader)
 
 
 if __name__ == '__main__':

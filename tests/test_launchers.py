@@ -95,8 +95,15 @@ def bad_option_cases():
         'tile_pad': ({**good, 'tile': {'tile_size': 64, 'tile_pad': -1}}, [],
                      r'tile: tile_pad must be a non-negative integer \(or null\), got -1'),
     }
+    cases['prefetch'] = ({**good, 'datasets': {**good['datasets'], 'train': {**good['datasets']['train'],
+                                                                             'prefetch_mode': 'gpu'}}}, [],
+                         r"datasets: train: prefetch_mode 'gpu': expected cpu or cuda \(or none\)")
     if not torch.cuda.is_available():
         cases['gpu'] = ({**good, 'num_gpu': 1}, [], r'num_gpu is 1 but no GPU is visible')
+        cases['prefetch_cuda'] = (
+            {**good, 'datasets': {**good['datasets'], 'train': {**good['datasets']['train'], 'prefetch_mode': 'cuda',
+                                                                'pin_memory': True}}}, [],
+            r'datasets: train: prefetch_mode cuda needs a GPU and none is visible \(use cpu, or none\)')
     return cases
 
 

@@ -164,6 +164,17 @@ def _check_train_options(opt: dict, path: str) -> None:
                            f'got {value!r}')
 
 
+def _check_prefetch_mode(dataset: dict, path: str) -> None:
+    mode = dataset.get('prefetch_mode')
+    if mode not in (None, 'cpu', 'cuda'):
+        raise HatError(f'option file {path}: datasets: train: prefetch_mode {mode!r}: expected cpu or cuda (or none)')
+    if mode == 'cuda' and not torch.cuda.is_available():
+        raise HatError(f'option file {path}: datasets: train: prefetch_mode cuda needs a GPU and none is visible '
+                       '(use cpu, or none)')
+    if mode == 'cuda' and dataset.get('pin_memory') is not True:
+        raise HatError(f'option file {path}: datasets: train: prefetch_mode cuda needs pin_memory: true')
+
+
 def check_numbers(node, path: str, where: str = '') -> None:
     """No option holds a number that YAML read as text (``lr: 1e-4``): torch would fail on it with a bare
     TypeError, or a loss weight would be a string, at the first use."""
@@ -218,5 +229,6 @@ def parse_options(argv: list[str], root_path: str, is_train: bool, prog: str) ->
         raise HatError(f'option file {args.opt}: num_gpu is {opt["num_gpu"]} but no GPU is visible '
                        '(set num_gpu: 0 or auto to run on the CPU)')
     if is_train:
+        _check_prefetch_mode(opt['datasets']['train'], args.opt)
         opt['logger'].setdefault('use_tb_logger', False)
     return opt, args
