@@ -116,13 +116,13 @@ def train_loop(opt: dict, model, data, resume_state: dict | None, logger: loggin
                             'time': iter_timer.get_avg_time(), 'data_time': data_timer.get_avg_time()}
                 log_vars.update(model.get_current_log())
                 msg_logger(log_vars)
+            if val_freq and current_iter % val_freq == 0:  # before saving: the state keeps its best-metric record
+                validate(model, data.val_loaders, current_iter, tb_logger, opt['val'].get('save_img', False))
+                validated_at = current_iter
             if current_iter % save_freq == 0:
                 logger.info('Saving models and training states.')
                 save_checkpoint(model, epoch, current_iter, samples_done)
                 last_checkpoint = current_iter
-            if val_freq and current_iter % val_freq == 0:
-                validate(model, data.val_loaders, current_iter, tb_logger, opt['val'].get('save_img', False))
-                validated_at = current_iter
             data_timer.start()
             iter_timer.start()
         epoch, samples_done = epoch + 1, 0
@@ -149,6 +149,8 @@ def restore_training_state(model, state: dict, opt: dict, logger: logging.Logger
             scaler.load_state_dict(saved)
         elif saved == {} and scaler.is_enabled():  # saved while disabled (no fp16 then): start a fresh scale
             logger.warning(f'Gradient scaler {name} was off in the saved run; it starts from its initial scale.')
+    if state.get('best_metric_results'):  # else BasicSR's record of the best validation restarts at the resume
+        model.best_metric_results = state['best_metric_results']
     for note in state.get('skipped_states', []):
         logger.warning(note)
     logger.info(f"Resuming training from epoch: {state['epoch']}, iter: {state['iter']}.")
@@ -193,11 +195,19 @@ def save_checkpoint(model, epoch: int, current_iter: int, samples_done: int) -> 
         'samples_done': samples_done,  # over all processes, within this epoch
         'rng': all_gather_objects(get_rng_state()),  # indexed by rank
         'grad_scalers': {name: scaler.state_dict() for name, scaler in _grad_scalers(model).items()},
+        'best_metric_results': _best_metric_record(model),
     }
     try:
         model.save(epoch, current_iter)
     finally:
         del model.training_state_extras
+
+
+def _best_metric_record(model) -> dict:
+    """BasicSR's record behind the validation log's 'Best: ... @ iter', with plain floats: metrics return numpy
+    scalars, which a weights-only load refuses."""
+    return {dataset: {metric: {**record, 'val': float(record['val'])} for metric, record in metrics.items()}
+            for dataset, metrics in getattr(model, 'best_metric_results', {}).items()}
 
 
 def _tb_logger(opt: dict):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 
 import numpy as np
 import pytest
@@ -144,3 +145,23 @@ def test_a_changed_schedule_is_refused_when_resuming(tmp_path, monkeypatch, caps
     error = capsys.readouterr().err
     assert 'train: scheduler: milestones is [3, 5] in the option file but [3] in the saved run' in error
     assert sorted(p.name for p in (tmp_path / 'experiments' / 'schedule' / 'training_states').iterdir()) == ['2.state']
+
+
+def test_the_best_validation_record_survives_a_resume(tmp_path, monkeypatch):
+    # BasicSR keeps the best metric per validation set only in memory: a resumed run's log said 'Best: ... @' the
+    # first iteration validated after the resume, whatever came before.
+    monkeypatch.chdir(tmp_path)
+    opt = tiny_options('best', total_iter=2, save_every=2, validate_every=2)
+    with one_thread():
+        assert train_main(['-opt', str(write_options(tmp_path, opt))]) == 0
+    state_file = tmp_path / 'experiments' / 'best' / 'training_states' / '2.state'
+    state = torch.load(state_file, weights_only=True)
+    psnr = float(re.findall(r'# psnr: (\d+\.\d+)', read_log(tmp_path / 'experiments' / 'best'))[-1])
+    assert state['best_metric_results']['Set5']['psnr'] == pytest.approx({'better': 'higher', 'val': psnr, 'iter': 2},
+                                                                         abs=1e-4)
+    state['best_metric_results']['Set5']['psnr'].update(val=99.0, iter=1)  # a record no new validation can beat
+    torch.save(state, state_file)
+    opt['train']['total_iter'] = 4
+    with one_thread():
+        assert train_main(['-opt', str(write_options(tmp_path, opt)), '--auto_resume']) == 0
+    assert re.search(r'# psnr: \d+\.\d+\s+Best: 99\.0000 @ 1 iter', read_log(tmp_path / 'experiments' / 'best'))
