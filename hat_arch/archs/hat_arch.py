@@ -54,11 +54,11 @@ def naive_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: tor
 
     q: (..., heads, nq, d); k, v: (..., heads, nk, d); bias broadcastable to (..., heads, nq, nk).
     """
-    attn = (q * scale) @ k.transpose(-2, -1) + bias.to(q.dtype)
+    attn = (q * scale) @ k.transpose(-2, -1) + bias  # an fp32 bias makes fp16/bf16 scores fp32, as in the reference
     attn = attn.softmax(dim=-1)
     if dropout_p > 0:
         attn = F.dropout(attn, p=dropout_p)
-    return attn @ v
+    return attn.to(v.dtype) @ v
 
 
 def grouped_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, biases: torch.Tensor, counts: Sequence[int],
@@ -69,7 +69,7 @@ def grouped_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, biases: torc
     counts: windows per group, summing to B. Returns (B, nq, heads, d).
     """
     attend = lambda window, bias: F.scaled_dot_product_attention(  # the kernel writes (B, nq, heads, d) memory
-        q[window].transpose(1, 2), k[window].transpose(1, 2), v[window].transpose(1, 2), attn_mask=bias,
+        q[window].transpose(1, 2), k[window].transpose(1, 2), v[window].transpose(1, 2), attn_mask=bias.to(q.dtype),
         scale=scale).transpose(1, 2)
     if len(counts) == 1:
         return attend(slice(None), biases)
@@ -110,8 +110,9 @@ class BiasedAttention(torch.autograd.Function):
         q_scaled = q.transpose(1, 2).clone(memory_format=torch.contiguous_format).mul_(scale)
         k, v, grad_out = head_major(k), head_major(v), head_major(grad_out)
         grad_q, grad_k, grad_v = torch.empty_like(q_scaled), torch.empty_like(k), torch.empty_like(v)
-        grad_biases = torch.zeros(biases.shape, dtype=torch.promote_types(biases.dtype, torch.float32),
-                                  device=biases.device)
+        # In the biases' dtype, fp32 under autocast: the sum over all windows overflows fp16 (the reference sums it
+        # in fp32 too), more so with a gradient scaler's factor.
+        grad_biases = torch.zeros_like(biases)
         chunk = min(max(1, BACKWARD_CHUNK_ELEMENTS // biases[0].numel()), max(ctx.counts))
         # Two attention-sized buffers for all chunks, every step written in place: on CPU, a fresh output per matmul
         # costs page faults and a slower matmul path, 10-25 % of this backward's time.
@@ -130,10 +131,10 @@ class BiasedAttention(torch.autograd.Function):
                 torch.ops.aten._softmax_backward_data.out(grad_s, p, -1, p.dtype, grad_input=grad_s)
                 torch.matmul(grad_s, k[w], out=grad_q[w])
                 torch.matmul(grad_s.transpose(-2, -1), q_scaled[w], out=grad_k[w])
-                grad_biases[group] += grad_s.sum(0, dtype=grad_biases.dtype)  # fp16 sums over windows overflow
+                grad_biases[group] += grad_s.sum(0, dtype=grad_biases.dtype)
             group_start += count
-        return (grad_q.mul_(scale).transpose(1, 2), grad_k.transpose(1, 2), grad_v.transpose(1, 2),
-                grad_biases.to(biases.dtype), None, None)
+        return (grad_q.mul_(scale).transpose(1, 2), grad_k.transpose(1, 2), grad_v.transpose(1, 2), grad_biases,
+                None, None)
 
 
 def grouped_naive_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, biases: torch.Tensor,
@@ -148,8 +149,8 @@ def grouped_naive_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, b
 
 def fused_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, biases: torch.Tensor, counts: Sequence[int],
                     scale: float, dropout_p: float = 0.0) -> torch.Tensor:
-    """Attention of groups of windows, each with its bias; shapes as in :func:`grouped_sdpa`."""
-    biases = biases.to(q.dtype)
+    """Attention of groups of windows, each with its bias; shapes as in :func:`grouped_sdpa`. Under autocast the
+    biases stay fp32, so their gradient, a sum over every window, is summed in fp32 as in the reference."""
     if dropout_p > 0:  # attention dropout (never in the released configurations) has only the reference algorithm
         return grouped_naive_attention(q, k, v, biases, counts, scale, dropout_p)
     if biases.requires_grad and torch.is_grad_enabled():
