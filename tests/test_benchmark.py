@@ -5,6 +5,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+import torch
 
 BENCH = Path(__file__).resolve().parents[1] / 'benchmarks' / 'bench_hat.py'
 
@@ -41,7 +42,7 @@ def test_time_by_kind_finds_each_kind_of_operator(bench, impl):
 class FakeCase:
     """A case that records its runs; its first run keeps 256 MiB, as Adam's state or a compiled graph stays."""
 
-    def __init__(self, model, size, batch, impl, train):
+    def __init__(self, model, size, batch, impl, train, device='cpu'):
         self.impl, self.size, self.compiled, self.kept = impl, size, impl.endswith('compile'), None
 
     def run(self):
@@ -54,7 +55,7 @@ def test_compiled_cases_are_warmed_up_at_every_size(bench, monkeypatch, capsys):
     # torch.compile compiles again for each size: without a warm-up, minutes of compiling would be timed.
     warmed = []
 
-    def benchmark(cases, repeats, matmul, warm_up):
+    def benchmark(cases, repeats, matmul, warm_up, device):
         warmed.append([(case.impl, case.size) for case in warm_up])
         matmul.append(1.0)
         return {case.impl: 1.0 for case in cases}
@@ -71,3 +72,41 @@ def test_peak_memory_leaves_out_what_the_first_run_keeps(bench, monkeypatch):
     monkeypatch.setattr(bench, 'Case', FakeCase)
     peak = bench.measure_peak(dict(model='HAT-S_SRx4', size=16, batch=1, impl='sdpa', train=True, threads=1))
     assert peak < 64 * 2**20
+
+
+@pytest.mark.parametrize('train', [False, True])
+def test_amp_cases_run_the_fused_path_under_autocast(bench, train, monkeypatch):
+    monkeypatch.setitem(bench.CONFIGS, 'tiny', dict(upscale=4, window_size=8, embed_dim=16, depths=[1], num_heads=[2],
+                                                    compress_ratio=4, squeeze_factor=4))
+    dtypes = {}
+    for impl in ('sdpa+bf16', 'naive'):
+        case = bench.Case('tiny', 16, 1, impl, train=train)
+        case.net.conv_first.register_forward_hook(lambda module, inputs, out: dtypes.update({impl: out.dtype}))
+        before = [p.detach().clone() for p in case.net.parameters()]
+        case.run()
+        assert case.net.attn_impl == impl.split('+')[0]
+        assert any(not torch.equal(b, p) for b, p in zip(before, case.net.parameters())) == train  # a step was taken
+    assert dtypes == {'sdpa+bf16': torch.bfloat16, 'naive': torch.float32}
+
+
+def test_amp_rows_for_every_model(bench, monkeypatch, capsys):
+    monkeypatch.setattr(bench, 'Case', FakeCase)
+
+    def benchmark(cases, repeats, matmul, *args):
+        matmul.append(1.0)
+        return {case.impl: 2.0 for case in cases}
+
+    monkeypatch.setattr(bench, 'benchmark', benchmark)
+    monkeypatch.setattr(bench, 'count_flops', lambda *args: {'total': 1e9})
+    assert bench.main(['--mode', 'infer', '--model', 'HAT_SRx4', 'HAT-L_SRx4', '--sizes', '16', '--amp', 'bf16',
+                       '--compare', 'naive', '--no-memory', '--batch', '3']) == 0
+    rows = [line.split(' | ')[:5] for line in capsys.readouterr().out.splitlines() if line.startswith('| HAT')]
+    assert rows == [[f'| {model}', '3x16x16', impl, '2.00', '1.50'] for model in ('HAT_SRx4', 'HAT-L_SRx4')
+                    for impl in ('naive', 'sdpa', 'sdpa+bf16')]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='needs a machine without a GPU')
+def test_cuda_without_a_gpu_is_refused(bench, capsys):
+    with pytest.raises(SystemExit):
+        bench.main(['--device', 'cuda'])
+    assert '--device cuda: no GPU is visible' in capsys.readouterr().err
