@@ -122,6 +122,13 @@ def one_line_error(call) -> str:
     return message
 
 
+def test_img_range_must_be_positive(tmp_path):
+    # 0 passed everything and wrote blank images: the input is multiplied by it and the output divided.
+    torch.save(load_golden('tiny_x2')['params'], tmp_path / 'm.pth')
+    message = one_line_error(lambda: load_model(tmp_path / 'm.pth', device='cpu', img_range=0.0))
+    assert message == f'{tmp_path / "m.pth"}: cannot build HAT: img_range must be positive, got 0.0'
+
+
 def test_a_file_that_is_not_hat_says_so(tmp_path):
     swinir_like = {'conv_first.weight': torch.zeros(60, 3, 3, 3),
                    'layers.0.residual_group.blocks.0.attn.relative_position_bias_table': torch.zeros(225, 6)}

@@ -720,8 +720,10 @@ class UpsampleOneStep(nn.Sequential):
 
 def validate_config(embed_dim: int, depths: Sequence[int], num_heads: Sequence[int], window_size: int,
                     compress_ratio: int, squeeze_factor: int, overlap_ratio: float, upscale: int, upsampler: str,
-                    resi_connection: str, patch_size: int, attn_impl: str) -> None:
+                    resi_connection: str, patch_size: int, attn_impl: str, img_range: float = 1.0) -> None:
     """Raise ValueError for a configuration that cannot build or run, before any layer is made."""
+    if not img_range > 0:  # the input is multiplied by it and the output divided: 0 gives a blank image
+        raise ValueError(f'img_range must be positive, got {img_range}')
     if len(depths) != len(num_heads):
         raise ValueError(f'depths {list(depths)} and num_heads {list(num_heads)} must have the same length')
     for heads in num_heads:
@@ -835,7 +837,7 @@ class HAT(nn.Module):
                  attn_impl: str = 'sdpa'):
         super().__init__()
         validate_config(embed_dim, depths, num_heads, window_size, compress_ratio, squeeze_factor, overlap_ratio,
-                        upscale, upsampler, resi_connection, patch_size, attn_impl)
+                        upscale, upsampler, resi_connection, patch_size, attn_impl, img_range)
         num_feat = NUM_FEAT
         self.in_chans = in_chans
         self.attn_impl = attn_impl
