@@ -43,7 +43,12 @@ def read_state_dict(path: str | Path, param_key: str | None = None) -> dict[str,
 
             checkpoint: Any = load_file(str(path), device='cpu')
         else:
+            with open(path, 'rb') as file:
+                if not file.read(4).startswith((b'PK\x03\x04', b'\x80')):  # torch.save's zip, or a legacy pickle
+                    raise HatError(f'cannot read checkpoint {path}: not a PyTorch checkpoint (.pth) file')
             checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+    except HatError:
+        raise
     except Exception as error:  # torch and safetensors raise many types for a bad file; all mean "cannot read"
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise HatError(f'cannot read checkpoint {path}: {reason}') from None

@@ -138,7 +138,10 @@ def test_a_file_that_is_not_hat_says_so(tmp_path):
 
 
 @pytest.mark.parametrize('content, expected', [
-    (b'\x89PNG\r\n\x1a\nnot really', 'cannot read checkpoint'),
+    (b'\x89PNG\r\n\x1a\nnot really', 'cannot read checkpoint bad.pth: not a PyTorch checkpoint (.pth) file'),
+    (b'hello\n', 'not a PyTorch checkpoint'),  # torch.load's reason was 'KeyError: 101'
+    (b'', 'not a PyTorch checkpoint'),
+    (b'PK\x03\x04truncated', 'cannot read checkpoint bad.pth: PytorchStreamReader failed'),
     (None, 'does not exist'),
 ])
 def test_unreadable_checkpoints(tmp_path, content, expected):
@@ -146,7 +149,7 @@ def test_unreadable_checkpoints(tmp_path, content, expected):
     if content is not None:
         path.write_bytes(content)
     message = one_line_error(lambda: read_state_dict(path))
-    assert str(path) in message and expected in message
+    assert str(path) in message and expected.replace('bad.pth', str(path)) in message
 
 
 def test_pickled_code_is_refused(tmp_path):
