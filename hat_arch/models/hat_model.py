@@ -75,6 +75,11 @@ class HATModel(SRModel):
                 raise HatError(f'pretrained network {load_path} does not fit {type(bare).__name__}: '
                                f'{problem}') from None
         else:
+            fitting = sum(k in state_dict and state_dict[k].shape == v.shape for k, v in expected.items())
+            if fitting < len(expected) / 2:  # another network: the run would start from random weights
+                raise HatError(f'pretrained network {load_path} fits only {fitting} of the {len(expected)} tensors of '
+                               f'{type(bare).__name__}; strict_load_g: false skips layers that differ, as for another '
+                               f'scale, not most of them: {describe_state_dict_mismatch(expected, state_dict)}')
             self._print_different_keys_loading(net, state_dict, strict)  # logs, and skips keys of another shape
             bare.load_state_dict(state_dict, strict=False)
 

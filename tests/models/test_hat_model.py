@@ -180,6 +180,15 @@ def test_non_strict_load_of_an_unrelated_network_is_refused(tmp_path):
         HATModel(make_opt(tmp_path, path={'pretrain_network_g': str(ckpt), 'strict_load_g': False}))
 
 
+def test_non_strict_load_of_a_network_of_another_width_is_refused(tmp_path):
+    # The names match, no shape does: BasicSR skipped every tensor with a warning and tested random weights.
+    ckpt = tmp_path / 'wide.pth'
+    wide = HATModel(make_opt(tmp_path, network_g=dict(TINY_HAT, type='HAT', embed_dim=2 * TINY_HAT['embed_dim'])))
+    torch.save({'params': wide.net_g.state_dict()}, ckpt)
+    with pytest.raises(HatError, match=rf'{ckpt} fits only \d+ of the \d+ tensors of HAT;.*shape mismatch'):
+        HATModel(make_opt(tmp_path, path={'pretrain_network_g': str(ckpt), 'strict_load_g': False}))
+
+
 def test_x2_checkpoint_fine_tunes_x4_only_non_strict(tmp_path):
     x2 = HATModel(make_opt(tmp_path, scale=2, network_g=dict(TINY_HAT, type='HAT', upscale=2)))
     ckpt = tmp_path / 'x2.pth'
