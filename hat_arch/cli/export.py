@@ -19,12 +19,15 @@ import torch
 from hat_arch.errors import HatError, report_user_errors
 
 MIN_OPSET = 17
+# The newest opset of the TorchScript exporter (torch keeps the constant private; without it, no upper bound): a
+# later one failed after the exporter had printed its whole graph, hundreds of lines.
+MAX_OPSET = getattr(torch.onnx._constants, 'ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET', 10**6)
 TOLERANCE = 1e-3
 
 
 def _opset(text: str) -> int:
-    if not text.isdigit() or int(text) < MIN_OPSET:
-        raise argparse.ArgumentTypeError(f'expected an ONNX opset >= {MIN_OPSET}, got {text!r}')
+    if not text.isdigit() or not MIN_OPSET <= int(text) <= MAX_OPSET:
+        raise argparse.ArgumentTypeError(f'expected an ONNX opset from {MIN_OPSET} to {MAX_OPSET}, got {text!r}')
     return int(text)
 
 
@@ -54,6 +57,8 @@ def _run(args: argparse.Namespace) -> int:
     if importlib.util.find_spec('onnx') is None:
         raise HatError("ONNX export needs the onnx package: pip install 'hat_arch[onnx]'")
     target = Path(args.onnx)
+    if target.is_dir():
+        raise HatError(f'{target} is a folder; name the ONNX file to write, e.g. {target / "model.onnx"}')
     if target.exists() and not args.overwrite:
         raise HatError(f'{target} exists; pass --overwrite to replace it')
     if not target.parent.is_dir() or not os.access(target.parent, os.W_OK):

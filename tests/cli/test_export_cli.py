@@ -10,7 +10,7 @@ import torch
 from hat_arch import HatError
 from hat_arch.checkpoint import load_model
 from hat_arch.cli import hat_sr_main
-from hat_arch.cli.export import verify_onnx
+from hat_arch.cli.export import MAX_OPSET, verify_onnx
 from tests.conftest import load_golden
 
 onnxruntime = pytest.importorskip('onnxruntime')
@@ -55,6 +55,25 @@ def test_an_existing_file_is_not_replaced(exported, capsys):
     code = hat_sr_main(['export', '-m', str(folder / 'tiny_x3.pth'), '--onnx', str(folder / 'tiny_x3.onnx')])
     assert code == 2 and 'exists' in capsys.readouterr().err
     assert (folder / 'tiny_x3.onnx').read_bytes() == before
+
+
+def test_a_folder_as_the_onnx_file_is_refused_before_any_work(exported, capsys):
+    # With --overwrite it exported, then failed to rename the file over the folder: IsADirectoryError.
+    _, folder = exported
+    (folder / 'out').mkdir()
+    code = hat_sr_main(['export', '-m', str(folder / 'tiny_x3.pth'), '--onnx', str(folder / 'out'), '--overwrite'])
+    assert code == 2
+    assert capsys.readouterr().err == (f'hat-sr export: error: {folder / "out"} is a folder; name the ONNX file to '
+                                       f'write, e.g. {folder / "out" / "model.onnx"}\n')
+
+
+@pytest.mark.parametrize('opset', ['16', str(MAX_OPSET + 1)])
+def test_opsets_the_exporter_cannot_write_are_refused(exported, capsys, opset):
+    # One past the exporter's newest (99 was tried) failed after the exporter had printed its whole graph.
+    _, folder = exported
+    with pytest.raises(SystemExit):
+        hat_sr_main(['export', '-m', str(folder / 'tiny_x3.pth'), '--onnx', str(folder / 'x.onnx'), '--opset', opset])
+    assert f"expected an ONNX opset from 17 to {MAX_OPSET}, got '{opset}'" in capsys.readouterr().err
 
 
 def test_export_needs_the_reference_attention():
