@@ -3,8 +3,9 @@
 Launchers (``basicsr``, ``hat-sr``) print ``<command>: error: <message>`` and exit with status 2 for these instead of
 a traceback.
 """
+import difflib
 import sys
-from typing import Callable
+from typing import Callable, Iterable
 
 
 class HatError(Exception):
@@ -27,3 +28,11 @@ def report_user_errors(run: Callable[[], int], prog: str) -> int:
     except HatError as error:
         print(f'{prog}: error: {user_message(error)}', file=sys.stderr)
         return 2
+
+
+def did_you_mean(word, choices: Iterable) -> str:
+    """' (did you mean 'X'?)' for the choice closest to ``word``, compared case-blind (calculate_PSNR ->
+    calculate_psnr); '' if none is close."""
+    by_lower = {str(choice).lower(): choice for choice in choices}
+    close = difflib.get_close_matches(str(word).lower(), sorted(by_lower), n=1)
+    return f" (did you mean '{by_lower[close[0]]}'?)" if close else ''

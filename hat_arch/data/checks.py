@@ -15,11 +15,19 @@ from basicsr.utils import imfrombytes, scandir
 from PIL import Image
 from tqdm import tqdm
 
-from hat_arch.errors import HatError
+from hat_arch.errors import HatError, did_you_mean
 
 _SHAPE = re.compile(r'\((\d+),\s*(\d+)(?:,\s*\d+)?\)')
 # Datasets that pair an LR folder with a GT folder file by file (BasicSR's PairedImageDataset logic).
 PAIRED_TYPES = {'PairedImageDataset'}
+# Keys the dataset classes read without a default, always and for training: BasicSR's KeyError would come from
+# inside the dataset, after the network has been built and printed.
+REQUIRED_KEYS = {
+    'PairedImageDataset': (('dataroot_gt', 'dataroot_lq', 'io_backend'), ('gt_size', 'use_hflip', 'use_rot')),
+    'SingleImageDataset': (('dataroot_lq', 'io_backend'), ()),
+    'ImageNetPairedDataset': (('dataroot_gt', 'io_backend'), ('gt_size', 'use_hflip', 'use_rot')),
+    'RealESRGANDataset': (('dataroot_gt', 'io_backend'), ('use_hflip', 'use_rot')),
+}
 
 
 def read_meta_info(meta_info_file: str) -> list[tuple[str, tuple[int, int] | None]]:
@@ -91,8 +99,16 @@ def check_patch_size(where: str, gt_size, scale: int) -> None:
 
 def check_dataset(where: str, dataset: dict, scale: int, train: bool) -> None:
     """Check one dataset's options (see :func:`check_dataset_options`); ``where`` names it in messages."""
+    always, for_training = REQUIRED_KEYS.get(dataset.get('type'), ((), ()))
+    for key in always + for_training * train:
+        if key not in dataset:
+            raise HatError(f'{where}: missing required key {key}{did_you_mean(key, dataset)}')
     if train:
         check_patch_size(f'{where}: gt_size', dataset.get('gt_size'), scale)
+        for key, least in (('batch_size_per_gpu', 1), ('num_worker_per_gpu', 0)):
+            value = dataset.get(key, least)
+            if type(value) is not int or value < least:
+                raise HatError(f'{where}: {key} must be a whole number >= {least}, got {value!r}')
     backend = (dataset.get('io_backend') or {}).get('type', 'disk')
     for key in ('dataroot_gt', 'dataroot_lq'):
         folder = dataset.get(key)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import difflib
 import io
 import os
 import re
@@ -22,7 +21,7 @@ from basicsr.utils.options import ordered_yaml
 from basicsr.utils.options import parse_options as basicsr_parse_options
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
-from hat_arch.errors import HatError
+from hat_arch.errors import HatError, did_you_mean
 from hat_arch.training.distributed import init_dist, is_distributed
 
 # Top-level keys of BasicSR, HAT and Real-ESRGAN/Real-HAT option files ('network_*' are all accepted).
@@ -82,7 +81,7 @@ def check_options(opt: dict, path: str, is_train: bool) -> None:
     """Unknown top-level keys and missing required ones, as a one-line error naming the file and key."""
     for key in opt:
         if key not in KNOWN_KEYS and not str(key).startswith('network_'):
-            raise HatError(f"option file {path}: unknown top-level key '{key}'{_did_you_mean(key, KNOWN_KEYS)}")
+            raise HatError(f"option file {path}: unknown top-level key '{key}'{did_you_mean(key, KNOWN_KEYS)}")
     required = REQUIRED_KEYS + (tuple(REQUIRED_TRAIN_KEYS) if is_train else ('val',))
     missing = [key for key in required if key not in opt]
     if missing:
@@ -117,16 +116,8 @@ def _check_registered(opt: dict, path: str) -> None:
               for name, metric in metrics.items()]
     for where, kind, registry in named:
         if not _registered(registry, kind):
-            hint = _did_you_mean(kind, [name for name, _ in registry])
+            hint = did_you_mean(kind, [name for name, _ in registry])
             raise HatError(f'option file {path}: {where} {kind!r} is not registered in BasicSR or hat_arch{hint}')
-
-
-def _did_you_mean(word, choices) -> str:
-    """' (did you mean 'X'?)' for the choice closest to ``word``, compared case-blind (calculate_PSNR ->
-    calculate_psnr); '' if none is close."""
-    by_lower = {str(choice).lower(): choice for choice in choices}
-    close = difflib.get_close_matches(str(word).lower(), sorted(by_lower), n=1)
-    return f" (did you mean '{by_lower[close[0]]}'?)" if close else ''
 
 
 def _registered(registry, name) -> bool:

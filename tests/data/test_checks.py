@@ -1,6 +1,7 @@
 """check_dataset_options: bad data in an option file is one line naming the key, folder or file at fault."""
 from __future__ import annotations
 
+import re
 import shutil
 
 import pytest
@@ -12,7 +13,7 @@ from tests.conftest import DATA
 
 def paired_opt(gt, lq, phase='val_1', **extra) -> dict:
     dataset = dict(name='Set', type='PairedImageDataset', dataroot_gt=str(gt), dataroot_lq=str(lq),
-                   io_backend={'type': 'disk'}, **extra)
+                   io_backend={'type': 'disk'}, use_hflip=True, use_rot=True, **extra)
     return {'scale': 4, 'datasets': {phase: dataset}, 'path': {'pretrain_network_g': None}}
 
 
@@ -79,6 +80,26 @@ def test_gt_size_must_be_a_multiple_of_the_scale(set5, where):
     check_dataset_options(opt)
 
 
+@pytest.mark.parametrize('change, message', [
+    ({'dataroot_g': 'x'}, "datasets: train: missing required key dataroot_gt (did you mean 'dataroot_g'?)"),
+    ({'use_rot': None}, 'datasets: train: missing required key use_rot'),
+    ({'batch_size_per_gpu': 0}, 'datasets: train: batch_size_per_gpu must be a whole number >= 1, got 0'),
+    ({'num_worker_per_gpu': '2'}, "datasets: train: num_worker_per_gpu must be a whole number >= 0, got '2'"),
+])
+def test_keys_the_dataset_reads_are_checked(set5, change, message):
+    # They failed inside the dataset or the DataLoader (KeyError: 'dataroot_gt'), after the network was printed.
+    opt = paired_opt(*set5, phase='train', gt_size=64, batch_size_per_gpu=2)
+    dataset = opt['datasets']['train']
+    if 'dataroot_g' in change:
+        dataset['dataroot_g'] = dataset.pop('dataroot_gt')
+    else:
+        dataset.update({k: v for k, v in change.items() if v is not None})
+        for key in (k for k, v in change.items() if v is None):
+            del dataset[key]
+    with pytest.raises(HatError, match=f'^{re.escape(message)}$'):
+        check_dataset_options(opt)
+
+
 def test_meta_info_sizes_are_used_and_listed_files_must_exist(set5, tmp_path):
     gt, lq = set5
     meta = tmp_path / 'meta.txt'
@@ -101,7 +122,8 @@ def test_missing_pretrained_file_is_named(set5, tmp_path):
 
 def test_gt_only_dataset_needs_only_its_gt_folder(tmp_path):
     opt = {'scale': 4, 'datasets': {'train': dict(type='ImageNetPairedDataset', dataroot_gt=str(DATA / 'T91' / 'HR'),
-                                                  io_backend={'type': 'disk'}, gt_size=64)}}
+                                                  io_backend={'type': 'disk'}, gt_size=64, use_hflip=True,
+                                                  use_rot=True)}}
     check_dataset_options(opt)
     opt['datasets']['train']['dataroot_gt'] = str(tmp_path / 'imagenet')
     with pytest.raises(HatError, match='datasets: train: dataroot_gt: folder .*imagenet does not exist'):

@@ -112,7 +112,7 @@ def test_df2k_layout_is_what_the_recipes_read(hr, tmp_path):
         dataset = dict(type='PairedImageDataset', dataroot_gt=str(root / 'DF2K_HR_sub'),
                        dataroot_lq=str(root / f'DF2K_bicx{scale}_sub'),
                        meta_info_file=str(root / 'meta_info_DF2Ksub_GT.txt'), io_backend={'type': 'disk'},
-                       gt_size=96)
+                       gt_size=96, use_hflip=True, use_rot=True)
         check_dataset_options({'scale': scale, 'datasets': {'train': dataset}})
         name = entries[-1][0]
         assert cv2.imread(str(root / f'DF2K_bicx{scale}_sub' / name)).shape == (96 // scale, 96 // scale, 3)
