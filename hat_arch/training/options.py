@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import io
 import os
 import re
 import sys
+from types import SimpleNamespace
 
 import torch
 import yaml
@@ -21,6 +23,7 @@ from basicsr.utils.options import ordered_yaml
 from basicsr.utils.options import parse_options as basicsr_parse_options
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
+from hat_arch.archs.hat_arch import HAT, validate_config
 from hat_arch.errors import HatError, did_you_mean
 from hat_arch.training.distributed import init_dist, is_distributed
 
@@ -166,6 +169,51 @@ def _check_prefetch_mode(dataset: dict, path: str) -> None:
         raise HatError(f'option file {path}: datasets: train: prefetch_mode cuda needs pin_memory: true')
 
 
+def check_networks(opt: dict, path: str) -> None:
+    """The arguments of each HAT of the options go through HAT's own checks (no layer is made), so that a value HAT
+    refuses (upsampler, window_size, num_heads, an unknown argument) is one line here, not a traceback at start-up."""
+    for key, section in opt.items():
+        if str(key).startswith('network_') and isinstance(section, dict) and section.get('type') == 'HAT':
+            try:
+                arguments = inspect.signature(HAT).bind(**{k: v for k, v in section.items() if k != 'type'})
+                arguments.apply_defaults()
+                validate_config(**{name: arguments.arguments[name]
+                                   for name in inspect.signature(validate_config).parameters})
+            except (TypeError, ValueError) as error:
+                raise HatError(f'option file {path}: {key}: {error}') from None
+
+
+def check_optimization(opt: dict, path: str) -> None:
+    """The optimizers and the scheduler of ``train`` are made once for a dummy parameter, as the model will make them:
+    an unknown type or a setting torch refuses is one line naming its section."""
+    model_class = MODEL_REGISTRY.get(opt['model_type'])
+    optimizers = []
+    for key, section in opt['train'].items():
+        if not (str(key).startswith('optim_') and isinstance(section, dict)):
+            continue
+        settings = dict(section)
+        kind = settings.pop('type', None)
+        try:
+            optimizers.append(model_class.get_optimizer(None, kind, [torch.zeros(1, requires_grad=True)], **settings))
+        except NotImplementedError as error:
+            raise HatError(f"option file {path}: train: {key}: type {kind!r} is not an optimizer that "
+                           f"{opt['model_type']} builds ({error})") from None
+        except (TypeError, ValueError, KeyError) as error:
+            raise HatError(f'option file {path}: train: {key}: the {kind} optimizer refuses these settings: '
+                           f'{error}') from None
+    if 'scheduler' not in opt['train']:
+        raise HatError(f'option file {path}: missing required key train: scheduler')
+    scheduler = dict(opt['train']['scheduler'])
+    try:  # setup_schedulers takes the type out of the options it is given: a copy
+        model_class.setup_schedulers(SimpleNamespace(opt={'train': {'scheduler': scheduler}}, optimizers=optimizers,
+                                                     schedulers=[]))
+    except NotImplementedError as error:
+        raise HatError(f'option file {path}: train: scheduler: {error}') from None
+    except (TypeError, ValueError, KeyError, AssertionError) as error:
+        raise HatError(f"option file {path}: train: scheduler: the {opt['train']['scheduler'].get('type')} scheduler "
+                       f'refuses these settings: {error}') from None
+
+
 def check_numbers(node, path: str, where: str = '') -> None:
     """No option holds a number that YAML read as text (``lr: 1e-4``): torch would fail on it with a bare
     TypeError, or a loss weight would be a string, at the first use."""
@@ -215,6 +263,9 @@ def parse_options(argv: list[str], root_path: str, is_train: bool, prog: str) ->
         sys.argv = saved_argv
     # After --force_yml, whose values BasicSR reads as YAML does
     check_numbers(opt, f'{args.opt} with --force_yml' if args.force_yml else args.opt)
+    check_networks(opt, args.opt)
+    if is_train:
+        check_optimization(opt, args.opt)
     opt['dist'] = args.launcher != 'none'
     if opt['num_gpu'] and not torch.cuda.is_available():
         raise HatError(f'option file {args.opt}: num_gpu is {opt["num_gpu"]} but no GPU is visible '
