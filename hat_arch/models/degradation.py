@@ -16,13 +16,20 @@ from basicsr.archs.vgg_arch import NAMES as VGG_LAYER_NAMES
 from basicsr.archs.vgg_arch import VGG_PRETRAIN_PATH
 from basicsr.utils import DiffJPEG, USMSharp
 
-from hat_arch.errors import HatError
+from hat_arch.errors import HatError, did_you_mean
 
 # The options BasicSR's feed_data reads for the two degradation stages (top level of the option file).
 DEGRADATION_KEYS = ('resize_prob', 'resize_range', 'gaussian_noise_prob', 'noise_range', 'poisson_scale_range',
                     'gray_noise_prob', 'jpeg_range', 'second_blur_prob', 'resize_prob2', 'resize_range2',
                     'gaussian_noise_prob2', 'noise_range2', 'poisson_scale_range2', 'gray_noise_prob2', 'jpeg_range2',
                     'gt_size')
+PROBABILITY_KEYS = ('gaussian_noise_prob', 'gray_noise_prob', 'second_blur_prob', 'gaussian_noise_prob2',
+                    'gray_noise_prob2')
+RANGE_KEYS = ('resize_range', 'noise_range', 'poisson_scale_range', 'jpeg_range', 'resize_range2', 'noise_range2',
+              'poisson_scale_range2', 'jpeg_range2')
+RESIZE_CHOICE_KEYS = ('resize_prob', 'resize_prob2')  # weights of up, down, keep
+# The blur kernels BasicSR's random_mixed_kernels draws (RealESRGANDataset: kernel_list, kernel_list2).
+KERNELS = ('iso', 'aniso', 'generalized_iso', 'generalized_aniso', 'plateau_iso', 'plateau_aniso')
 
 
 def check_real_options(opt: dict, usm_keys: tuple[str, ...]) -> None:
@@ -34,12 +41,45 @@ def check_real_options(opt: dict, usm_keys: tuple[str, ...]) -> None:
         if missing:
             raise HatError(f"{opt['model_type']} needs the top-level option(s) {', '.join(missing)} "
                            '(see options/train/train_Real_HAT_SRx4_mse_model.yml)')
+        check_degradation_values(opt)
         batch = opt['datasets']['train']['batch_size_per_gpu']
         queue_size = opt.get('queue_size', 180)
         if queue_size % batch:
             raise HatError(f'queue_size ({queue_size}) must be a multiple of '
                            f'datasets: train: batch_size_per_gpu ({batch})')
     check_vgg_weights(opt['train'].get('perceptual_opt'))
+
+
+def _is_number(value) -> bool:
+    return type(value) in (int, float)  # not bool, not a string YAML left unread
+
+
+def check_degradation_values(opt: dict) -> None:
+    """The degradation settings have the shapes BasicSR's feed_data and RealESRGANDataset use them in: else they fail
+    at the first iteration, e.g. 'The number of weights does not match the population'."""
+    for key in PROBABILITY_KEYS:
+        if not (_is_number(opt[key]) and 0 <= opt[key] <= 1):
+            raise HatError(f'{key} must be a probability from 0 to 1, got {opt[key]!r}')
+    for key in RANGE_KEYS:
+        value = opt[key]
+        if not (isinstance(value, list) and len(value) == 2 and all(map(_is_number, value)) and value[0] <= value[1]):
+            raise HatError(f'{key} must be a range [low, high], got {value!r}')
+    for key in RESIZE_CHOICE_KEYS:
+        value = opt[key]
+        if not (isinstance(value, list) and len(value) == 3 and all(_is_number(v) and v >= 0 for v in value)
+                and sum(value) > 0):
+            raise HatError(f'{key} must be the weights [up, down, keep] of the resize, got {value!r}')
+    dataset = opt['datasets']['train']
+    for names, weights in (('kernel_list', 'kernel_prob'), ('kernel_list2', 'kernel_prob2')):
+        if names not in dataset:
+            continue
+        unknown = [name for name in dataset[names] if name not in KERNELS]
+        if unknown:
+            raise HatError(f"datasets: train: {names}: unknown kernel {unknown[0]!r}{did_you_mean(unknown[0], KERNELS)}"
+                           f" (kernels: {', '.join(KERNELS)})")
+        if len(dataset.get(weights) or []) != len(dataset[names]):
+            raise HatError(f'datasets: train: {weights} must give one weight per kernel of {names} '
+                           f'({len(dataset[names])}), got {dataset.get(weights)!r}')
 
 
 def check_vgg_weights(perceptual_opt: dict | None) -> None:

@@ -170,6 +170,14 @@ def test_missing_vgg_weights_fail_at_start_in_one_line(tmp_path, monkeypatch):
     (GAN_RECIPE, lambda opt: opt.pop('jpeg_range2'), 'jpeg_range2'),
     (GAN_RECIPE, lambda opt: opt.update(queue_size=5), 'queue_size'),
     (MSE_RECIPE, lambda opt: opt['train'].update(perceptual_opt={'vgg_type': 'vgg99'}), 'vgg99'),
+    # Values that failed at the first iteration, each with its own traceback:
+    (MSE_RECIPE, lambda opt: opt.update(resize_prob=[0.2, 0.7]), r'resize_prob must be the weights \[up, down, keep\]'),
+    (GAN_RECIPE, lambda opt: opt.update(jpeg_range=30), r'jpeg_range must be a range \[low, high\], got 30'),
+    (GAN_RECIPE, lambda opt: opt.update(gray_noise_prob2='0.4'), "gray_noise_prob2 must be a probability"),
+    (MSE_RECIPE, lambda opt: opt['datasets']['train'].update(kernel_list=['isoo'] * 6),
+     r"datasets: train: kernel_list: unknown kernel 'isoo' \(did you mean 'iso'\?\)"),
+    (MSE_RECIPE, lambda opt: opt['datasets']['train'].update(kernel_prob2=[1.0]),
+     r'kernel_prob2 must give one weight per kernel of kernel_list2 \(6\), got \[1.0\]'),
 ])
 def test_bad_options_are_named(tmp_path, recipe, change, key):
     opt = in_process(shrunk(recipe, tmp_path))
