@@ -80,9 +80,10 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 def crop(src: str, dst: str, crop_size: int, step: int, thresh_size: int = 0, scale: int = 1, modcrop: int = 1,
          workers: int = 1, overwrite: bool = False) -> int:
     """Sub-images of every image in ``src`` into ``dst``; returns how many were written."""
-    from hat_arch.data.prepare import SubImageJob, list_images, new_folder, parallel
+    from hat_arch.data.prepare import SubImageJob, check_images, list_images, new_folder, parallel
 
     names = list_images(src)
+    check_images(src, names)
     job = SubImageJob(src, dst, crop_size, step, thresh_size, modcrop, scale)
     new_folder(dst, overwrite)
     counts = parallel(job, names, workers, f'crop {osp.basename(dst.rstrip("/"))}')
@@ -95,9 +96,10 @@ def crop(src: str, dst: str, crop_size: int, step: int, thresh_size: int = 0, sc
 def bicubic(src: str, dst: str, scale: int, gt_dst: str | None = None, workers: int = 1,
             overwrite: bool = False) -> None:
     """MATLAB-bicubic x1/scale of every image of ``src`` into ``dst`` (and the mod-cropped GT into ``gt_dst``)."""
-    from hat_arch.data.prepare import BicubicJob, list_images, new_folder, parallel
+    from hat_arch.data.prepare import BicubicJob, check_images, list_images, new_folder, parallel
 
     names = list_images(src)
+    check_images(src, names)
     for folder in filter(None, (dst, gt_dst)):
         new_folder(folder, overwrite)
     parallel(BicubicJob(src, dst, scale, gt_dst), names, workers, f'x{scale} {osp.basename(dst)}')

@@ -36,6 +36,13 @@ def list_images(folder: str, recursive: bool = False) -> list[str]:
     return names
 
 
+def check_images(folder: str, names: Sequence[str]) -> None:
+    """HatError naming the first file of ``names`` whose header cannot be read, before any output is written (a run
+    stopped half-way leaves a folder that the next run refuses without --overwrite)."""
+    for name in tqdm(names, unit='image', desc='checking', leave=False, disable=len(names) < 1000):
+        image_shape(osp.join(folder, name))
+
+
 def new_folder(folder: str, overwrite: bool) -> None:
     """Create ``folder``; refuse to write into one that already holds files unless ``overwrite``."""
     if osp.isdir(folder) and any(os.scandir(folder)) and not overwrite:

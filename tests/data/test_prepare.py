@@ -136,3 +136,14 @@ def test_sizes_and_counts_must_be_positive(hr, tmp_path, capsys, flags, message)
         main([command, str(hr), str(out), *rest])
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('command', ['bicubic', 'crop'])
+def test_an_unreadable_image_stops_before_anything_is_written(hr, tmp_path, capsys, command):
+    # Found half-way, it left outputs behind, and the rerun (after removing the file) refused the non-empty folder.
+    (hr / 'broken.png').write_text('not an image')
+    out = tmp_path / 'out'
+    flags = ['--scale', '4'] if command == 'bicubic' else ['--crop-size', '32', '--step', '32']
+    assert main([command, str(hr), str(out), *flags, '--workers', '1']) == 2
+    assert f'cannot read image {hr / "broken.png"}' in capsys.readouterr().err
+    assert not out.exists() or not any(out.iterdir())
