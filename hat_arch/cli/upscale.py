@@ -151,11 +151,12 @@ def collect_inputs(patterns: list[str], prog: str) -> tuple[list[Path], list[str
             found = []
         if not found:
             failures.append(pattern)
-            print(f'{prog}: error: {pattern}: no such file, or no images there', file=sys.stderr)
         seen = {p.resolve() for p in sources}
         sources += [p for p in found if p.resolve() not in seen]
     if not sources:
-        raise HatError('no images to upscale in ' + ', '.join(patterns))
+        raise HatError(f'{", ".join(patterns)}: no such file, or no images there')
+    for pattern in failures:  # the others are upscaled; the exit status says some failed
+        print(f'{prog}: error: {pattern}: no such file, or no images there', file=sys.stderr)
     return sources, failures
 
 

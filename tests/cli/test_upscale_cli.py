@@ -96,6 +96,8 @@ def test_globs_and_inputs_that_name_nothing(tmp_path, checkpoint, capsys):
     assert code == 1 and '2 upscaled' in err
     assert f'hat-sr upscale: error: {tmp_path / "nothing" / "*.png"}: no such file, or no images there' in err
     assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['x.webp', 'y.webp']
+    code, err = upscale([tmp_path / 'nothere.png', '-o', tmp_path / 'out', '-m', checkpoint], capsys)
+    assert code == 2 and err == f'hat-sr upscale: error: {tmp_path / "nothere.png"}: no such file, or no images there\n'
 
 
 def test_jpeg_cannot_take_transparency(tmp_path, checkpoint, capsys):
