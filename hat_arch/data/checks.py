@@ -110,6 +110,9 @@ def check_dataset(where: str, dataset: dict, scale: int, train: bool) -> None:
             if type(value) is not int or value < least:
                 raise HatError(f'{where}: {key} must be a whole number >= {least}, got {value!r}')
     backend = (dataset.get('io_backend') or {}).get('type', 'disk')
+    if dataset.get('type') == 'RealESRGANDataset' and 'meta_info_file' in dataset:  # the reference recipes' key
+        raise HatError(f'{where}: meta_info_file is not read by RealESRGANDataset; name the meta-info file with '
+                       'meta_info (or leave it out to use every image)')
     for key in ('dataroot_gt', 'dataroot_lq'):
         folder = dataset.get(key)
         if folder is not None and not osp.exists(folder):

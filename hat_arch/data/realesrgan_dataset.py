@@ -24,8 +24,8 @@ class RealESRGANDataset(BasicSRRealESRGANDataset):
     """
 
     def __init__(self, opt: dict):
-        if 'meta_info_file' in opt:  # the reference recipes' key, which its dataset silently ignored
-            raise HatError(f"datasets: {opt.get('name')}: meta_info_file is not read by RealESRGANDataset; "
+        if 'meta_info_file' in opt:  # the reference recipes' key, which its dataset silently ignored (checked at start)
+            raise HatError(f"dataset {opt.get('name')}: meta_info_file is not read by RealESRGANDataset; "
                            'name the meta-info file with meta_info (or leave it out to use every image)')
         meta_info = opt.get('meta_info')
         paths = None
@@ -34,7 +34,7 @@ class RealESRGANDataset(BasicSRRealESRGANDataset):
                 folder = opt['dataroot_gt']
                 paths = [osp.join(folder, name) for name in list_images(folder, recursive=True)]
             elif not osp.isfile(meta_info):
-                raise HatError(f"datasets: {opt.get('name')}: meta_info {meta_info} does not exist (write it with "
+                raise HatError(f"dataset {opt.get('name')}: meta_info {meta_info} does not exist (write it with "
                                '`basicsr prepare meta-info`, or leave the key out to use every image)')
         # BasicSR reads the list from meta_info; give it an empty one and set the folder listing afterwards.
         super().__init__({**opt, 'meta_info': meta_info or os.devnull})

@@ -100,6 +100,14 @@ def test_keys_the_dataset_reads_are_checked(set5, change, message):
         check_dataset_options(opt)
 
 
+def test_the_reference_real_recipes_meta_info_file_key_is_named(tmp_path):
+    # RealESRGANDataset reads meta_info; the reference's meta_info_file was silently ignored.
+    dataset = dict(type='RealESRGANDataset', dataroot_gt=str(DATA / 'T91' / 'HR'), meta_info_file='meta.txt',
+                   io_backend={'type': 'disk'}, use_hflip=True, use_rot=True)
+    with pytest.raises(HatError, match='^datasets: train: meta_info_file is not read by RealESRGANDataset; name '):
+        check_dataset_options({'scale': 4, 'datasets': {'train': dataset}})
+
+
 def test_meta_info_sizes_are_used_and_listed_files_must_exist(set5, tmp_path):
     gt, lq = set5
     meta = tmp_path / 'meta.txt'
