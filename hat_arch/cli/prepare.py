@@ -107,11 +107,19 @@ def bicubic(src: str, dst: str, scale: int, gt_dst: str | None = None, workers: 
 
 def meta_info(folder: str, file: str, recursive: bool = False, workers: int = 1, overwrite: bool = False) -> int:
     """Write BasicSR's meta-info file for the images of ``folder``; returns the number of lines."""
+    from basicsr.utils import scandir
+
     from hat_arch.data.prepare import list_images, meta_info_line, parallel
+    from hat_arch.image_io import is_image_name
 
     if osp.exists(file) and not overwrite:
         raise HatError(f'meta-info file {file} exists; remove it or pass --overwrite')
-    names = list_images(folder, recursive)
+    try:
+        names = list_images(folder, recursive)
+    except HatError as error:
+        if recursive or not osp.isdir(folder) or not any(map(is_image_name, scandir(folder, recursive=True))):
+            raise
+        raise HatError(f'{error}; its sub-folders have images: pass --recursive (ImageNet: one per class)') from None
     spaced = next((name for name in names if any(char.isspace() for char in name)), None)
     if spaced is not None:  # a meta-info line is 'NAME (h,w,c)': every reader cuts the name at its first space
         raise HatError(f'{osp.join(folder, spaced)}: a name with spaces cannot go in a meta-info file; rename it')

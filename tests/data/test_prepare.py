@@ -147,3 +147,13 @@ def test_an_unreadable_image_stops_before_anything_is_written(hr, tmp_path, caps
     assert main([command, str(hr), str(out), *flags, '--workers', '1']) == 2
     assert f'cannot read image {hr / "broken.png"}' in capsys.readouterr().err
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_folder_of_class_folders_needs_recursive(hr, tmp_path, capsys):
+    (tmp_path / 'imagenet').mkdir()
+    hr.rename(tmp_path / 'imagenet' / 'n01440764')
+    meta = tmp_path / 'meta.txt'
+    assert main(['meta-info', str(tmp_path / 'imagenet'), str(meta)]) == 2
+    assert 'its sub-folders have images: pass --recursive' in capsys.readouterr().err
+    assert main(['meta-info', str(tmp_path / 'imagenet'), str(meta), '--recursive']) == 0
+    assert meta.read_text().splitlines()[0].startswith('n01440764/t1.png (')
