@@ -96,7 +96,9 @@ def bad_option_cases():
                    [], r'train: scheduler: the CosineAnnealingRestartLR scheduler refuses these settings: periods '
                    r'and restart_weights should have the same length'),
         'no_scheduler': ({**good, 'train': {k: v for k, v in good['train'].items() if k != 'scheduler'}}, [],
-                         r'missing required key train: scheduler'),
+                         r'train: scheduler must be a mapping with a type \(e.g. MultiStepLR\), got None'),
+        'scheduler_text': ({**good, 'train': {**good['train'], 'scheduler': 'MultiStepLR'}}, [],
+                           r"train: scheduler must be a mapping with a type \(e.g. MultiStepLR\), got 'MultiStepLR'"),
         'frequency': ({**good, 'logger': {**good['logger'], 'print_freq': 0}}, [],
                       r'logger: print_freq must be a positive whole number'),
         'model_type': ({**good, 'model_type': 'HATModle'}, [], r"model_type 'HATModle' is not registered .*'HATModel'"),

@@ -201,8 +201,9 @@ def check_optimization(opt: dict, path: str) -> None:
         except (TypeError, ValueError, KeyError) as error:
             raise HatError(f'option file {path}: train: {key}: the {kind} optimizer refuses these settings: '
                            f'{error}') from None
-    if 'scheduler' not in opt['train']:
-        raise HatError(f'option file {path}: missing required key train: scheduler')
+    if not isinstance(opt['train'].get('scheduler'), dict):
+        raise HatError(f'option file {path}: train: scheduler must be a mapping with a type (e.g. MultiStepLR), got '
+                       f"{opt['train'].get('scheduler')!r}")
     scheduler = dict(opt['train']['scheduler'])
     try:  # setup_schedulers takes the type out of the options it is given: a copy
         model_class.setup_schedulers(SimpleNamespace(opt={'train': {'scheduler': scheduler}}, optimizers=optimizers,
