@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from hat_arch.cli.arguments import positive_float
 from hat_arch.errors import HatError, report_user_errors
 
 MIN_OPSET = 17
@@ -39,7 +40,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument('-m', '--model', required=True, metavar='CHECKPOINT', help='HAT checkpoint')
     parser.add_argument('--onnx', required=True, metavar='OUT.onnx', help='ONNX file to write')
     parser.add_argument('--opset', type=_opset, default=MIN_OPSET, help=f'ONNX opset (default: {MIN_OPSET})')
-    parser.add_argument('--img-range', type=float, default=None,
+    parser.add_argument('--img-range', type=positive_float, default=None,
                         help='pixel range the network was trained in (default: 1, as the released models)')
     parser.add_argument('--no-verify', action='store_true', help='skip the onnxruntime comparison')
     parser.add_argument('--overwrite', action='store_true', help='replace an existing ONNX file')

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from hat_arch.cli.arguments import non_negative_int
+from hat_arch.cli.arguments import non_negative_int, positive_float
 from hat_arch.errors import HatError, report_user_errors
 from hat_arch.image_io import is_image_name, read_image, write_image
 
@@ -56,7 +56,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument('--alpha', choices=('model', 'bicubic'), default='model',
                         help='how transparency is upscaled: by the network (sharp edges, x2 time) or bicubic '
                         '(default: model)')
-    parser.add_argument('--img-range', type=float, default=None,
+    parser.add_argument('--img-range', type=positive_float, default=None,
                         help='pixel range the network was trained in; weights do not show it (default: 1, as the '
                         'released models)')
     parser.add_argument('--overwrite', action='store_true', help='replace existing outputs (default: skip them)')

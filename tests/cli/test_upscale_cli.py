@@ -147,3 +147,14 @@ def test_problems_found_before_any_work(tmp_path, checkpoint, capsys, problem):
     assert expected in lines[0]
     for image in tmp_path.glob('[ab]/*.png'):  # inputs untouched
         assert cv2.imread(str(image)).shape == (8, 8, 3)
+
+
+@pytest.mark.parametrize('value', ['0', '-1', 'nan', 'x'])
+def test_img_range_must_be_positive_even_when_every_output_exists(tmp_path, checkpoint, capsys, value):
+    # 0 wrote near-white images; with the outputs already there, the model (and its check) was never built.
+    cv2.imwrite(str(tmp_path / 'x.png'), small_head((8, 8)))
+    (tmp_path / 'out').mkdir()
+    (tmp_path / 'out' / 'x.png').write_bytes(b'mine')
+    with pytest.raises(SystemExit):
+        upscale([tmp_path / 'x.png', '-o', tmp_path / 'out', '-m', checkpoint, '--img-range', value], capsys)
+    assert f"argument --img-range: expected a positive number, got '{value}'" in capsys.readouterr().err
