@@ -16,11 +16,23 @@ def positive_int(text: str) -> int:
     return int(text)
 
 
-def positive_float(text: str) -> float:
+def _number(text: str) -> float:
+    """``text`` as a float; NaN (which every range check refuses) if it is not a number."""
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
-        value = 0.0
+        return float('nan')
+
+
+def non_negative_float(text: str) -> float:
+    value = _number(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f'expected a number >= 0, got {text!r}')
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = _number(text)
     if not 0 < value < float('inf'):
         raise argparse.ArgumentTypeError(f'expected a positive number, got {text!r}')
     return value

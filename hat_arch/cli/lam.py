@@ -18,7 +18,7 @@ import torch
 
 import hat_arch
 from hat_arch import attribution
-from hat_arch.cli.arguments import positive_int
+from hat_arch.cli.arguments import non_negative_float, positive_int
 from hat_arch.errors import HatError, report_user_errors
 from hat_arch.image_io import read_image, write_image
 
@@ -40,18 +40,8 @@ def _odd_int(text: str) -> int:
     return value
 
 
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f'expected a number >= 0, got {text!r}')
-    return value
-
-
 def _fraction(text: str) -> float:
-    value = _non_negative_float(text)
+    value = non_negative_float(text)
     if value > 1:
         raise argparse.ArgumentTypeError(f'expected a number in [0, 1], got {text!r}')
     return value
@@ -71,7 +61,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                         '(default: INPUT-NAME_lam.png in the current folder)')
     parser.add_argument('--steps', type=positive_int, default=attribution.STEPS,
                         help='path steps, one forward and backward pass each (default: %(default)s)')
-    parser.add_argument('--sigma', type=_non_negative_float, default=attribution.SIGMA,
+    parser.add_argument('--sigma', type=non_negative_float, default=attribution.SIGMA,
                         help='Gaussian blur sigma of the baseline (default: %(default)s)')
     parser.add_argument('--kernel-size', type=_odd_int, default=attribution.KERNEL_SIZE,
                         help='blur kernel side, odd (default: %(default)s)')
