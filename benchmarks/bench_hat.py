@@ -103,8 +103,8 @@ class Case:
         self.lr = torch.rand(batch, 3, size, size, generator=generator).to(device)
         self.hr = torch.rand(batch, 3, size * scale, size * scale, generator=generator).to(device) if train else None
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=2e-4) if train else None
-        self.amp = split_impl(impl)[1]
-        self.compiled = IMPLS[split_impl(impl)[0]][1]
+        base, self.amp = split_impl(impl)
+        self.compiled = IMPLS[base][1]
         self.fn = torch.compile(self.net) if self.compiled else self.net
 
     def run(self) -> torch.Tensor:
