@@ -267,11 +267,11 @@ def parse_options(argv: list[str], root_path: str, is_train: bool, prog: str) ->
     check_networks(opt, args.opt)
     if is_train:
         check_optimization(opt, args.opt)
+        _check_prefetch_mode(opt['datasets']['train'], args.opt)
     opt['dist'] = args.launcher != 'none'
     if opt['num_gpu'] and not torch.cuda.is_available():
         raise HatError(f'option file {args.opt}: num_gpu is {opt["num_gpu"]} but no GPU is visible '
                        '(set num_gpu: 0 or auto to run on the CPU)')
     if is_train:
-        _check_prefetch_mode(opt['datasets']['train'], args.opt)
         opt['logger'].setdefault('use_tb_logger', False)
     return opt, args
