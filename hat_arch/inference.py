@@ -1,6 +1,6 @@
-"""Running a super-resolution network on whole images: padding, overlapping tiles, and self-ensemble.
+"""Running a super-resolution network on whole images: overlapping tiles and self-ensemble.
 
-One implementation, used by the network (padding), by :class:`~hat_arch.models.hat_model.HATModel` (validation and
+One implementation, used by :class:`~hat_arch.models.hat_model.HATModel` (validation and
 test), by the ``hat-sr`` command and by the Python API.
 """
 from __future__ import annotations
@@ -24,28 +24,6 @@ def eval_mode(net: nn.Module) -> Iterator[nn.Module]:
         yield net
     finally:
         net.train(was_training)
-
-
-def reflect_index(size: int | torch.Tensor, target: int | torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Source index of each of ``target`` positions of an axis of ``size`` samples reflected past its end as often as
-    needed: 0 1 .. size-1 size-2 .. 1 0 1 ..; a single sample repeats."""
-    period = torch.as_tensor(2 * (size - 1), device=device).clamp(min=1)
-    index = torch.arange(target, device=device) % period
-    return torch.minimum(index, period - index)
-
-
-def reflect_pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Pad (b, c, h, w) on the bottom and right with reflection up to a multiple of ``multiple``.
-
-    Inputs smaller than the padding are reflected repeatedly; a single row or column is replicated. Index arithmetic
-    rather than a loop over sizes, so a traced export (ONNX) stays valid for every input size.
-    """
-    h, w = x.shape[-2:]
-    pad_h, pad_w = -h % multiple, -w % multiple
-    if not (pad_h or pad_w):
-        return x
-    x = x.index_select(-2, reflect_index(h, h + pad_h, x.device))
-    return x.index_select(-1, reflect_index(w, w + pad_w, x.device))
 
 
 def _tile_starts(size: int, tile: int) -> list[int]:

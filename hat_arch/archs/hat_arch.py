@@ -16,337 +16,31 @@ matmul + softmax (``attn_impl='naive'``, the reference algorithm, kept for tests
 """
 from __future__ import annotations
 
-from functools import partial
-from typing import Callable, NamedTuple, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from basicsr.archs.arch_util import Upsample
 from basicsr.utils.registry import ARCH_REGISTRY
 from einops import rearrange
-from timm.layers import DropPath, Mlp, to_2tuple, trunc_normal_
+from timm.layers import DropPath, to_2tuple, trunc_normal_
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from hat_arch.inference import reflect_pad_to_multiple
+from hat_arch.layers.attention import fused_attention, naive_attention
+from hat_arch.layers.head_padding import head_padded
+from hat_arch.layers.memory_format import conv_input
+from hat_arch.layers.mlp import LeanMlp
+from hat_arch.layers.padding import reflect_pad_to_multiple
+from hat_arch.layers.windows import (OverlappingWindows, WindowOrder, relative_position_bias, relative_position_index_oca,
+                                     relative_position_index_sa, shift_region_masks, shift_window_mask, window_order,
+                                     window_partition, window_reverse)
+from hat_arch.state_dict import POSITION_INDEX_KEYS, describe_state_dict_mismatch
 
 ATTN_IMPLS = ('sdpa', 'naive')
-# Buffers that the state dict holds but the window sizes define (the reference saves them).
-POSITION_INDEX_KEYS = ('relative_position_index_SA', 'relative_position_index_OCA')
 NUM_FEAT = 64  # width of the reconstruction convs (fixed, as in the reference)
 UPSAMPLERS = ('pixelshuffle', 'pixelshuffledirect', 'nearest+conv', '')
 RESI_CONNECTIONS = ('1conv', '3conv', 'identity')
-# The reference masks attention across shifted-window regions with -100, not -inf; keep it for exact outputs.
-SHIFT_MASK_VALUE = -100.0
-# Elements of attention matrix the fused path's backward holds at once (8 MiB in fp32): small enough to bound memory
-# and to mostly stay in cache (10-15 % faster than 16 MiB on a 32 MiB L3), large enough that the per-chunk overhead
-# stays small.
-BACKWARD_CHUNK_ELEMENTS = 2**21
-# The fused path zero-pads each head's q, k, v to a multiple of this width when that adds at most an eighth (HAT's
-# 30 -> 32; HAT-S's 24 stays): PyTorch's CPU attention kernel runs 17-18 % faster at 32 than at 30, the qkv linear is
-# no slower at 576 outputs than at 540, and the zeros add nothing to any dot product or output.
-HEAD_WIDTH_MULTIPLE = 8
-
-
-def naive_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor, scale: float,
-                    dropout_p: float = 0.0) -> torch.Tensor:
-    """The reference algorithm: the full attention matrices, explicit matmul + softmax.
-
-    q: (..., heads, nq, d); k, v: (..., heads, nk, d); bias broadcastable to (..., heads, nq, nk).
-    """
-    attn = (q * scale) @ k.transpose(-2, -1) + bias  # an fp32 bias makes fp16/bf16 scores fp32, as in the reference
-    attn = attn.softmax(dim=-1)
-    if dropout_p > 0:
-        attn = F.dropout(attn, p=dropout_p)
-    return attn.to(v.dtype) @ v
-
-
-def grouped_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, biases: torch.Tensor, counts: Sequence[int],
-                 scale: float) -> torch.Tensor:
-    """Attention of consecutive groups of windows through the fused kernel, group g with the additive bias biases[g].
-
-    q: (B, nq, heads, d), k, v: (B, nk, heads, d), token-major (any strides, d contiguous); biases: (G, heads, nq, nk);
-    counts: windows per group, summing to B. Returns (B, nq, heads, d).
-    """
-    attend = lambda window, bias: F.scaled_dot_product_attention(  # the kernel writes (B, nq, heads, d) memory
-        q[window].transpose(1, 2), k[window].transpose(1, 2), v[window].transpose(1, 2), attn_mask=bias.to(q.dtype),
-        scale=scale).transpose(1, 2)
-    if len(counts) == 1:
-        return attend(slice(None), biases)
-    out = q.new_empty(q.shape)
-    start = 0
-    for group, count in enumerate(counts):
-        out[start:start + count] = attend(slice(start, start + count), biases[group:group + 1])
-        start += count
-    return out
-
-
-class BiasedAttention(torch.autograd.Function):
-    """:func:`grouped_sdpa` with learnable biases, in bounded memory for training.
-
-    ``scaled_dot_product_attention`` runs its fused kernel only for a mask that needs no gradient, and autograd would
-    otherwise keep every attention matrix. Here the forward is the fused kernel; the backward recomputes the attention
-    matrices a chunk of windows at a time and returns the gradients of q, k, v and biases.
-    """
-
-    @staticmethod
-    def forward(ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, biases: torch.Tensor, counts: Sequence[int],
-                scale: float) -> torch.Tensor:
-        ctx.save_for_backward(q, k, v, biases)
-        ctx.counts, ctx.scale = counts, scale
-        return grouped_sdpa(q.detach(), k.detach(), v.detach(), biases.detach(), counts, scale)
-
-    @staticmethod
-    def backward(ctx, grad_out: torch.Tensor):
-        q, k, v, biases = ctx.saved_tensors
-        scale = ctx.scale
-        if torch.is_grad_enabled():  # create_graph (gradient penalties): differentiate the reference algorithm
-            inputs = [t for t, needed in zip((q, k, v, biases), ctx.needs_input_grad) if needed]
-            out = grouped_naive_attention(q, k, v, biases, ctx.counts, scale)
-            grads = iter(torch.autograd.grad(out, inputs, grad_out, create_graph=True))
-            return tuple(next(grads) if needed else None for needed in ctx.needs_input_grad[:4]) + (None, None)
-        head_major = lambda t: t.transpose(1, 2).contiguous()  # (B, heads, n, d), so chunks are contiguous
-        # A copy even where q is already head-major (one head): the saved q must not change.
-        q_scaled = q.transpose(1, 2).clone(memory_format=torch.contiguous_format).mul_(scale)
-        k, v, grad_out = head_major(k), head_major(v), head_major(grad_out)
-        grad_q, grad_k, grad_v = torch.empty_like(q_scaled), torch.empty_like(k), torch.empty_like(v)
-        # In the biases' dtype, fp32 under autocast: the sum over all windows overflows fp16 (the reference sums it
-        # in fp32 too), more so with a gradient scaler's factor.
-        grad_biases = torch.zeros_like(biases)
-        chunk = min(max(1, BACKWARD_CHUNK_ELEMENTS // biases[0].numel()), max(ctx.counts))
-        # Two attention-sized buffers for all chunks, every step written in place: on CPU, a fresh output per matmul
-        # costs page faults and a slower matmul path, 10-25 % of this backward's time.
-        probs = q_scaled.new_empty((chunk, ) + biases.shape[1:])
-        grad_scores = torch.empty_like(probs)
-        k_t, v_t = k.transpose(-2, -1), v.transpose(-2, -1)
-        group_start = 0
-        for group, count in enumerate(ctx.counts):
-            for start in range(group_start, group_start + count, chunk):
-                stop = min(start + chunk, group_start + count)
-                w, p, grad_s = slice(start, stop), probs[:stop - start], grad_scores[:stop - start]
-                torch.matmul(q_scaled[w], k_t[w], out=p).add_(biases[group])
-                torch.softmax(p, dim=-1, out=p)
-                torch.matmul(p.transpose(-2, -1), grad_out[w], out=grad_v[w])
-                torch.matmul(grad_out[w], v_t[w], out=grad_s)
-                torch.ops.aten._softmax_backward_data.out(grad_s, p, -1, p.dtype, grad_input=grad_s)
-                torch.matmul(grad_s, k[w], out=grad_q[w])
-                torch.matmul(grad_s.transpose(-2, -1), q_scaled[w], out=grad_k[w])
-                grad_biases[group] += grad_s.sum(0, dtype=grad_biases.dtype)
-            group_start += count
-        return (grad_q.mul_(scale).transpose(1, 2), grad_k.transpose(1, 2), grad_v.transpose(1, 2), grad_biases,
-                None, None)
-
-
-def grouped_naive_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, biases: torch.Tensor,
-                            counts: Sequence[int], scale: float, dropout_p: float = 0.0) -> torch.Tensor:
-    """:func:`grouped_sdpa` through the reference algorithm (full attention matrices); shapes as there."""
-    starts = [sum(counts[:g]) for g in range(len(counts))]
-    return torch.cat([
-        naive_attention(*(t[s:s + n].transpose(1, 2) for t in (q, k, v)), biases[g], scale, dropout_p)
-        for g, (s, n) in enumerate(zip(starts, counts))
-    ]).transpose(1, 2)
-
-
-def fused_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, biases: torch.Tensor, counts: Sequence[int],
-                    scale: float, dropout_p: float = 0.0) -> torch.Tensor:
-    """Attention of groups of windows, each with its bias; shapes as in :func:`grouped_sdpa`. Under autocast the
-    biases stay fp32, so their gradient, a sum over every window, is summed in fp32 as in the reference."""
-    if dropout_p > 0:  # attention dropout (never in the released configurations) has only the reference algorithm
-        return grouped_naive_attention(q, k, v, biases, counts, scale, dropout_p)
-    if biases.requires_grad and torch.is_grad_enabled():
-        return BiasedAttention.apply(q, k, v, biases, counts, scale)
-    return grouped_sdpa(q, k, v, biases, counts, scale)
-
-
-def pad_heads(t: torch.Tensor, head_dim: int, width: int, dim: int) -> torch.Tensor:
-    """t with every run of ``head_dim`` entries along ``dim`` (one head's q, k, v or output) zero-padded to ``width``."""
-    runs = t.unflatten(dim, (-1, head_dim))
-    return F.pad(runs, [0, 0] * (runs.dim() - dim - 2) + [0, width - head_dim]).flatten(dim, dim + 1)
-
-
-class HeadPadded(NamedTuple):
-    """An attention's q/k/v and output projections with each head ``width`` wide: qkv maps tokens (..., c) to
-    (..., 3 * heads * width), proj maps (..., heads * width) back to (..., c)."""
-    width: int
-    qkv: Callable[[torch.Tensor], torch.Tensor]
-    proj: Callable[[torch.Tensor], torch.Tensor]
-
-
-# torch keeps this private; should it go, assume global hooks (head padding then never bypasses a layer's forward).
-_has_any_global_hook = getattr(nn.modules.module, '_has_any_global_hook', lambda: True)
-
-
-def has_hooks(module: nn.Module) -> bool:
-    """Whether calling ``module`` runs any hook: its own, forward or backward, or one registered for all modules."""
-    own = (module._forward_hooks, module._forward_pre_hooks, module._backward_hooks, module._backward_pre_hooks)
-    return any(own) or bool(_has_any_global_hook())
-
-
-def head_padded(qkv: nn.Module, proj: nn.Module, head_dim: int) -> HeadPadded:
-    """``qkv`` and ``proj`` with each head padded to a multiple of ``HEAD_WIDTH_MULTIPLE`` where that is cheap.
-
-    The padded weights are made per forward, so they follow training. Wrapped layers (LoRA, quantized) and layers
-    with hooks (see :func:`has_hooks`) are called as they are, unpadded: their own forward and hooks must run.
-    """
-    width = -(-head_dim // HEAD_WIDTH_MULTIPLE) * HEAD_WIDTH_MULTIPLE
-    cheap = 8 * (width - head_dim) <= head_dim  # not for the narrow heads of tiny models: more cost than gain
-    plain = all(type(m) is nn.Linear and not has_hooks(m) for m in (qkv, proj))
-    if width == head_dim or not cheap or not plain:
-        return HeadPadded(head_dim, qkv, proj)
-    qkv_bias = None if qkv.bias is None else pad_heads(qkv.bias, head_dim, width, 0)
-    return HeadPadded(width, partial(F.linear, weight=pad_heads(qkv.weight, head_dim, width, 0), bias=qkv_bias),
-                      partial(F.linear, weight=pad_heads(proj.weight, head_dim, width, 1), bias=proj.bias))
-
-
-def window_partition(x: torch.Tensor, window_size: int) -> torch.Tensor:
-    """(b, h, w, c) -> (b, h/ws, w/ws, ws*ws, c)."""
-    return rearrange(x, 'b (nh wh) (nw ww) c -> b nh nw (wh ww) c', wh=window_size, ww=window_size)
-
-
-def window_reverse(windows: torch.Tensor, window_size: int) -> torch.Tensor:
-    """(b, h/ws, w/ws, ws*ws, c) -> (b, h, w, c)."""
-    return rearrange(windows, 'b nh nw (wh ww) c -> b (nh wh) (nw ww) c', wh=window_size, ww=window_size)
-
-
-class OverlappingWindows(torch.autograd.Function):
-    """Key/value windows for the overlapping cross-attention: (b, h, w, c) -> (nh*nw*b, ows*ows, c), windows of side
-    ``ows`` every ``ws`` pixels, zero outside the image, ordered (window row, window column, batch).
-
-    The same as unfolding a zero-padded image; the backward adds the windows back in ceil(ows/ws)^2 strided sums
-    instead of autograd's generic ``unfold_backward``, several times slower on CPU.
-    """
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, ws: int, ows: int) -> torch.Tensor:
-        ctx.shape, ctx.ws, ctx.ows = x.shape, ws, ows
-        pad = (ows - ws) // 2
-        windows = F.pad(x, (0, 0, pad, pad, pad, pad)).unfold(1, ows, ws).unfold(2, ows, ws)
-        return rearrange(windows, 'b nh nw c oh ow -> (nh nw b) (oh ow) c')
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        (b, h, w, c), ws, ows = ctx.shape, ctx.ws, ctx.ows
-        nh, nw, pad, parts = h // ws, w // ws, (ows - ws) // 2, -(-ows // ws)
-        grad = grad.view(nh, nw, b, ows, ows, c)
-        # Part (r, s) of every window (its rows r*ws.., columns s*ws..) lands in one ws x ws block of the padded image.
-        padded = grad.new_zeros(b, (nh + parts) * ws, (nw + parts) * ws, c)
-        for r in range(parts):
-            for s in range(parts):
-                rows, cols = min(ws, ows - r * ws), min(ws, ows - s * ws)
-                blocks = padded[:, r * ws:(r + nh) * ws, s * ws:(s + nw) * ws].view(b, nh, ws, nw, ws, c)
-                part = grad[:, :, :, r * ws:r * ws + rows, s * ws:s * ws + cols]
-                blocks[:, :, :rows, :, :cols].add_(part.permute(2, 0, 3, 1, 4, 5))
-        return padded[:, pad:pad + h, pad:pad + w], None, None
-
-
-class PermuteRows(torch.autograd.Function):
-    """``x.index_select(0, index)`` for a permutation ``index``: the backward gathers by ``inverse`` instead of
-    scattering into zeros."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, index: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(inverse)
-        return x.index_select(0, index)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        inverse, = ctx.saved_tensors
-        return grad.index_select(0, inverse), None, None
-
-
-class WindowOrder(NamedTuple):
-    """Where the tokens of (b, h, w) images go when laid out window after window, for the fused path.
-
-    ``gather`` takes image-order token rows (b*h*w, c) to the windows (nW*b * ws*ws, c) of the image cyclically shifted
-    by -shift, windows ordered (region group, window, batch); ``scatter`` takes them back. ``groups`` lists, per group
-    of windows that share a shift-region mask, the mask's (last_row, last_col) key (``None`` unshifted) and its number
-    of windows times b, so each group is one contiguous batch for the attention kernel.
-    """
-    index: torch.Tensor
-    inverse: torch.Tensor
-    groups: list[tuple[tuple[int, int] | None, int]]
-
-    def gather(self, tokens: torch.Tensor) -> torch.Tensor:
-        return PermuteRows.apply(tokens, self.index, self.inverse)
-
-    def scatter(self, rows: torch.Tensor) -> torch.Tensor:
-        return PermuteRows.apply(rows, self.inverse, self.index)
-
-
-def window_order(batch: int, h: int, w: int, window_size: int, shift: int, device: torch.device) -> WindowOrder:
-    """The :class:`WindowOrder` of (batch, h, w) tokens; h and w are multiples of the window size."""
-    ws, nh, nw = window_size, h // window_size, w // window_size
-    arange = partial(torch.arange, device=device)
-    # (mask key, first, end) window rows and columns: with a shift, interior windows need no mask; the last row and
-    # column of windows straddle the wrap-around.
-    rows = [(0, 0, nh - 1), (1, nh - 1, nh)] if shift else [(0, 0, nh)]
-    cols = [(0, 0, nw - 1), (1, nw - 1, nw)] if shift else [(0, 0, nw)]
-    parts, groups = [], []
-    for last_row, row0, row1 in rows:
-        for last_col, col0, col1 in cols:
-            count = (row1 - row0) * (col1 - col0)
-            if not count:
-                continue
-            # Rolling by -shift puts pixel (y + shift) % h at y.
-            pix_rows = (arange(row0, row1)[:, None] * ws + arange(ws) + shift) % h  # window row, pixel row
-            pix_cols = (arange(col0, col1)[:, None] * ws + arange(ws) + shift) % w
-            tokens = (pix_rows[:, None, :, None] * w + pix_cols[None, :, None, :]).reshape(count, 1, ws * ws)
-            parts.append((tokens + arange(batch)[:, None] * (h * w)).flatten())
-            groups.append(((last_row, last_col) if shift else None, count * batch))
-    index = torch.cat(parts)
-    return WindowOrder(index, torch.argsort(index), groups)
-
-
-def relative_position_index_sa(window_size: int) -> torch.Tensor:
-    """Index into the (2ws-1)^2 bias table for every (query, key) pair of a window: (ws*ws, ws*ws)."""
-    coords = torch.stack(torch.meshgrid(torch.arange(window_size), torch.arange(window_size), indexing='ij'))
-    coords = coords.flatten(1)  # 2, ws*ws
-    relative = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (window_size - 1)
-    return relative[..., 0] * (2 * window_size - 1) + relative[..., 1]
-
-
-def relative_position_index_oca(window_size: int, overlap_window_size: int) -> torch.Tensor:
-    """Index into the (ws+ows-1)^2 bias table for (window query, overlapping-window key): (ws*ws, ows*ows)."""
-    grid = lambda n: torch.stack(torch.meshgrid(torch.arange(n), torch.arange(n), indexing='ij')).flatten(1)
-    relative = (grid(overlap_window_size)[:, None, :] - grid(window_size)[:, :, None]).permute(1, 2, 0)
-    relative = relative + (window_size - overlap_window_size + 1)
-    return relative[..., 0] * (window_size + overlap_window_size - 1) + relative[..., 1]
-
-
-def relative_position_bias(table: torch.Tensor, rpi: torch.Tensor) -> torch.Tensor:
-    """The bias table (entries, heads) read at the index rpi (nq, nk): a contiguous (heads, nq, nk) additive mask.
-
-    Negative indices count from the end of the table (the reference's overlapping-window index has some).
-    ``index_select`` on the transposed table: 2-3x faster than advanced indexing forward and backward on CPU.
-    """
-    entries, heads = table.shape
-    return table.t().contiguous().index_select(1, rpi.flatten().remainder(entries)).view(heads, *rpi.shape)
-
-
-def shift_region_masks(window_size: int, shift_size: int) -> torch.Tensor:
-    """Additive masks for the windows that straddle the cyclic shift's wrap-around: (2, 2, ws*ws, ws*ws).
-
-    After rolling by -shift, only the last window row and column hold pixels from two sides of the image. Interior
-    windows need no mask; ``masks[r, c]`` is the mask of a window in the last row (``r=1``) and/or column (``c=1``).
-    Tokens attend only to tokens of their own region, as in the reference (which builds one mask per window).
-    """
-    local = torch.arange(window_size)
-    side = (local >= window_size - shift_size).long()  # which side of the wrap-around each row/column is on
-    rows = side.repeat_interleave(window_size)  # per token, row side
-    cols = side.repeat(window_size)  # per token, column side
-    masks = torch.zeros(2, 2, window_size * window_size, window_size * window_size)
-    for last_row in (0, 1):
-        for last_col in (0, 1):
-            region = rows * 2 * last_row + cols * last_col
-            masks[last_row, last_col] = (region[:, None] != region[None, :]).float() * SHIFT_MASK_VALUE
-    return masks
-
-
-def shift_window_mask(region_masks: torch.Tensor, nh: int, nw: int) -> torch.Tensor:
-    """The reference's mask of every shifted window, (nh*nw, ws*ws, ws*ws), from the region masks."""
-    last_row = (torch.arange(nh, device=region_masks.device) == nh - 1).long()
-    last_col = (torch.arange(nw, device=region_masks.device) == nw - 1).long()
-    return region_masks[last_row[:, None], last_col[None, :]].flatten(0, 1)
 
 
 class ChannelAttention(nn.Module):
@@ -378,41 +72,6 @@ class CAB(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.cab(x)
-
-
-class GeluLinear(torch.autograd.Function):
-    """``F.linear(F.gelu(h), weight, bias)`` that keeps only h for the backward and recomputes the GELU there: one
-    hidden activation held per MLP in training instead of two. h: (tokens, hidden) -> (tokens, out)."""
-
-    @staticmethod
-    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        ctx.save_for_backward(h, weight)
-        ctx.has_bias = bias is not None
-        return F.linear(F.gelu(h), weight, bias)
-
-    @staticmethod
-    def backward(ctx, grad_y: torch.Tensor):
-        h, weight = ctx.saved_tensors
-        grad_h = torch.ops.aten.gelu_backward(grad_y.mm(weight.to(grad_y.dtype)), h)
-        grad_weight = grad_y.t().mm(F.gelu(h).to(grad_y.dtype)).to(weight.dtype)
-        grad_bias = grad_y.sum(0).to(weight.dtype) if ctx.has_bias else None
-        return grad_h, grad_weight, grad_bias
-
-
-class LeanMlp(Mlp):
-    """timm's ``Mlp`` (same parameters); with ``recompute_gelu``, training keeps only fc1's output (see
-    :class:`GeluLinear`). Tokens (..., in) -> (..., in)."""
-
-    def __init__(self, in_features: int, hidden_features: int, act_layer: type[nn.Module] = nn.GELU, drop: float = 0.0,
-                 recompute_gelu: bool = False):
-        super().__init__(in_features=in_features, hidden_features=hidden_features, act_layer=act_layer, drop=drop)
-        self.recompute_gelu = recompute_gelu and act_layer is nn.GELU and drop == 0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.recompute_gelu and torch.is_grad_enabled():
-            h = self.fc1(x)
-            return GeluLinear.apply(h.reshape(-1, h.shape[-1]), self.fc2.weight, self.fc2.bias).view(*h.shape[:-1], -1)
-        return super().forward(x)
 
 
 class WindowAttention(nn.Module):
@@ -636,20 +295,6 @@ class AttenBlocks(nn.Module):
         return self._run(self.overlap_attn, x, x_size, params)
 
 
-def conv_input(x: torch.Tensor, attn_impl: str) -> torch.Tensor:
-    """x (b, c, h, w) in the memory format its convs run fastest in: channels_last, except on CPU while gradients
-    are recorded (training, LAM). The naive path (``attn_impl='naive'``) keeps the reference's layouts: x as it is.
-
-    oneDNN's channels_last convolution is faster forward but its backward is up to 2x slower than NCHW's on CPU (HAT-S
-    step: the 64->256 conv at 128x128, 400 vs 213 ms; 144->144 at 64x64, 105 vs 67 ms), so a backward uses NCHW there.
-    """
-    if attn_impl == 'naive':
-        return x
-    if torch.is_grad_enabled() and x.device.type == 'cpu':
-        return x.contiguous()
-    return x.contiguous(memory_format=torch.channels_last)
-
-
 def residual_conv(dim: int, resi_connection: str) -> nn.Module:
     """The conv closing a residual group and the body: one 3x3 conv, a 3-conv bottleneck, or nothing."""
     if resi_connection == '1conv':
@@ -759,21 +404,6 @@ def validate_config(embed_dim: int, depths: Sequence[int], num_heads: Sequence[i
         raise ValueError(f'HAT embeds single pixels; patch_size must be 1, got {patch_size}')
     if attn_impl not in ATTN_IMPLS:
         raise ValueError(f'attn_impl {attn_impl!r} is not one of {ATTN_IMPLS}')
-
-
-def describe_state_dict_mismatch(expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor],
-                                 limit: int = 3) -> str:
-    """'' when ``given`` has exactly the keys and shapes of ``expected``, else the first differences in one line."""
-    missing = [k for k in expected if k not in given]
-    unexpected = [k for k in given if k not in expected]
-    shapes = [f'{k} {tuple(given[k].shape)} vs {tuple(v.shape)} expected' for k, v in expected.items()
-              if k in given and tuple(given[k].shape) != tuple(v.shape)]
-    parts = []
-    for label, items in (('missing', missing), ('unexpected', unexpected), ('shape mismatch', shapes)):
-        if items:
-            more = f' (+{len(items) - limit} more)' if len(items) > limit else ''
-            parts.append(f'{label} ({len(items)}): ' + ', '.join(items[:limit]) + more)
-    return '; '.join(parts)
 
 
 @ARCH_REGISTRY.register()

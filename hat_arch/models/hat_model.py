@@ -11,7 +11,7 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 from tqdm import tqdm
 
-from hat_arch.archs.hat_arch import describe_state_dict_mismatch
+from hat_arch.state_dict import describe_state_dict_mismatch
 from hat_arch.checkpoint import read_state_dict
 from hat_arch.errors import HatError
 from hat_arch.inference import eval_mode, run_network

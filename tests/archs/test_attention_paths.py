@@ -10,6 +10,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from hat_arch import HAT
 from hat_arch.archs import hat_arch as arch
+from hat_arch.layers import attention
+from hat_arch.layers.head_padding import has_hooks, head_padded
 from tests.conftest import TINY_HAT
 
 CONFIGS = {
@@ -58,49 +60,12 @@ def test_fused_matches_naive_in_eval_on_a_batch():
         torch.testing.assert_close(fused.eval()(x), naive.eval()(x), atol=1e-4, rtol=0)
 
 
-@pytest.mark.parametrize('shift', [0, 4])
-def test_window_order_gathers_the_rolled_windows_grouped_by_mask(shift):
-    b, h, w, ws, c = 2, 24, 32, 8, 3
-    nh, nw = h // ws, w // ws
-    image = torch.rand(b, h, w, c)
-    order = arch.window_order(b, h, w, ws, shift, image.device)
-    windows = order.gather(image.reshape(-1, c)).view(-1, ws * ws, c)
-
-    rolled = arch.window_partition(torch.roll(image, shifts=(-shift, -shift), dims=(1, 2)), ws)  # b, nh, nw, n, c
-    if shift:  # interior windows, last column, last row, corner: each group one mask of the reference's
-        parts = [(rows, cols) for rows in (range(nh - 1), [nh - 1]) for cols in (range(nw - 1), [nw - 1])]
-        regions = [(0, 0), (0, 1), (1, 0), (1, 1)]
-    else:
-        parts, regions = [(range(nh), range(nw))], [None]
-    expected = [rolled[i, r, col] for rows, cols in parts for r in rows for col in cols for i in range(b)]
-    assert torch.equal(windows, torch.stack(expected))
-    assert order.groups == [(region, len(rows) * len(cols) * b) for region, (rows, cols) in zip(regions, parts)]
-    restored = order.scatter(windows.reshape(-1, c)).view(b, h, w, c)
-    assert torch.equal(restored, image)
-
-
-def test_heads_of_30_channels_are_padded_to_32_with_zeros_and_project_the_same():
-    qkv, proj = torch.nn.Linear(180, 540), torch.nn.Linear(180, 180)
-    padded = arch.head_padded(qkv, proj, head_dim=30)
-    assert padded.width == 32
-    x = torch.randn(5, 180)
-    heads = padded.qkv(x).view(5, 3, 6, 32)
-    assert torch.equal(heads[..., 30:], torch.zeros(5, 3, 6, 2))
-    torch.testing.assert_close(heads[..., :30].reshape(5, 540), qkv(x))
-    out = torch.randn(5, 6, 30)
-    torch.testing.assert_close(padded.proj(torch.nn.functional.pad(out, (0, 2)).reshape(5, 192)),
-                               proj(out.reshape(5, 180)))
-    # HAT-S's heads of 24 need nothing; narrow heads are not padded (a 4x larger qkv would cost more than it gains)
-    assert arch.head_padded(torch.nn.Linear(144, 432), torch.nn.Linear(144, 144), head_dim=24).width == 24
-    assert arch.head_padded(torch.nn.Linear(24, 72), torch.nn.Linear(24, 24), head_dim=2).width == 2
-
-
 def test_wrapped_or_hooked_projections_run_their_own_forward_in_the_fused_path():
     class Wrapped(torch.nn.Linear):  # as LoRA or quantization wrappers: a forward of its own
         def forward(self, x):
             return super().forward(x) * 0.5
 
-    assert arch.head_padded(Wrapped(180, 540), torch.nn.Linear(180, 180), head_dim=30).width == 30
+    assert head_padded(Wrapped(180, 540), torch.nn.Linear(180, 180), head_dim=30).width == 30
     fused, naive = twins(embed_dim=60)  # heads of 30 channels: padded where the layers are plain
     calls = []
     for model in (fused, naive):
@@ -114,14 +79,14 @@ def test_wrapped_or_hooked_projections_run_their_own_forward_in_the_fused_path()
 
 
 def test_backward_hooks_on_padded_projections_still_fire():
-    assert arch.has_hooks(torch.nn.Linear(2, 2)) is False
+    assert has_hooks(torch.nn.Linear(2, 2)) is False
     fused, _ = twins(embed_dim=60)  # heads of 30 channels
     calls = []
     fused.layers[0].residual_group.blocks[0].attn.qkv.register_full_backward_hook(lambda *args: calls.append(1))
     fused.train()(torch.rand(1, 3, 16, 16)).sum().backward()
     assert calls == [1]
     with torch.nn.modules.module.register_module_forward_hook(lambda module, args, out: None):
-        assert arch.has_hooks(torch.nn.Linear(2, 2))  # a hook for all modules counts too
+        assert has_hooks(torch.nn.Linear(2, 2))  # a hook for all modules counts too
 
 
 @pytest.mark.parametrize('impl', ['sdpa', 'naive'])
@@ -167,36 +132,6 @@ def test_one_head_backward_can_run_twice():
         out.backward()
         for g, g_first in zip((p.grad for p in model.parameters()), first):
             torch.testing.assert_close(g, g_first)
-
-
-@pytest.mark.parametrize('counts', [[4], [3, 1]])
-def test_biased_attention_gradients_in_chunks(counts):
-    """The chunked backward gives the gradients of q, k, v and of each group's bias."""
-    torch.manual_seed(0)
-    t = lambda *shape: torch.randn(*shape, dtype=torch.float64, requires_grad=True)
-    q, k, v, biases = t(4, 4, 2, 3), t(4, 5, 2, 3), t(4, 5, 2, 3), t(len(counts), 2, 4, 5)
-    with mock.patch.object(arch, 'BACKWARD_CHUNK_ELEMENTS', 2 * 4 * 5 * 2):  # chunks of 2 windows
-        assert torch.autograd.gradcheck(lambda *x: arch.BiasedAttention.apply(*x, counts, 0.5), (q, k, v, biases))
-
-
-@pytest.mark.parametrize('attention', [arch.fused_attention, arch.grouped_naive_attention])
-def test_bias_gradient_is_summed_in_fp32_under_fp16(attention):
-    # The bias gradient sums every window's. With fp16 q, k, v (autocast) and an fp32 bias, as in the reference, it
-    # stays fp32: 512 alike windows give about 1e5 here, past fp16's 65504 (a gradient scaler's factor gets there).
-    torch.manual_seed(0)
-    windows, n, heads, d = 512, 16, 1, 8
-    alike = lambda *shape: torch.randn(1, *shape).expand(windows, *shape)
-    q, k, v, grad_out = alike(n, heads, d), alike(n, heads, d), alike(n, heads, d), 150 * alike(n, heads, d)
-    biases = torch.randn(1, heads, n, n)
-    grads = {}
-    for dtype in (torch.float64, torch.float16):
-        q_, k_, v_ = (t.to(dtype).requires_grad_() for t in (q, k, v))
-        bias = biases.to(torch.float64 if dtype == torch.float64 else torch.float32).requires_grad_()
-        attention(q_, k_, v_, bias, [windows], d ** -0.5).backward(grad_out.to(dtype))
-        grads[dtype] = bias.grad
-    assert grads[torch.float16].dtype == torch.float32 and grads[torch.float64].abs().max() > 65504
-    torch.testing.assert_close(grads[torch.float16].double(), grads[torch.float64], rtol=0.01,
-                               atol=1e-3 * grads[torch.float64].abs().max().item())
 
 
 class LargestTensor(TorchDispatchMode):
@@ -245,7 +180,7 @@ def test_fused_training_holds_attention_matrices_in_bounded_chunks():
     fused, _ = twins(**MANY_HEADS)
     features = torch.rand(2, TINY_HAT['embed_dim'], 48, 64)
     limit = attention_matrix_elements(fused, 2, 48, 64)
-    with mock.patch.object(arch, 'BACKWARD_CHUNK_ELEMENTS', limit // 8), LargestTensor() as mode:
+    with mock.patch.object(attention, 'BACKWARD_CHUNK_ELEMENTS', limit // 8), LargestTensor() as mode:
         fused.train().forward_features(features).mean().backward()
     assert '_scaled_dot_product_flash_attention_for_cpu' in mode.ops
     assert mode.largest <= limit // 8

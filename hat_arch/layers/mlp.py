@@ -1,0 +1,43 @@
+"""The transformer blocks' MLP, with the GELU recomputed in the backward to hold one hidden activation instead of two.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from timm.layers import Mlp
+from torch import nn
+
+
+class GeluLinear(torch.autograd.Function):
+    """``F.linear(F.gelu(h), weight, bias)`` that keeps only h for the backward and recomputes the GELU there: one
+    hidden activation held per MLP in training instead of two. h: (tokens, hidden) -> (tokens, out)."""
+
+    @staticmethod
+    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        ctx.save_for_backward(h, weight)
+        ctx.has_bias = bias is not None
+        return F.linear(F.gelu(h), weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad_y: torch.Tensor):
+        h, weight = ctx.saved_tensors
+        grad_h = torch.ops.aten.gelu_backward(grad_y.mm(weight.to(grad_y.dtype)), h)
+        grad_weight = grad_y.t().mm(F.gelu(h).to(grad_y.dtype)).to(weight.dtype)
+        grad_bias = grad_y.sum(0).to(weight.dtype) if ctx.has_bias else None
+        return grad_h, grad_weight, grad_bias
+
+
+class LeanMlp(Mlp):
+    """timm's ``Mlp`` (same parameters); with ``recompute_gelu``, training keeps only fc1's output (see
+    :class:`GeluLinear`). Tokens (..., in) -> (..., in)."""
+
+    def __init__(self, in_features: int, hidden_features: int, act_layer: type[nn.Module] = nn.GELU, drop: float = 0.0,
+                 recompute_gelu: bool = False):
+        super().__init__(in_features=in_features, hidden_features=hidden_features, act_layer=act_layer, drop=drop)
+        self.recompute_gelu = recompute_gelu and act_layer is nn.GELU and drop == 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.recompute_gelu and torch.is_grad_enabled():
+            h = self.fc1(x)
+            return GeluLinear.apply(h.reshape(-1, h.shape[-1]), self.fc2.weight, self.fc2.bias).view(*h.shape[:-1], -1)
+        return super().forward(x)

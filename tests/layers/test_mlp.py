@@ -1,0 +1,26 @@
+"""The lean MLP: recomputing the GELU in the backward gives timm's Mlp's outputs and gradients."""
+from __future__ import annotations
+
+import torch
+
+from hat_arch.layers.mlp import LeanMlp
+
+
+def test_recomputed_gelu_matches_the_plain_mlp_outputs_and_gradients():
+    lean, plain = LeanMlp(6, 12, recompute_gelu=True), LeanMlp(6, 12)
+    plain.load_state_dict(lean.state_dict())
+    x = torch.randn(2, 5, 6, dtype=torch.float64)
+    grads = []
+    for mlp in (lean.double(), plain.double()):
+        x_ = x.clone().requires_grad_()
+        out = mlp(x_)
+        out.backward(torch.ones_like(out))
+        grads.append((out, x_.grad, *(p.grad for p in mlp.parameters())))
+    for lean_t, plain_t in zip(*grads):
+        torch.testing.assert_close(lean_t, plain_t)
+
+
+def test_recompute_only_for_gelu_without_dropout():
+    assert LeanMlp(6, 12, recompute_gelu=True).recompute_gelu
+    assert not LeanMlp(6, 12, act_layer=torch.nn.ReLU, recompute_gelu=True).recompute_gelu
+    assert not LeanMlp(6, 12, drop=0.1, recompute_gelu=True).recompute_gelu
