@@ -177,15 +177,11 @@ def _bytes_per_pixel(model: HAT, x: torch.Tensor) -> float:
     # gathers windows of q, k, v); the last upsampling conv's input and output (2 x 64 channels at the output
     # resolution); with explicit attention, its matrices and their softmax (2 x heads x overlapping-window pixels).
     values = 20 * model.conv_first.out_channels + 2 * NUM_FEAT * model.upscale**2
-    if _uses_naive_attention(model):
+    if model.attn_impl == 'naive':
         heads = max(table.shape[1] for name, table in model.named_parameters()
                     if name.endswith('relative_position_bias_table'))
         values += 2 * heads * model.relative_position_index_OCA.shape[1]
     return values * x.element_size()
-
-
-def _uses_naive_attention(model: HAT) -> bool:
-    return any(getattr(module, 'attn_impl', None) == 'naive' for module in model.modules())
 
 
 def _free_memory(device: torch.device) -> float:

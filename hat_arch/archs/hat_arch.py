@@ -12,7 +12,10 @@ The network, top-down as in the paper:
 
 Parameter and buffer names are those of the reference implementation, so released checkpoints load with
 ``strict=True``. Attention runs through ``scaled_dot_product_attention`` (``attn_impl='sdpa'``) or through an explicit
-matmul + softmax (``attn_impl='naive'``, the reference algorithm, kept for tests and benchmarks).
+matmul + softmax (``attn_impl='naive'``, the reference algorithm with its memory layouts and arithmetic, kept for tests,
+benchmarks and ONNX export); :meth:`HAT.set_attn_impl` switches a built model, and the blocks read the choice from the
+:class:`~hat_arch.layers.context.BlockContext` of each forward. The kernels and window bookkeeping are in
+:mod:`hat_arch.layers`.
 """
 from __future__ import annotations
 
@@ -28,16 +31,15 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from hat_arch.layers.attention import fused_attention, naive_attention
+from hat_arch.layers.context import BlockContext, block_context, check_attn_impl
 from hat_arch.layers.head_padding import head_padded
 from hat_arch.layers.memory_format import conv_input
 from hat_arch.layers.mlp import LeanMlp
 from hat_arch.layers.padding import reflect_pad_to_multiple
 from hat_arch.layers.windows import (OverlappingWindows, WindowOrder, relative_position_bias, relative_position_index_oca,
-                                     relative_position_index_sa, shift_region_masks, shift_window_mask, window_order,
-                                     window_partition, window_reverse)
+                                     relative_position_index_sa, shift_region_masks, window_partition, window_reverse)
 from hat_arch.state_dict import POSITION_INDEX_KEYS, describe_state_dict_mismatch
 
-ATTN_IMPLS = ('sdpa', 'naive')
 NUM_FEAT = 64  # width of the reconstruction convs (fixed, as in the reference)
 UPSAMPLERS = ('pixelshuffle', 'pixelshuffledirect', 'nearest+conv', '')
 RESI_CONNECTIONS = ('1conv', '3conv', 'identity')
@@ -82,14 +84,13 @@ class WindowAttention(nn.Module):
     """
 
     def __init__(self, dim: int, window_size: tuple[int, int], num_heads: int, qkv_bias: bool = True,
-                 qk_scale: float | None = None, attn_drop: float = 0.0, proj_drop: float = 0.0, attn_impl: str = 'sdpa'):
+                 qk_scale: float | None = None, attn_drop: float = 0.0, proj_drop: float = 0.0):
         super().__init__()
         self.dim = dim
         self.window_size = window_size
         self.num_heads = num_heads
         self.scale = qk_scale or (dim // num_heads)**-0.5
         self.attn_drop = attn_drop
-        self.attn_impl = attn_impl
         self.relative_position_bias_table = nn.Parameter(
             torch.zeros((2 * window_size[0] - 1) * (2 * window_size[1] - 1), num_heads))
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
@@ -97,14 +98,14 @@ class WindowAttention(nn.Module):
         self.proj_drop = nn.Dropout(proj_drop)
         trunc_normal_(self.relative_position_bias_table, std=.02)
 
-    def forward(self, x: torch.Tensor, shift: int, params: dict) -> torch.Tensor:
-        bias = relative_position_bias(self.relative_position_bias_table, params['rpi_sa'])  # heads, n, n
+    def forward(self, x: torch.Tensor, shift: int, ctx: BlockContext) -> torch.Tensor:
+        bias = relative_position_bias(self.relative_position_bias_table, ctx.rpi_sa)  # heads, n, n
         dropout_p = self.attn_drop if self.training else 0.0
-        if self.attn_impl == 'naive':
-            out = self.forward_reference(x, shift, bias, params['shift_mask'] if shift else None, dropout_p)
+        if ctx.reference:
+            out = self.forward_reference(x, shift, bias, ctx.shift_mask if shift else None, dropout_p)
         else:
-            out = self.forward_fused(x, params['shifted_windows' if shift else 'windows'], bias,
-                                     params['region_masks'], dropout_p)
+            out = self.forward_fused(x, ctx.shifted_windows if shift else ctx.windows, bias, ctx.region_masks,
+                                     dropout_p)
         return self.proj_drop(out)
 
     def forward_fused(self, x: torch.Tensor, order: WindowOrder, bias: torch.Tensor, region_masks: torch.Tensor,
@@ -162,35 +163,34 @@ class HAB(nn.Module):
                  shift_size: int = 0, compress_ratio: int = 3, squeeze_factor: int = 30, conv_scale: float = 0.01,
                  mlp_ratio: float = 4.0, qkv_bias: bool = True, qk_scale: float | None = None, drop: float = 0.0,
                  attn_drop: float = 0.0, drop_path: float = 0.0, act_layer: type[nn.Module] = nn.GELU,
-                 norm_layer: type[nn.Module] = nn.LayerNorm, attn_impl: str = 'sdpa'):
+                 norm_layer: type[nn.Module] = nn.LayerNorm):
         super().__init__()
         self.window_size = window_size
         # As in the reference: a training size no larger than one window gets no shift.
         self.shift_size = 0 if min(input_resolution) <= window_size else shift_size
         self.conv_scale = conv_scale
         self.norm1 = norm_layer(dim)
-        self.attn = WindowAttention(dim, to_2tuple(window_size), num_heads, qkv_bias, qk_scale, attn_drop, drop,
-                                    attn_impl)
+        self.attn = WindowAttention(dim, to_2tuple(window_size), num_heads, qkv_bias, qk_scale, attn_drop, drop)
         self.conv_block = CAB(dim, compress_ratio, squeeze_factor)
         self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
         self.norm2 = norm_layer(dim)
-        self.mlp = LeanMlp(dim, int(dim * mlp_ratio), act_layer, drop, recompute_gelu=attn_impl != 'naive')
+        self.mlp = LeanMlp(dim, int(dim * mlp_ratio), act_layer, drop)
 
-    def forward(self, x: torch.Tensor, x_size: tuple[int, int], params: dict) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, x_size: tuple[int, int], ctx: BlockContext) -> torch.Tensor:
         h, w = x_size
         b, _, c = x.shape
         shortcut = x
         x = self.norm1(x).view(b, h, w, c)
         # (b, h, w, c) permuted is a channels_last (b, c, h, w): the convs run on it without copies.
         conv_x = self.conv_block(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1).reshape(b, h * w, c)
-        attn_x = self.attn(x, self.shift_size, params)
-        if self.attn.attn_impl == 'naive':  # the reference's arithmetic
+        attn_x = self.attn(x, self.shift_size, ctx)
+        if ctx.reference:  # the reference's arithmetic
             x = shortcut + self.drop_path(attn_x) + conv_x * self.conv_scale
             return x + self.drop_path(self.mlp(self.norm2(x)))
         # The same sums with one pass fewer: in place only on a tensor made here, never on a submodule's output
         # (forward hooks keep it; a backward hook's view of it must not change).
         x = torch.add(shortcut, self.drop_path(attn_x)).add_(conv_x, alpha=self.conv_scale)
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        return x + self.drop_path(self.mlp(self.norm2(x), recompute_gelu=True))
 
 
 class OCAB(nn.Module):
@@ -201,14 +201,13 @@ class OCAB(nn.Module):
 
     def __init__(self, dim: int, input_resolution: tuple[int, int], window_size: int, overlap_ratio: float,
                  num_heads: int, qkv_bias: bool = True, qk_scale: float | None = None, mlp_ratio: float = 2,
-                 norm_layer: type[nn.Module] = nn.LayerNorm, attn_impl: str = 'sdpa'):
+                 norm_layer: type[nn.Module] = nn.LayerNorm):
         super().__init__()
         self.dim = dim
         self.window_size = window_size
         self.num_heads = num_heads
         self.scale = qk_scale or (dim // num_heads)**-0.5
         self.overlap_win_size = int(window_size * overlap_ratio) + window_size
-        self.attn_impl = attn_impl
         self.norm1 = norm_layer(dim)
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.relative_position_bias_table = nn.Parameter(
@@ -216,19 +215,19 @@ class OCAB(nn.Module):
         trunc_normal_(self.relative_position_bias_table, std=.02)
         self.proj = nn.Linear(dim, dim)
         self.norm2 = norm_layer(dim)
-        self.mlp = LeanMlp(dim, int(dim * mlp_ratio), recompute_gelu=attn_impl != 'naive')
+        self.mlp = LeanMlp(dim, int(dim * mlp_ratio))
 
-    def forward(self, x: torch.Tensor, x_size: tuple[int, int], params: dict) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, x_size: tuple[int, int], ctx: BlockContext) -> torch.Tensor:
         h, w = x_size
         b, _, c = x.shape
-        bias = relative_position_bias(self.relative_position_bias_table, params['rpi_oca'])  # heads, n, m
+        bias = relative_position_bias(self.relative_position_bias_table, ctx.rpi_oca)  # heads, n, m
         shortcut = x
         x = self.norm1(x).view(b, h, w, c)
-        if self.attn_impl == 'naive':
+        if ctx.reference:
             x = self.proj(self.attend_reference(x, bias)) + shortcut
             return x + self.mlp(self.norm2(x))
-        x = self.attend_fused(x, params['windows'], bias).add_(shortcut)  # in place: the scatter's output, made here
-        return x + self.mlp(self.norm2(x))
+        x = self.attend_fused(x, ctx.windows, bias).add_(shortcut)  # in place: the scatter's output, made here
+        return x + self.mlp(self.norm2(x), recompute_gelu=True)
 
     def attend_fused(self, x: torch.Tensor, order: WindowOrder, bias: torch.Tensor) -> torch.Tensor:
         """(b, h, w, c) -> projected attention output (b, h*w, c): queries gathered into windows; keys and values
@@ -268,7 +267,7 @@ class AttenBlocks(nn.Module):
                  compress_ratio: int, squeeze_factor: int, conv_scale: float, overlap_ratio: float,
                  mlp_ratio: float = 4.0, qkv_bias: bool = True, qk_scale: float | None = None, drop: float = 0.0,
                  attn_drop: float = 0.0, drop_path: float | Sequence[float] = 0.0,
-                 norm_layer: type[nn.Module] = nn.LayerNorm, use_checkpoint: bool = False, attn_impl: str = 'sdpa'):
+                 norm_layer: type[nn.Module] = nn.LayerNorm, use_checkpoint: bool = False):
         super().__init__()
         self.use_checkpoint = use_checkpoint
         self.blocks = nn.ModuleList([
@@ -276,12 +275,12 @@ class AttenBlocks(nn.Module):
                 shift_size=0 if i % 2 == 0 else window_size // 2, compress_ratio=compress_ratio,
                 squeeze_factor=squeeze_factor, conv_scale=conv_scale, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
                 qk_scale=qk_scale, drop=drop, attn_drop=attn_drop,
-                drop_path=drop_path[i] if isinstance(drop_path, (list, tuple)) else drop_path, norm_layer=norm_layer,
-                attn_impl=attn_impl) for i in range(depth)
+                drop_path=drop_path[i] if isinstance(drop_path, (list, tuple)) else drop_path, norm_layer=norm_layer)
+            for i in range(depth)
         ])
         self.overlap_attn = OCAB(dim=dim, input_resolution=input_resolution, window_size=window_size,
                                  overlap_ratio=overlap_ratio, num_heads=num_heads, qkv_bias=qkv_bias,
-                                 qk_scale=qk_scale, mlp_ratio=mlp_ratio, norm_layer=norm_layer, attn_impl=attn_impl)
+                                 qk_scale=qk_scale, mlp_ratio=mlp_ratio, norm_layer=norm_layer)
 
     def _run(self, block: nn.Module, *args):
         # Recompute activations in the backward pass instead of storing them, when asked to and when it matters.
@@ -289,10 +288,10 @@ class AttenBlocks(nn.Module):
             return checkpoint(block, *args, use_reentrant=False)
         return block(*args)
 
-    def forward(self, x: torch.Tensor, x_size: tuple[int, int], params: dict) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, x_size: tuple[int, int], ctx: BlockContext) -> torch.Tensor:
         for block in self.blocks:
-            x = self._run(block, x, x_size, params)
-        return self._run(self.overlap_attn, x, x_size, params)
+            x = self._run(block, x, x_size, ctx)
+        return self._run(self.overlap_attn, x, x_size, ctx)
 
 
 def residual_conv(dim: int, resi_connection: str) -> nn.Module:
@@ -337,23 +336,21 @@ class RHAG(nn.Module):
                  mlp_ratio: float = 4.0, qkv_bias: bool = True, qk_scale: float | None = None, drop: float = 0.0,
                  attn_drop: float = 0.0, drop_path: float | Sequence[float] = 0.0,
                  norm_layer: type[nn.Module] = nn.LayerNorm, use_checkpoint: bool = False,
-                 resi_connection: str = '1conv', attn_impl: str = 'sdpa'):
+                 resi_connection: str = '1conv'):
         super().__init__()
         self.residual_group = AttenBlocks(
             dim=dim, input_resolution=input_resolution, depth=depth, num_heads=num_heads, window_size=window_size,
             compress_ratio=compress_ratio, squeeze_factor=squeeze_factor, conv_scale=conv_scale,
             overlap_ratio=overlap_ratio, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, qk_scale=qk_scale, drop=drop,
-            attn_drop=attn_drop, drop_path=drop_path, norm_layer=norm_layer, use_checkpoint=use_checkpoint,
-            attn_impl=attn_impl)
-        self.attn_impl = attn_impl
+            attn_drop=attn_drop, drop_path=drop_path, norm_layer=norm_layer, use_checkpoint=use_checkpoint)
         self.conv = residual_conv(dim, resi_connection)
         self.patch_embed = PatchEmbed(dim)
         self.patch_unembed = PatchUnEmbed()
 
-    def forward(self, x: torch.Tensor, x_size: tuple[int, int], params: dict) -> torch.Tensor:
-        y = self.patch_unembed(self.residual_group(x, x_size, params), x_size)
+    def forward(self, x: torch.Tensor, x_size: tuple[int, int], ctx: BlockContext) -> torch.Tensor:
+        y = self.patch_unembed(self.residual_group(x, x_size, ctx), x_size)
         # x first: the sum takes the token-major layout of x
-        return x + self.patch_embed(self.conv(conv_input(y, self.attn_impl)))
+        return x + self.patch_embed(self.conv(conv_input(y, ctx.reference)))
 
 
 class UpsampleOneStep(nn.Sequential):
@@ -402,8 +399,7 @@ def validate_config(embed_dim: int, depths: Sequence[int], num_heads: Sequence[i
         raise ValueError(f"resi_connection '3conv' needs embed_dim >= 4, got {embed_dim}")
     if patch_size != 1:
         raise ValueError(f'HAT embeds single pixels; patch_size must be 1, got {patch_size}')
-    if attn_impl not in ATTN_IMPLS:
-        raise ValueError(f'attn_impl {attn_impl!r} is not one of {ATTN_IMPLS}')
+    check_attn_impl(attn_impl)
 
 
 @ARCH_REGISTRY.register()
@@ -432,7 +428,8 @@ class HAT(nn.Module):
         upsampler: 'pixelshuffle', 'pixelshuffledirect', 'nearest+conv' (x4) or '' (scale 1, global residual).
         resi_connection: '1conv', '3conv' or 'identity'.
         use_checkpoint: recompute block activations in backward to save memory in training.
-        attn_impl: 'sdpa' (fused) or 'naive' (explicit matmul + softmax, the reference algorithm).
+        attn_impl: 'sdpa' (fused) or 'naive' (explicit matmul + softmax, the reference algorithm, layouts and
+            arithmetic); :meth:`set_attn_impl` changes it on a built model.
 
     The defaults build a small x2 HAT (the reference's, with the window of 16 and the pixel-shuffle upsampler of every
     released model: its window of 7 and its scale-1 upsampler with ``upscale=2`` do not build). The released
@@ -502,7 +499,7 @@ class HAT(nn.Module):
                      conv_scale=conv_scale, overlap_ratio=overlap_ratio, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
                      qk_scale=qk_scale, drop=drop_rate, attn_drop=attn_drop_rate,
                      drop_path=dpr[sum(depths[:i]):sum(depths[:i + 1])], norm_layer=norm_layer,
-                     use_checkpoint=use_checkpoint, resi_connection=resi_connection, attn_impl=attn_impl))
+                     use_checkpoint=use_checkpoint, resi_connection=resi_connection))
         self.norm = norm_layer(embed_dim)
         self.conv_after_body = residual_conv(embed_dim, resi_connection)
 
@@ -536,6 +533,12 @@ class HAT(nn.Module):
             nn.init.constant_(m.bias, 0)
             nn.init.constant_(m.weight, 1.0)
 
+    def set_attn_impl(self, attn_impl: str) -> None:
+        """Switch this model between the fused path ('sdpa') and the reference algorithm ('naive', which also keeps
+        the reference's memory layouts and arithmetic); the weights are the same. The blocks read it per forward."""
+        check_attn_impl(attn_impl)
+        self.attn_impl = attn_impl
+
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         """As ``nn.Module.load_state_dict``, but a state dict that does not fit fails with a short message naming the
         first missing, unexpected and mis-shaped keys (torch lists every one of them, hundreds for a wrong size).
@@ -554,23 +557,13 @@ class HAT(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Deep features: (b, embed_dim, h, w) -> (b, embed_dim, h, w); h, w multiples of the window size."""
-        b, _, h, w = x.shape
-        x_size = (h, w)
-        ws = self.window_size
-        params = {
-            'rpi_sa': self.relative_position_index_SA,
-            'rpi_oca': self.relative_position_index_OCA,
-            'region_masks': self.region_masks,
-        }
+        x_size = tuple(x.shape[-2:])
         # What the blocks share, made once per forward: the window layouts, or the reference's per-window mask.
-        if self.attn_impl == 'naive':
-            params['shift_mask'] = shift_window_mask(self.region_masks, h // ws, w // ws)
-        else:
-            params['windows'] = window_order(b, h, w, ws, 0, x.device)
-            params['shifted_windows'] = window_order(b, h, w, ws, self.shift_size, x.device)
+        ctx = block_context(self.attn_impl, x.shape, self.window_size, self.shift_size, self.relative_position_index_SA,
+                            self.relative_position_index_OCA, self.region_masks)
         x = self.pos_drop(self.patch_embed(x))
         for layer in self.layers:
-            x = layer(x, x_size, params)
+            x = layer(x, x_size, ctx)
         return self.patch_unembed(self.norm(x), x_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -578,8 +571,9 @@ class HAT(nn.Module):
         x = reflect_pad_to_multiple(x, self.window_size)
         mean = self.mean.to(x.dtype)
         image = (x - mean) * self.img_range
-        x = self.conv_first(conv_input(image, self.attn_impl))
-        features = self.conv_after_body(conv_input(self.forward_features(x), self.attn_impl)) + x
+        reference = self.attn_impl == 'naive'
+        x = self.conv_first(conv_input(image, reference))
+        features = self.conv_after_body(conv_input(self.forward_features(x), reference)) + x
         if self.upsampler == 'pixelshuffle':
             x = self.conv_last(self.upsample(self.conv_before_upsample(features)))
         elif self.upsampler == 'pixelshuffledirect':

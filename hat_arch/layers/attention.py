@@ -1,6 +1,5 @@
 """Attention kernels for groups of windows: the reference algorithm, the fused kernel, and the fused kernel's
-bounded-memory backward for learnable biases.
-"""
+bounded-memory backward for learnable biases."""
 from __future__ import annotations
 
 from typing import Sequence

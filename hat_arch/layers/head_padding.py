@@ -1,5 +1,4 @@
-"""Attention projections with each head zero-padded to a faster width, where that is cheap and safe.
-"""
+"""Attention projections with each head zero-padded to a faster width, where that is cheap and safe."""
 from __future__ import annotations
 
 from functools import partial

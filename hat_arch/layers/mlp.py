@@ -1,5 +1,4 @@
-"""The transformer blocks' MLP, with the GELU recomputed in the backward to hold one hidden activation instead of two.
-"""
+"""The transformer blocks' MLP, with the GELU recomputed in the backward to hold one hidden activation instead of two."""
 from __future__ import annotations
 
 import torch
@@ -28,16 +27,15 @@ class GeluLinear(torch.autograd.Function):
 
 
 class LeanMlp(Mlp):
-    """timm's ``Mlp`` (same parameters); with ``recompute_gelu``, training keeps only fc1's output (see
-    :class:`GeluLinear`). Tokens (..., in) -> (..., in)."""
+    """timm's ``Mlp`` (same parameters); called with ``recompute_gelu=True``, training keeps only fc1's output (see
+    :class:`GeluLinear`) where the MLP is GELU without dropout. Tokens (..., in) -> (..., in)."""
 
-    def __init__(self, in_features: int, hidden_features: int, act_layer: type[nn.Module] = nn.GELU, drop: float = 0.0,
-                 recompute_gelu: bool = False):
+    def __init__(self, in_features: int, hidden_features: int, act_layer: type[nn.Module] = nn.GELU, drop: float = 0.0):
         super().__init__(in_features=in_features, hidden_features=hidden_features, act_layer=act_layer, drop=drop)
-        self.recompute_gelu = recompute_gelu and act_layer is nn.GELU and drop == 0
+        self.can_recompute_gelu = act_layer is nn.GELU and drop == 0
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.recompute_gelu and torch.is_grad_enabled():
+    def forward(self, x: torch.Tensor, recompute_gelu: bool = False) -> torch.Tensor:
+        if recompute_gelu and self.can_recompute_gelu and torch.is_grad_enabled():
             h = self.fc1(x)
             return GeluLinear.apply(h.reshape(-1, h.shape[-1]), self.fc2.weight, self.fc2.bias).view(*h.shape[:-1], -1)
         return super().forward(x)

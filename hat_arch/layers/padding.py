@@ -1,5 +1,4 @@
-"""Reflect padding to a multiple of the window size, valid for every input size when traced.
-"""
+"""Reflect padding to a multiple of the window size, valid for every input size when traced."""
 from __future__ import annotations
 
 import torch

@@ -1,6 +1,5 @@
 """Window bookkeeping: partitions, overlapping key/value windows, the fused path's window order, relative position
-indices and biases, and the shifted windows' masks.
-"""
+indices and biases, and the shifted windows' masks."""
 from __future__ import annotations
 
 from functools import partial

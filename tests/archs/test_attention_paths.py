@@ -10,7 +10,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from hat_arch import HAT
 from hat_arch.archs import hat_arch as arch
-from hat_arch.layers import attention
+from hat_arch.layers import attention, context
 from hat_arch.layers.head_padding import has_hooks, head_padded
 from tests.conftest import TINY_HAT
 
@@ -188,7 +188,7 @@ def test_fused_training_holds_attention_matrices_in_bounded_chunks():
 
 def test_window_layouts_are_made_once_per_forward():
     fused, _ = twins(depths=[2, 2, 2], num_heads=[2, 2, 2])
-    with mock.patch.object(arch, 'window_order', wraps=arch.window_order) as made, torch.no_grad():
+    with mock.patch.object(context, 'window_order', wraps=context.window_order) as made, torch.no_grad():
         fused.eval()(torch.rand(1, 3, 16, 24))
     assert made.call_count == 2  # unshifted and shifted, shared by all blocks
 
@@ -224,3 +224,19 @@ def test_fused_body_convs_run_channels_last_in_inference_and_nchw_in_training_on
     layouts.clear()
     fused.train()(x).mean().backward()
     assert layouts == ['nchw'] * 3
+
+
+def test_set_attn_impl_switches_a_built_model_to_the_reference_path():
+    fused, naive = twins()
+    x = torch.rand(1, 3, 16, 24)
+    with LargestTensor() as mode, torch.no_grad():
+        fused.eval()(x)
+    assert '_scaled_dot_product_flash_attention_for_cpu' in mode.ops
+    fused.set_attn_impl('naive')
+    with LargestTensor() as mode, torch.no_grad():
+        out = fused(x)
+    assert '_scaled_dot_product_flash_attention_for_cpu' not in mode.ops and '_softmax' in mode.ops
+    with torch.no_grad():
+        assert torch.equal(out, naive.eval()(x))  # the reference's arithmetic, bit for bit
+    with pytest.raises(ValueError, match="attn_impl 'flash' is not one of"):
+        fused.set_attn_impl('flash')

@@ -12,6 +12,7 @@ from torch import nn
 
 from hat_arch import HAT
 from hat_arch.archs import hat_arch as arch
+from hat_arch.layers.context import ATTN_IMPLS
 from tests.conftest import GOLDEN, GOLDEN_CASES, TINY_HAT, load_golden
 
 
@@ -22,7 +23,7 @@ def golden_model(name: str, **overrides) -> tuple[HAT, dict]:
     return model, case
 
 
-@pytest.mark.parametrize('impl', arch.ATTN_IMPLS)
+@pytest.mark.parametrize('impl', ATTN_IMPLS)
 @pytest.mark.parametrize('name', GOLDEN_CASES)
 def test_golden_outputs(name, impl):
     model, case = golden_model(name, attn_impl=impl)

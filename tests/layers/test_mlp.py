@@ -7,13 +7,13 @@ from hat_arch.layers.mlp import LeanMlp
 
 
 def test_recomputed_gelu_matches_the_plain_mlp_outputs_and_gradients():
-    lean, plain = LeanMlp(6, 12, recompute_gelu=True), LeanMlp(6, 12)
+    lean, plain = LeanMlp(6, 12), LeanMlp(6, 12)
     plain.load_state_dict(lean.state_dict())
     x = torch.randn(2, 5, 6, dtype=torch.float64)
     grads = []
-    for mlp in (lean.double(), plain.double()):
+    for mlp, recompute in ((lean.double(), True), (plain.double(), False)):
         x_ = x.clone().requires_grad_()
-        out = mlp(x_)
+        out = mlp(x_, recompute_gelu=recompute)
         out.backward(torch.ones_like(out))
         grads.append((out, x_.grad, *(p.grad for p in mlp.parameters())))
     for lean_t, plain_t in zip(*grads):
@@ -21,6 +21,6 @@ def test_recomputed_gelu_matches_the_plain_mlp_outputs_and_gradients():
 
 
 def test_recompute_only_for_gelu_without_dropout():
-    assert LeanMlp(6, 12, recompute_gelu=True).recompute_gelu
-    assert not LeanMlp(6, 12, act_layer=torch.nn.ReLU, recompute_gelu=True).recompute_gelu
-    assert not LeanMlp(6, 12, drop=0.1, recompute_gelu=True).recompute_gelu
+    assert LeanMlp(6, 12).can_recompute_gelu
+    assert not LeanMlp(6, 12, act_layer=torch.nn.ReLU).can_recompute_gelu
+    assert not LeanMlp(6, 12, drop=0.1).can_recompute_gelu
