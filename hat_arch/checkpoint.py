@@ -1,8 +1,10 @@
-"""HAT checkpoints: reading them, reading the network's settings from their tensors, and loading a ready model.
+"""HAT checkpoints: the one loading path (read, unwrap, fill the index buffers, load with one mismatch message), the
+network's settings read from the tensors, and a descriptor of a model that callers read instead of its internals.
 
 Released checkpoints (``HAT-S_SRx4.pth``, ``HAT_SRx4_ImageNet-pretrain.pth``, ``Real_HAT_GAN_SRx4.pth``, ...) store a
-state dict under ``params_ema`` (BasicSR also writes ``params``); others hold a bare state dict, maybe with the
-``module.`` prefix of ``DataParallel``, as ``.pth`` or ``.safetensors``. Every architectural setting shows in some
+state dict under ``params_ema`` (BasicSR also writes ``params``); other tools save it under ``params-ema``,
+``state_dict`` or ``model``, or bare, maybe with the ``module.`` prefix of ``DataParallel`` or the ``netG.`` of a
+GAN trainer, as ``.pth`` or ``.safetensors``. Every architectural setting shows in some
 tensor's shape, so no option file is needed. Only shapes are read, so detection also works on meta tensors.
 
 What shapes cannot tell: ``img_range`` (released models use 1.0), ``conv_scale`` (0.01) and ``img_size`` (64; it
@@ -12,31 +14,38 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from hat_arch.archs.hat_arch import HAT, NUM_FEAT
-from hat_arch.errors import HatError
+from hat_arch.errors import HatError, first_line
+from hat_arch.state_dict import POSITION_INDEX_KEYS, StateDictMismatch, describe_state_dict_mismatch
 
-STATE_DICT_KEYS = ('params_ema', 'params')  # BasicSR's keys, the EMA weights first (the released ones)
+# Where a checkpoint keeps the state dict: BasicSR's keys, the EMA weights first (the released ones), then the keys
+# other tools use (Real-ESRGAN's 'params-ema', Lightning's 'state_dict', 'model'), as spandrel reads them.
+STATE_DICT_KEYS = ('params_ema', 'params', 'params-ema', 'state_dict', 'model')
+KEY_PREFIXES = ('module.', 'netG.')  # DataParallel's, and GAN trainers' generator prefix
 PRECISIONS = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 # Settings that leave no trace in the weights: the reference defaults, used by every released model.
 UNDETECTABLE_DEFAULTS = {'img_range': 1.0, 'conv_scale': 0.01, 'img_size': 64}
 
 
-def read_state_dict(path: str | Path, param_key: str | None = None) -> dict[str, torch.Tensor]:
-    """The network weights in a ``.pth`` / ``.safetensors`` file, with ``module.`` prefixes removed.
+def read_state_dict(path: str | Path, param_key: str | None = None,
+                    what: str = 'checkpoint') -> dict[str, torch.Tensor]:
+    """The network weights in a ``.pth`` / ``.safetensors`` file, with ``module.`` and ``netG.`` prefixes removed.
 
     ``param_key`` picks the entry of a BasicSR checkpoint as BasicSR's ``load_network`` does (falling back to
-    ``params``), and a bare state dict is taken as it is; without it, ``params_ema``, then ``params``, then the top
-    level. Loads with ``weights_only=True`` (no code in the file runs). Raises HatError naming the file if it cannot be
-    read or holds no state dict.
+    ``params``), and a bare state dict is taken as it is; without it, the first of :data:`STATE_DICT_KEYS`, then the
+    top level. Loads with ``weights_only=True`` (no code in the file runs). Raises HatError naming the file (as
+    ``what``) if it does not exist, cannot be read or holds no state dict.
     """
     path = Path(path)
     if not path.is_file():
-        raise HatError(f'checkpoint {path} does not exist')
+        raise HatError(f'{what} {path} does not exist')
     try:
         if path.suffix == '.safetensors':
             from safetensors.torch import load_file
@@ -50,8 +59,7 @@ def read_state_dict(path: str | Path, param_key: str | None = None) -> dict[str,
     except HatError:
         raise
     except Exception as error:  # torch and safetensors raise many types for a bad file; all mean "cannot read"
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise HatError(f'cannot read checkpoint {path}: {reason}') from None
+        raise HatError(f'cannot read checkpoint {path}: {first_line(error)}') from None
     if isinstance(checkpoint, dict) and param_key is not None and not _is_state_dict(checkpoint):
         key = param_key if param_key in checkpoint or 'params' not in checkpoint else 'params'
         if key not in checkpoint:
@@ -66,7 +74,25 @@ def read_state_dict(path: str | Path, param_key: str | None = None) -> dict[str,
     if not _is_state_dict(checkpoint):
         raise HatError(f'{path} holds no state dict (expected tensors, under {" or ".join(STATE_DICT_KEYS)} '
                        'or at the top level)')
-    return {key.removeprefix('module.'): value for key, value in checkpoint.items()}
+    return {_strip_prefixes(key): value for key, value in checkpoint.items()}
+
+
+def _strip_prefixes(key: str) -> str:
+    for prefix in KEY_PREFIXES:
+        key = key.removeprefix(prefix)
+    return key
+
+
+def load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
+    """Load ``state_dict`` into ``model`` strictly; a HatError ``<source> does not fit <Model>: <first differences>``
+    in one line if it does not fit (the one mismatch message of checkpoints, ``hat-sr`` and ``basicsr``)."""
+    try:
+        model.load_state_dict(state_dict, strict=True)
+    except StateDictMismatch as error:  # HAT names the first differences itself (with its index buffers filled)
+        raise HatError(f'{source} does not fit {type(model).__name__}: {error.problem}') from None
+    except RuntimeError:  # torch lists every key: name the first few
+        problem = describe_state_dict_mismatch(model.state_dict(), state_dict)
+        raise HatError(f'{source} does not fit {type(model).__name__}: {problem}') from None
 
 
 def _is_state_dict(checkpoint: Any) -> bool:
@@ -210,8 +236,46 @@ def load_model(path: str | Path, device: str | torch.device = 'auto', precision:
         model = HAT(**config)
     except (TypeError, ValueError) as error:
         raise HatError(f'{path}: cannot build HAT: {error}') from None
-    try:
-        model.load_state_dict(state_dict, strict=True)
-    except RuntimeError as error:
-        raise HatError(f'{path}: {error}') from None
+    load_weights(model, state_dict, f'checkpoint {path}')
     return model.to(device=device, dtype=PRECISIONS[precision]).eval()
+
+
+# HAT reflect-pads any input to the window multiple (a single row or column repeats): one pixel is enough.
+MIN_INPUT_SIZE = 1
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What callers need to know about a HAT, read from its tensors: the CLI, the API, ``HATModel``, export and LAM
+    read this instead of the network's internals."""
+    config: dict[str, Any]  # the HAT(...) arguments that rebuild it
+    scale: int
+    in_chans: int
+    window_size: int
+    min_input_size: int  # smallest input side (pixels) the network takes
+    precisions: tuple[str, ...]  # what load_model(precision=...) accepts
+    num_params: int
+    path: Path | None  # the checkpoint it was read from, if any
+
+    def summary(self) -> str:
+        """One line of the settings, e.g. 'HAT x4 (pixelshuffle): 3 channels, width 180, 6 x 6 blocks, window 16'."""
+        depths = self.config['depths']
+        blocks = f'{len(depths)} x {depths[0]}' if len(set(depths)) == 1 else str(list(depths))
+        return (f'HAT x{self.scale} ({self.config["upsampler"] or "no upsampler"}): {self.in_chans} channels, '
+                f'width {self.config["embed_dim"]}, {blocks} blocks, window {self.window_size}')
+
+
+def describe(source: str | Path | HAT) -> ModelInfo:
+    """The :class:`ModelInfo` of a checkpoint file (read, not built) or of a built HAT (its settings that no tensor
+    shows, ``img_range``, ``attn_impl``, are the model's own)."""
+    if isinstance(source, HAT):
+        state_dict, path = source.state_dict(), None
+        config = {**detect_config(state_dict), 'img_range': source.img_range, 'attn_impl': source.attn_impl}
+    else:
+        path = Path(source)
+        state_dict = read_state_dict(path)
+        config = detect_config(state_dict, name=str(path))
+    num_params = sum(tensor.numel() for key, tensor in state_dict.items() if key not in POSITION_INDEX_KEYS)
+    return ModelInfo(config=config, scale=config['upscale'], in_chans=config['in_chans'],
+                     window_size=config['window_size'], min_input_size=MIN_INPUT_SIZE, precisions=tuple(PRECISIONS),
+                     num_params=num_params, path=path)

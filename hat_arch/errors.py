@@ -4,7 +4,10 @@ Launchers (``basicsr``, ``hat-sr``) print ``<command>: error: <message>`` and ex
 a traceback.
 """
 import difflib
+import os
 import sys
+import tempfile
+from pathlib import Path
 from typing import Callable, Iterable
 
 
@@ -36,3 +39,31 @@ def did_you_mean(word, choices: Iterable) -> str:
     by_lower = {str(choice).lower(): choice for choice in choices}
     close = difflib.get_close_matches(str(word).lower(), sorted(by_lower), n=1)
     return f" (did you mean '{by_lower[close[0]]}'?)" if close else ''
+
+
+def first_line(error: BaseException) -> str:
+    """What went wrong, in one line: an OSError's reason (its message repeats the path the caller names), else the
+    first line of the message, else the exception's type (some are raised without a message)."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def cannot_write(folder: str | Path, create: bool = True) -> str | None:
+    """Why no file can be written in ``folder`` (see :func:`first_line`), or None when one can: a probe file is
+    written, synced and removed there, after the folder is made with its parents when ``create``."""
+    try:
+        if create:
+            os.makedirs(folder, exist_ok=True)
+        # '.tmp': a probe left by a kill is removed with training's temporary files
+        descriptor, probe = tempfile.mkstemp(prefix='.write-check.', suffix='.tmp', dir=folder)
+        try:
+            os.write(descriptor, b'hat_arch')
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+            os.remove(probe)
+    except OSError as error:
+        return first_line(error)
+    return None

@@ -20,3 +20,11 @@ def describe_state_dict_mismatch(expected: dict[str, torch.Tensor], given: dict[
             more = f' (+{len(items) - limit} more)' if len(items) > limit else ''
             parts.append(f'{label} ({len(items)}): ' + ', '.join(items[:limit]) + more)
     return '; '.join(parts)
+
+
+class StateDictMismatch(RuntimeError):
+    """A state dict that does not fit the network; ``problem`` names the first differences in one line."""
+
+    def __init__(self, problem: str):
+        super().__init__(f'state dict does not fit this HAT: {problem}')
+        self.problem = problem

@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import save_file
 
 from hat_arch import HAT, HatError
-from hat_arch.checkpoint import detect_config, load_model, read_state_dict, resolve_device
+from hat_arch.checkpoint import ModelInfo, describe, detect_config, load_model, read_state_dict, resolve_device
 from tests.conftest import GOLDEN, GOLDEN_CASES, TINY_HAT, load_golden
 
 LAYOUTS = json.loads((GOLDEN / 'released_state_dict_shapes.json').read_text())
@@ -191,3 +191,39 @@ def test_weights_that_do_not_fit_the_override(tmp_path):
     torch.save(load_golden('tiny_x2')['params'], tmp_path / 'm.pth')
     message = one_line_error(lambda: load_model(tmp_path / 'm.pth', device='cpu', mlp_ratio=4))
     assert 'm.pth' in message and 'fc1' in message
+
+
+@pytest.mark.parametrize('wrap', [
+    lambda sd: {'params-ema': sd},  # Real-ESRGAN
+    lambda sd: {'state_dict': sd, 'epoch': 3},  # Lightning (non-tensor entries beside it)
+    lambda sd: {'model': sd},
+    lambda sd: {f'netG.{key}': value for key, value in sd.items()},  # a GAN trainer's generator prefix
+    lambda sd: {'state_dict': {f'module.{key}': value for key, value in sd.items()}},
+])
+def test_state_dicts_that_other_tools_save_load(tmp_path, wrap):
+    case = load_golden('tiny_x2')
+    torch.save(wrap(case['params']), tmp_path / 'm.pth')
+    model = load_model(tmp_path / 'm.pth', device='cpu')
+    with torch.no_grad():
+        torch.testing.assert_close(model(case['input']), case['output'], atol=1e-5, rtol=0)
+
+
+def test_describe_reads_a_checkpoint_and_a_built_model_alike(tmp_path):
+    case = load_golden('tiny_x3')
+    torch.save({'params': case['params']}, tmp_path / 'm.pth')
+    info = describe(tmp_path / 'm.pth')
+    assert isinstance(info, ModelInfo) and info.path == tmp_path / 'm.pth'
+    assert (info.scale, info.in_chans, info.window_size, info.min_input_size) == (3, 3, 8, 1)
+    assert info.precisions == ('fp32', 'bf16', 'fp16')
+    model = load_model(tmp_path / 'm.pth', device='cpu')
+    assert info.num_params == sum(p.numel() for p in model.parameters())
+    assert_config_matches(info.config, case['config'])
+    built = describe(model)
+    assert built.path is None and {**built.config, 'attn_impl': 'sdpa'} == {**info.config, 'attn_impl': 'sdpa'}
+    assert info.summary() == 'HAT x3 (pixelshuffle): 3 channels, width 24, 2 x 2 blocks, window 8'
+
+
+def test_one_mismatch_message_for_every_loader(tmp_path):
+    torch.save(load_golden('tiny_x2')['params'], tmp_path / 'm.pth')
+    message = one_line_error(lambda: load_model(tmp_path / 'm.pth', device='cpu', mlp_ratio=4))
+    assert message.startswith(f'checkpoint {tmp_path / "m.pth"} does not fit HAT: shape mismatch (')

@@ -38,7 +38,7 @@ from hat_arch.layers.mlp import LeanMlp
 from hat_arch.layers.padding import reflect_pad_to_multiple
 from hat_arch.layers.windows import (OverlappingWindows, WindowOrder, relative_position_bias, relative_position_index_oca,
                                      relative_position_index_sa, shift_region_masks, window_partition, window_reverse)
-from hat_arch.state_dict import POSITION_INDEX_KEYS, describe_state_dict_mismatch
+from hat_arch.state_dict import POSITION_INDEX_KEYS, StateDictMismatch, describe_state_dict_mismatch
 
 NUM_FEAT = 64  # width of the reconstruction convs (fixed, as in the reference)
 UPSAMPLERS = ('pixelshuffle', 'pixelshuffledirect', 'nearest+conv', '')
@@ -552,7 +552,7 @@ class HAT(nn.Module):
         if strict:
             problem = describe_state_dict_mismatch(self.state_dict(), state_dict)
             if problem:
-                raise RuntimeError(f'state dict does not fit this HAT: {problem}')
+                raise StateDictMismatch(problem)
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

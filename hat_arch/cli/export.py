@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from hat_arch.cli.arguments import positive_float
-from hat_arch.errors import HatError, report_user_errors
+from hat_arch.errors import HatError, cannot_write, first_line, report_user_errors
 
 MIN_OPSET = 17
 # The newest opset of the TorchScript exporter (torch keeps the constant private; without it, no upper bound): a
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None, prog: str = 'hat-sr export') -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from hat_arch.checkpoint import load_model
+    from hat_arch.checkpoint import describe, load_model
 
     if importlib.util.find_spec('onnx') is None:
         raise HatError("ONNX export needs the onnx package: pip install 'hat_arch[onnx]'")
@@ -62,7 +62,7 @@ def _run(args: argparse.Namespace) -> int:
         raise HatError(f'{target} is a folder; name the ONNX file to write, e.g. {target / "model.onnx"}')
     if target.exists() and not args.overwrite:
         raise HatError(f'{target} exists; pass --overwrite to replace it')
-    if not target.parent.is_dir() or not os.access(target.parent, os.W_OK):
+    if cannot_write(target.parent, create=False):
         raise HatError(f'output folder {target.parent} does not exist or is not writable')
     overrides = {} if args.img_range is None else {'img_range': args.img_range}
     # The explicit attention exports to plain MatMul/Softmax; the fused path's custom autograd Functions (window
@@ -83,9 +83,10 @@ def _run(args: argparse.Namespace) -> int:
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
-    print(f'wrote {target} ({target.stat().st_size / 2**20:.1f} MiB): input (b, {model.in_chans}, h, w) in [0, 1], '
-          f'{"RGB" if model.in_chans == 3 else "channels as trained"}; output (b, {model.in_chans}, '
-          f'{model.upscale}h, {model.upscale}w)')
+    info = describe(model)
+    print(f'wrote {target} ({target.stat().st_size / 2**20:.1f} MiB): input (b, {info.in_chans}, h, w) in [0, 1], '
+          f'{"RGB" if info.in_chans == 3 else "channels as trained"}; output (b, {info.in_chans}, '
+          f'{info.scale}h, {info.scale}w)')
     return 0
 
 
@@ -105,8 +106,7 @@ def export_onnx(model: torch.nn.Module, path: Path, opset: int = MIN_OPSET) -> N
                               dynamic_axes={'input': {0: 'batch', 2: 'height', 3: 'width'},
                                             'output': {0: 'batch', 2: 'out_height', 3: 'out_width'}})
         except Exception as error:  # the exporter's errors are long; the first line says what failed
-            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise HatError(f'ONNX export failed: {first}') from None
+            raise HatError(f'ONNX export failed: {first_line(error)}') from None
 
 
 def verify_onnx(model: torch.nn.Module, path: Path, tolerance: float = TOLERANCE) -> float | None:

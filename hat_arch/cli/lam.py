@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ import torch
 import hat_arch
 from hat_arch import attribution
 from hat_arch.cli.arguments import non_negative_float, positive_int
-from hat_arch.errors import HatError, report_user_errors
+from hat_arch.errors import HatError, cannot_write, report_user_errors
 from hat_arch.image_io import read_image, write_image
 
 
@@ -127,7 +126,7 @@ def _output_paths(args: argparse.Namespace) -> tuple[Path, Path]:
         if path.exists() and not args.overwrite:
             raise HatError(f'{path} exists; pass --overwrite to replace it')
     folder = figure.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK):
+    if cannot_write(folder, create=False):
         raise HatError(f'output folder {folder} does not exist or is not writable')
     return figure, json_path
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import glob
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from hat_arch.cli.arguments import non_negative_int, positive_float
-from hat_arch.errors import HatError, report_user_errors
+from hat_arch.errors import HatError, cannot_write, first_line, report_user_errors
 from hat_arch.image_io import is_image_name, read_image, write_image
 
 OUTPUT_EXTENSIONS = ('png', 'jpg', 'webp')
@@ -89,11 +88,11 @@ def _run(args: argparse.Namespace, prog: str) -> int:
 
     done, seconds_total = 0, 0.0
     if todo:
-        from hat_arch.checkpoint import load_model
+        from hat_arch.checkpoint import describe, load_model
 
         overrides = {} if args.img_range is None else {'img_range': args.img_range}
         model = load_model(args.model, device=args.device, precision=args.precision, **overrides)
-        print(f'{describe(model)} on {next(model.parameters()).device}, {args.precision}', file=sys.stderr)
+        print(f'{describe(model).summary()} on {next(model.parameters()).device}, {args.precision}', file=sys.stderr)
         bar = tqdm(todo, unit='image', file=sys.stderr, dynamic_ncols=True)
         for job in bar:
             start = time.perf_counter()
@@ -101,7 +100,7 @@ def _run(args: argparse.Namespace, prog: str) -> int:
                 sizes = _upscale_file(model, job, args)
             except Exception as error:  # any failure of one image: say which, go on with the rest
                 failures.append(str(job.source))
-                bar.write(f'{prog}: error: {job.source}: {_one_line(error)}', file=sys.stderr)
+                bar.write(f'{prog}: error: {job.source}: {first_line(error)}', file=sys.stderr)
                 continue
             seconds = time.perf_counter() - start
             done, seconds_total = done + 1, seconds_total + seconds
@@ -161,12 +160,9 @@ def collect_inputs(patterns: list[str], prog: str) -> tuple[list[Path], list[str
 
 
 def _writable_folder(folder: Path) -> Path:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as error:
-        raise HatError(f'cannot write to output folder {folder}: {error.strerror or error}') from None
+    problem = cannot_write(folder)
+    if problem:
+        raise HatError(f'cannot write to output folder {folder}: {problem}')
     return folder
 
 
@@ -209,14 +205,3 @@ def _for_format(image: np.ndarray, target: Path) -> np.ndarray:
     return image
 
 
-def describe(model) -> str:
-    """One line of a HAT's detected settings."""
-    depths = [len(layer.residual_group.blocks) for layer in model.layers]
-    blocks = f'{len(depths)} x {depths[0]}' if len(set(depths)) == 1 else str(depths)
-    return (f'HAT x{model.upscale} ({model.upsampler or "no upsampler"}): {model.in_chans} channels, '
-            f'width {model.conv_first.out_channels}, {blocks} blocks, window {model.window_size}')
-
-
-def _one_line(error: Exception) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__

@@ -12,7 +12,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from tqdm import tqdm
 
 from hat_arch.state_dict import describe_state_dict_mismatch
-from hat_arch.checkpoint import read_state_dict
+from hat_arch.checkpoint import load_weights, read_state_dict
 from hat_arch.errors import HatError
 from hat_arch.inference import eval_mode, run_network
 from hat_arch.models.degradation import check_vgg_weights
@@ -57,23 +57,15 @@ class HATModel(SRModel):
         """BasicSR's loading through :func:`hat_arch.checkpoint.read_state_dict`, the reader of ``hat-sr`` and the API:
         ``.pth`` or ``.safetensors``, BasicSR's ``param_key`` or a bare state dict. A missing or unreadable file, or
         one holding another network, is a one-line HatError naming it."""
-        if not osp.isfile(load_path):
-            raise HatError(f'pretrained network {load_path} does not exist')
         bare = self.get_bare_model(net)
-        state_dict = read_state_dict(load_path, param_key)
+        state_dict = read_state_dict(load_path, param_key, what='pretrained network')
         expected = bare.state_dict()
         if not set(state_dict) & set(expected):  # non-strict loading would silently load nothing
             raise HatError(f'pretrained network {load_path} holds another network: no parameter name matches '
                            f'{type(bare).__name__} (e.g. {next(iter(state_dict))})')
         get_root_logger().info(f'Loading {type(bare).__name__} model from {load_path}, with param key: [{param_key}].')
         if strict:
-            try:
-                bare.load_state_dict(state_dict, strict=True)
-            except RuntimeError as error:  # HAT says it in one line; torch lists every key: name the first few
-                lines = str(error).strip().splitlines()
-                problem = lines[0] if len(lines) == 1 else describe_state_dict_mismatch(expected, state_dict)
-                raise HatError(f'pretrained network {load_path} does not fit {type(bare).__name__}: '
-                               f'{problem}') from None
+            load_weights(bare, state_dict, f'pretrained network {load_path}')
         else:
             fitting = sum(k in state_dict and state_dict[k].shape == v.shape for k, v in expected.items())
             if fitting < len(expected) / 2:  # another network: the run would start from random weights

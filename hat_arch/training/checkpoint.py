@@ -19,7 +19,7 @@ import tempfile
 import torch
 from basicsr.utils.dist_util import master_only
 
-from hat_arch.errors import HatError
+from hat_arch.errors import HatError, cannot_write, first_line
 
 TEMPORARY_SUFFIX = '.tmp'
 
@@ -43,15 +43,9 @@ def atomic_save(obj, path: str) -> None:
         if temporary is not None:
             with contextlib.suppress(OSError):
                 os.remove(temporary)
-        raise CheckpointError(f'cannot write {path}: {_reason(error)}{_free_space(folder)}; '
+        raise CheckpointError(f'cannot write {path}: {first_line(error)}{_free_space(folder)}; '
                               'the previous checkpoints are intact') from error
     _fsync_folder(folder)  # make the rename itself durable
-
-
-def _reason(error: Exception) -> str:
-    if isinstance(error, OSError) and error.strerror:
-        return error.strerror
-    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 def _free_space(folder: str) -> str:
@@ -82,17 +76,9 @@ def remove_temporary_files(folder: str) -> list[str]:
 
 def check_writable(folder: str, needed_bytes: int = 0) -> None:
     """Fail now, with a clear message, if checkpoints could not be written to ``folder`` later."""
-    try:
-        os.makedirs(folder, exist_ok=True)
-        descriptor, probe = tempfile.mkstemp(prefix='.write-check.', suffix=TEMPORARY_SUFFIX, dir=folder)
-        try:
-            os.write(descriptor, b'hat_arch')
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-            os.remove(probe)
-    except OSError as error:
-        raise HatError(f'experiment folder {folder} is not writable: {_reason(error)}') from error
+    problem = cannot_write(folder)
+    if problem:
+        raise HatError(f'experiment folder {folder} is not writable: {problem}')
     free = shutil.disk_usage(folder).free
     if free < needed_bytes:
         raise HatError(f'not enough free space for checkpoints in {folder}: one checkpoint takes about '

@@ -16,7 +16,7 @@ import torch
 from basicsr.utils import check_resume
 from basicsr.utils.dist_util import get_dist_info
 
-from hat_arch.errors import HatError
+from hat_arch.errors import HatError, first_line
 from hat_arch.training.distributed import broadcast_object
 
 STATE_NAME = re.compile(r'^(\d+)\.state$')
@@ -28,8 +28,7 @@ def read_state(path: str) -> dict:
     try:
         state = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as error:  # missing, truncated, or not a torch file at all
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error).splitlines()[0]
-        raise HatError(f'cannot read training state {path}: {reason}') from error
+        raise HatError(f'cannot read training state {path}: {first_line(error)}') from error
     if not isinstance(state, dict) or not {'iter', 'epoch', 'optimizers', 'schedulers'} <= state.keys():
         raise HatError(f'{path} is not a BasicSR training state (no iter/epoch/optimizers/schedulers)')
     return state
@@ -59,7 +58,7 @@ def find_complete_state(opt: dict) -> tuple[str | None, dict | None, list[str]]:
                 # mmap reads the zip directory only: enough to reject a missing or truncated file cheaply.
                 torch.load(network, map_location='cpu', weights_only=True, mmap=True)
         except Exception as error:
-            skipped.append(f'Skipping incomplete checkpoint {path}: {str(error).splitlines()[0]}')
+            skipped.append(f'Skipping incomplete checkpoint {path}: {first_line(error)}')
             logger.warning(skipped[-1])
             continue
         return path, state, skipped
