@@ -1,17 +1,27 @@
-"""Running a super-resolution network on whole images: overlapping tiles and self-ensemble.
+"""Running a super-resolution network on whole images: overlapping tiles, the tiling policy (tile sizes checked, 'auto'
+from free memory, out-of-memory retry, window rounding) and self-ensemble.
 
 One implementation, used by :class:`~hat_arch.models.hat_model.HATModel` (validation and
 test), by the ``hat-sr`` command and by the Python API.
 """
 from __future__ import annotations
 
+import math
+import os
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Literal, Union
 
 import torch
 from torch import nn
 
+from hat_arch.archs.hat_arch import HAT, NUM_FEAT
+from hat_arch.errors import HatError
+
 Network = Callable[[torch.Tensor], torch.Tensor]
+# A tile side in input pixels, 'auto' (the largest that fits in free memory), or 0 / None (the whole image).
+TileSize = Union[int, Literal['auto'], None]
+# Share of the free memory a tile may take: room for the image, the output and the allocator's slack.
+MEMORY_FRACTION = 0.5
 
 
 @contextmanager
@@ -112,3 +122,99 @@ def run_network(net: Network, x: torch.Tensor, scale: int, tile_size: int | None
         run = net
     with torch.no_grad():
         return self_ensemble(run, x) if ensemble else run(x)
+
+
+def check_tile_size(tile_size: TileSize) -> None:
+    """HatError unless ``tile_size`` is a number of pixels, 0 / None (the whole image) or 'auto'."""
+    if not (tile_size is None or tile_size == 'auto' or (isinstance(tile_size, int) and not isinstance(tile_size, bool) and tile_size >= 0)):
+        raise HatError(f"tile must be a positive number of pixels, 0 / None (whole image) or 'auto', got "
+                       f'{tile_size!r}')
+
+
+def run_tiled(model: HAT, x: torch.Tensor, tile_size: TileSize = 'auto', tile_pad: int = 32, ensemble: bool = False,
+              progress: Callable[[int], None] | None = None) -> torch.Tensor:
+    """The tiling policy: :func:`run_network` in tiles of ``tile_size`` ('auto': the largest that fits in free memory,
+    see :func:`auto_tile`; 0 / None: the whole image), retried with tiles half as large (window multiples) while
+    memory runs out. Used by the API, ``hat-sr`` and :class:`~hat_arch.models.hat_model.HATModel`."""
+    check_tile_size(tile_size)
+    tile_size = auto_tile(model, x, tile_pad) if tile_size == 'auto' else tile_size or None
+    while True:
+        try:
+            return run_network(model, x, model.upscale, tile_size, tile_pad, ensemble, progress)
+        except RuntimeError as error:
+            if not _is_out_of_memory(error):
+                raise
+            failed = tile_size or max(x.shape[-2:])
+        # Retry outside the except block, so the traceback no longer holds the failed run's tensors.
+        _release_cached_memory(x.device)
+        tile_size = _round_tile(failed // 2, model.window_size)
+        if tile_size >= failed:
+            raise HatError(f'out of memory on {x.device} even with {failed}-pixel tiles; free memory, use '
+                           '--precision bf16/fp16 or the CPU')
+
+
+def auto_tile(model: HAT, x: torch.Tensor, tile_pad: int = 32) -> int | None:
+    """The largest tile side (a multiple of the window) whose run fits in free memory; None if the whole image fits.
+
+    CUDA: measured on a small probe run against the free GPU memory. CPU: an estimate from the network's widths
+    against the available RAM.
+    """
+    batch, _, h, w = x.shape
+    per_pixel = batch * _bytes_per_pixel(model, x)
+    budget = MEMORY_FRACTION * _free_memory(x.device)
+    pixels = budget / per_pixel
+    if h * w <= pixels:
+        return None
+    return _round_tile(math.isqrt(int(pixels)) - 2 * tile_pad, model.window_size)
+
+
+def _round_tile(size: int, window_size: int) -> int:
+    return max(window_size, size // window_size * window_size)
+
+
+def _bytes_per_pixel(model: HAT, x: torch.Tensor) -> float:
+    """Peak memory of a run per input pixel (for one image of the batch)."""
+    if x.device.type == 'cuda':
+        side = 4 * model.window_size
+        probe = x.new_zeros(1, x.shape[1], side, side)
+        torch.cuda.synchronize(x.device)
+        torch.cuda.reset_peak_memory_stats(x.device)
+        before = torch.cuda.memory_allocated(x.device)
+        with torch.no_grad():
+            model(probe)
+        return (torch.cuda.max_memory_allocated(x.device) - before) / side**2
+    # Live tensors at the peak, measured on the CPU (HAT-S, x2 and x4): about 20 feature maps of the body (attention
+    # gathers windows of q, k, v); the last upsampling conv's input and output (2 x 64 channels at the output
+    # resolution); with explicit attention, its matrices and their softmax (2 x heads x overlapping-window pixels).
+    values = 20 * model.conv_first.out_channels + 2 * NUM_FEAT * model.upscale**2
+    if model.attn_impl == 'naive':
+        heads = max(table.shape[1] for name, table in model.named_parameters()
+                    if name.endswith('relative_position_bias_table'))
+        values += 2 * heads * model.relative_position_index_OCA.shape[1]
+    return values * x.element_size()
+
+
+def _free_memory(device: torch.device) -> float:
+    if device.type == 'cuda':
+        free, _ = torch.cuda.mem_get_info(device)
+        return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+    try:
+        with open('/proc/meminfo') as meminfo:
+            fields = dict(line.split(':', 1) for line in meminfo)
+        return int(fields['MemAvailable'].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):  # not Linux: the physical memory, or 8 GiB if unknown
+        try:
+            return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2
+        except (AttributeError, ValueError, OSError):
+            return 8 * 2**30
+
+
+def _is_out_of_memory(error: RuntimeError) -> bool:
+    message = str(error)
+    return (isinstance(error, torch.OutOfMemoryError) or 'out of memory' in message
+            or "can't allocate memory" in message)
+
+
+def _release_cached_memory(device: torch.device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.empty_cache()

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import hat_arch
-from hat_arch import HAT, HatError, api
+from hat_arch import HAT, HatError, inference
 from tests.conftest import load_golden
 
 
@@ -109,7 +109,7 @@ def test_alpha_is_upscaled_and_kept(tiny):
 
 def test_constant_alpha_is_copied_without_running_the_network(tiny):
     bgra = np.full((6, 7, 4), 200, dtype=np.uint8)
-    with mock.patch.object(api, 'run_network', wraps=api.run_network) as run:
+    with mock.patch.object(inference, 'run_network', wraps=inference.run_network) as run:
         out = hat_arch.upscale(tiny, bgra)
     assert run.call_count == 1  # colour only
     assert (out[..., 3] == 200).all()
@@ -118,36 +118,11 @@ def test_constant_alpha_is_copied_without_running_the_network(tiny):
 def test_settings_are_passed_to_the_one_implementation(tiny):
     fake = lambda net, x, scale, *args: x.repeat_interleave(scale, -2).repeat_interleave(scale, -1)  # noqa: E731
     progress = []
-    with mock.patch.object(api, 'run_network', side_effect=fake) as run:
+    with mock.patch.object(inference, 'run_network', side_effect=fake) as run:
         out = hat_arch.upscale(tiny, np.zeros((5, 6, 3), np.uint8), tile=8, tile_pad=4, ensemble=True,
                                progress=progress.append)
     assert out.shape == (20, 24, 3)
     assert run.call_args.args[2:] == (4, 8, 4, True, progress.append)
-
-
-def test_auto_tile_uses_the_whole_image_when_it_fits_and_a_window_multiple_otherwise(tiny):
-    x = torch.zeros(1, 3, 300, 400)
-    per_pixel = api._bytes_per_pixel(tiny, x)
-    with mock.patch.object(api, '_free_memory', return_value=300 * 400 * per_pixel / api.MEMORY_FRACTION):
-        assert api.auto_tile(tiny, x, tile_pad=16) is None
-    with mock.patch.object(api, '_free_memory', return_value=200**2 * per_pixel / api.MEMORY_FRACTION):
-        assert api.auto_tile(tiny, x, tile_pad=16) == 168  # (200 - 2 * 16) rounded down to a multiple of 8
-    with mock.patch.object(api, '_free_memory', return_value=1.0):
-        assert api.auto_tile(tiny, x) == tiny.window_size
-
-
-def test_the_cpu_memory_estimate_is_the_documented_one():
-    # HAT-S x4 (144 channels) in fp32: 20 feature maps of the body and two 64-channel maps at x4, 19.25 KiB per input
-    # pixel (the README's "about 20 KiB"); the naive path adds its attention matrices (2 x 6 heads x 24 x 24).
-    with torch.device('meta'):
-        model = HAT(upscale=4, embed_dim=144, depths=[6] * 6, num_heads=[6] * 6, window_size=16, compress_ratio=24,
-                    squeeze_factor=24, mlp_ratio=2, upsampler='pixelshuffle')
-        naive = HAT(upscale=4, embed_dim=144, depths=[6] * 6, num_heads=[6] * 6, window_size=16, compress_ratio=24,
-                    squeeze_factor=24, mlp_ratio=2, upsampler='pixelshuffle', attn_impl='naive')
-    x = torch.zeros(1, 3, 8, 8)
-    assert api._bytes_per_pixel(model, x) == (20 * 144 + 2 * 64 * 16) * 4 == 19.25 * 1024
-    assert api._bytes_per_pixel(model, x.bfloat16()) == 19.25 * 512
-    assert api._bytes_per_pixel(naive, x) == (20 * 144 + 2 * 64 * 16 + 2 * 6 * 24 * 24) * 4
 
 
 def test_out_of_memory_is_retried_with_smaller_tiles(tiny):

@@ -1,11 +1,21 @@
-"""Overlapping tiles: each output pixel is a cross-fade of the tiles that cover it, weights summing to one."""
+"""Overlapping tiles: each output pixel is a cross-fade of the tiles that cover it, weights summing to one; the tiling
+policy: sizes checked, 'auto' from free memory, window rounding."""
 from __future__ import annotations
 
 import itertools
+from unittest import mock
 
+import pytest
 import torch
 
-from hat_arch.inference import tiled_forward
+from hat_arch import HAT, HatError, inference
+from hat_arch.inference import run_tiled, tiled_forward
+from tests.conftest import TINY_HAT
+
+
+@pytest.fixture(scope='module')
+def tiny():
+    return HAT(**TINY_HAT).eval()
 
 
 def numbered_tiles(scale: int):
@@ -33,3 +43,34 @@ def test_the_cross_fade_is_in_output_pixels_and_in_both_directions():
     ramp = torch.tensor([0.0] * 6 + [0.125, 0.375, 0.625, 0.875] + [1.0] * 6)
     expected = 2 * ramp[:, None] + ramp[None, :]  # tile number = 2 * row + column
     torch.testing.assert_close(out[0, 0], expected, rtol=0, atol=1e-6)
+
+
+def test_auto_tile_uses_the_whole_image_when_it_fits_and_a_window_multiple_otherwise(tiny):
+    x = torch.zeros(1, 3, 300, 400)
+    per_pixel = inference._bytes_per_pixel(tiny, x)
+    with mock.patch.object(inference, '_free_memory', return_value=300 * 400 * per_pixel / inference.MEMORY_FRACTION):
+        assert inference.auto_tile(tiny, x, tile_pad=16) is None
+    with mock.patch.object(inference, '_free_memory', return_value=200**2 * per_pixel / inference.MEMORY_FRACTION):
+        assert inference.auto_tile(tiny, x, tile_pad=16) == 168  # (200 - 2 * 16) rounded down to a multiple of 8
+    with mock.patch.object(inference, '_free_memory', return_value=1.0):
+        assert inference.auto_tile(tiny, x) == tiny.window_size
+
+
+def test_the_cpu_memory_estimate_is_the_documented_one():
+    # HAT-S x4 (144 channels) in fp32: 20 feature maps of the body and two 64-channel maps at x4, 19.25 KiB per input
+    # pixel (the README's "about 20 KiB"); the naive path adds its attention matrices (2 x 6 heads x 24 x 24).
+    with torch.device('meta'):
+        model = HAT(upscale=4, embed_dim=144, depths=[6] * 6, num_heads=[6] * 6, window_size=16, compress_ratio=24,
+                    squeeze_factor=24, mlp_ratio=2, upsampler='pixelshuffle')
+        naive = HAT(upscale=4, embed_dim=144, depths=[6] * 6, num_heads=[6] * 6, window_size=16, compress_ratio=24,
+                    squeeze_factor=24, mlp_ratio=2, upsampler='pixelshuffle', attn_impl='naive')
+    x = torch.zeros(1, 3, 8, 8)
+    assert inference._bytes_per_pixel(model, x) == (20 * 144 + 2 * 64 * 16) * 4 == 19.25 * 1024
+    assert inference._bytes_per_pixel(model, x.bfloat16()) == 19.25 * 512
+    assert inference._bytes_per_pixel(naive, x) == (20 * 144 + 2 * 64 * 16 + 2 * 6 * 24 * 24) * 4
+
+
+@pytest.mark.parametrize('tile_size', [-3, 'big', 2.5, True])
+def test_tile_sizes_are_checked_in_one_place(tiny, tile_size):
+    with pytest.raises(HatError, match="tile must be a positive number of pixels, 0 / None .* or 'auto'"):
+        run_tiled(tiny, torch.zeros(1, 3, 8, 8), tile_size)

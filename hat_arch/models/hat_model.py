@@ -14,7 +14,7 @@ from tqdm import tqdm
 from hat_arch.state_dict import describe_state_dict_mismatch
 from hat_arch.checkpoint import load_weights, read_state_dict
 from hat_arch.errors import HatError
-from hat_arch.inference import eval_mode, run_network
+from hat_arch.inference import eval_mode, run_tiled
 from hat_arch.models.degradation import check_vgg_weights
 
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
@@ -35,8 +35,9 @@ class HATModel(SRModel):
 
     Differences from ``SRModel``:
 
-    - validation/test run through :func:`hat_arch.inference.run_network`: any LR size (the network pads and crops),
-      overlapping tiles blended without seams when the options have ``tile: {tile_size, tile_pad}``, and the x8
+    - validation/test run through the tiling policy, :func:`hat_arch.inference.run_tiled`: any LR size (the network
+      pads and crops), overlapping tiles blended without seams when the options have ``tile: {tile_size, tile_pad}``
+      (``tile_size: auto``: the largest that fits in free memory), a retry with smaller tiles on out of memory, the x8
       self-ensemble with ``val: self_ensemble: true``; the EMA network is used when there is one, and the network is
       put back in the mode it was in;
     - ``train: amp: bf16|fp16`` trains under autocast (fp16 with a gradient scaler);
@@ -148,5 +149,5 @@ class HATModel(SRModel):
                     else:
                         bar.update(n)
 
-                self.output = run_network(net, self.lq, self.opt['scale'], tile.get('tile_size'),
-                                          tile.get('tile_pad', 32), bool(val.get('self_ensemble', False)), progress)
+                self.output = run_tiled(self.get_bare_model(net), self.lq, tile.get('tile_size'),
+                                        tile.get('tile_pad', 32), bool(val.get('self_ensemble', False)), progress)

@@ -25,6 +25,7 @@ from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTR
 
 from hat_arch.archs.hat_arch import HAT, validate_config
 from hat_arch.errors import HatError, did_you_mean
+from hat_arch.inference import check_tile_size
 from hat_arch.training.distributed import init_dist, is_distributed
 
 # Top-level keys of BasicSR, HAT and Real-ESRGAN/Real-HAT option files ('network_*' are all accepted).
@@ -41,7 +42,7 @@ REQUIRED_KEYS = ('name', 'model_type', 'scale', 'num_gpu', 'datasets', 'path')
 REQUIRED_TRAIN_KEYS = {'train': ('total_iter',), 'logger': ('print_freq', 'save_checkpoint_freq')}
 DIST_PARAMS = ('backend', 'port')
 MAPPINGS = ('datasets', 'path', 'train', 'val', 'logger', 'dist_params', 'tile')
-TILE_KEYS = ('tile_size', 'tile_pad')  # HATModel's tiled validation/test (tile_size 0 or null: whole images)
+TILE_KEYS = ('tile_size', 'tile_pad')  # HATModel's tiled validation/test (tile_size 0 or null: whole images; auto)
 FORCE_YML_ENTRY = re.compile(r'^[\w.-]+(:[\w.-]+)*=')
 # A number with an exponent, which YAML 1.1 (PyYAML, BasicSR) reads as text unless it has a dot and a signed
 # exponent: 1e-4, 2E5 and 1.0e4 are strings, 1.0e-4 is a float. BasicSR's --force_yml reads them as text too.
@@ -133,7 +134,12 @@ def _check_tile_options(tile: dict, path: str) -> None:
     for key, value in tile.items():
         if key not in TILE_KEYS:
             raise HatError(f"option file {path}: unknown key tile: {key} (expected {', '.join(TILE_KEYS)})")
-        if value is not None and (type(value) is not int or value < 0):
+        if key == 'tile_size':
+            try:
+                check_tile_size(value)
+            except HatError as error:
+                raise HatError(f'option file {path}: tile: tile_size: {error}') from None
+        elif value is not None and (type(value) is not int or value < 0):
             raise HatError(f'option file {path}: tile: {key} must be a non-negative integer (or null), got {value!r}')
 
 

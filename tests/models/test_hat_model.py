@@ -14,6 +14,7 @@ from basicsr.data import build_dataloader, build_dataset
 from basicsr.utils.matlab_functions import imresize
 
 from hat_arch.errors import HatError
+from hat_arch import inference
 from hat_arch.inference import self_ensemble
 from hat_arch.models.hat_model import HATModel, metrics_table
 from tests.conftest import DATA, TINY_HAT
@@ -68,6 +69,30 @@ def test_tiles_cover_the_image_and_blend_to_the_whole_image_output(tmp_path):
     assert len(calls.sizes) == 9  # 3 x 3 tiles of 16 over 40 x 36
     with torch.no_grad():  # context as large as the image: every tile sees the whole image, so blending is exact
         torch.testing.assert_close(model.output, model.net_g(model.lq), atol=1e-5, rtol=1e-5)
+
+
+def test_tile_size_auto_and_out_of_memory_retry_as_in_the_api(tmp_path):
+    model = HATModel(make_opt(tmp_path, tile={'tile_size': 'auto', 'tile_pad': 4}))
+    calls = CountCalls(model.net_g)
+    model.lq = torch.rand(1, 3, 24, 24)
+    with mock.patch.object(inference, '_free_memory', return_value=1.0):  # room for the smallest tiles only
+        model.test()
+    assert len(calls.sizes) == 9 and model.output.shape == (1, 3, 96, 96)  # 3 x 3 tiles of one window (8)
+
+    sizes = []
+    forward = model.net_g.forward
+
+    def out_of_memory_above_16(x):
+        sizes.append(max(x.shape[-2:]))
+        if max(x.shape[-2:]) > 16:
+            raise torch.OutOfMemoryError('CUDA out of memory. Tried to allocate 2.00 GiB')
+        return forward(x)
+
+    model = HATModel(make_opt(tmp_path, tile={'tile_pad': 4}))  # no tile size: the whole image first
+    model.lq = torch.rand(1, 3, 24, 24)
+    with mock.patch.object(model.net_g, 'forward', side_effect=out_of_memory_above_16):
+        model.test()
+    assert sizes[0] == 24 and max(sizes[1:]) <= 16 and model.output.shape == (1, 3, 96, 96)
 
 
 def test_tile_errors_are_raised(tmp_path):
