@@ -19,6 +19,7 @@ from PIL import Image
 from hat_arch.errors import HatError
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.webp', '.bmp', '.tif', '.tiff', '.ppm', '.pgm')
+OUTPUT_EXTENSIONS = ('png', 'jpg', 'webp')  # what hat-sr upscale writes
 EXIF_ORIENTATION = 0x0112
 # EXIF orientation -> the numpy operation that turns the stored pixels upright (2-4 mirror or rotate by 180 degrees;
 # 5-8 also swap the axes).
@@ -82,3 +83,20 @@ def write_image(path: str | Path, image: np.ndarray, params: Sequence[int] = ())
     except OSError as error:
         temporary.unlink(missing_ok=True)
         raise HatError(f'cannot write {path}: {error.strerror or error}') from None
+
+
+def for_format(image: np.ndarray, target: Path) -> np.ndarray:
+    """``image`` as ``target``'s format can hold it: PNG keeps 16 bits; JPEG and WebP take 8; JPEG has no alpha.
+    Float images (32-bit TIFFs) become 16-bit: OpenCV would write their [0, 1] values unscaled, as a black image."""
+    if np.issubdtype(image.dtype, np.floating):
+        image = np.rint(np.clip(image, 0.0, 1.0) * 65535.0).astype(np.uint16)
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    if channels == 2:  # gray + alpha: OpenCV writes gray, BGR or BGRA
+        image = np.concatenate([np.repeat(image[..., :1], 3, axis=2), image[..., 1:]], axis=2)
+    if target.suffix == '.png':
+        return image
+    if channels in (2, 4) and target.suffix in ('.jpg', '.jpeg'):
+        raise HatError('it has transparency, which JPEG cannot store; use --ext png or webp')
+    if image.dtype == np.uint16:
+        image = np.rint(image / 257.0).astype(np.uint8)
+    return image

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from hat_arch.image_io import EXIF_ORIENTATION, exif_orientation, is_image_name, read_image
+from hat_arch import HatError
+from hat_arch.image_io import EXIF_ORIENTATION, exif_orientation, for_format, is_image_name, read_image
 
 
 def test_extensions_match_in_any_case():
@@ -64,3 +65,14 @@ def test_huge_photos_pass_pillows_decompression_bomb_check(tmp_path, monkeypatch
         assert read_image(tmp_path / 'big.jpg').shape == (6, 4)
         monkeypatch.setattr(Image, 'MAX_IMAGE_PIXELS', 10)
         assert read_image(tmp_path / 'big.jpg').shape == (4, 6)
+
+
+def test_for_format_keeps_what_the_format_holds(tmp_path):
+    deep = np.full((2, 2, 3), 65535, np.uint16)
+    assert for_format(deep, tmp_path / 'a.png').dtype == np.uint16  # PNG keeps 16 bits
+    assert (for_format(deep, tmp_path / 'a.webp') == 255).all()  # WebP and JPEG take 8
+    assert for_format(np.ones((2, 2), np.float32), tmp_path / 'a.png').max() == 65535  # floats become 16-bit
+    gray_alpha = for_format(np.zeros((2, 2, 2), np.uint8), tmp_path / 'a.png')
+    assert gray_alpha.shape == (2, 2, 4)  # OpenCV writes gray, BGR or BGRA
+    with pytest.raises(HatError, match='transparency, which JPEG cannot store'):
+        for_format(np.zeros((2, 2, 4), np.uint8), tmp_path / 'a.jpg')

@@ -11,19 +11,11 @@ import argparse
 import importlib.util
 import os
 import sys
-import warnings
 from pathlib import Path
 
-import torch
-
 from hat_arch.cli.arguments import positive_float
-from hat_arch.errors import HatError, cannot_write, first_line, report_user_errors
-
-MIN_OPSET = 17
-# The newest opset of the TorchScript exporter (torch keeps the constant private; without it, no upper bound): a
-# later one failed after the exporter had printed its whole graph, hundreds of lines.
-MAX_OPSET = getattr(torch.onnx._constants, 'ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET', 10**6)
-TOLERANCE = 1e-3
+from hat_arch.errors import HatError, cannot_write, report_user_errors
+from hat_arch.onnx_export import MAX_OPSET, MIN_OPSET, TOLERANCE, export_onnx, verify_onnx
 
 
 def _opset(text: str) -> int:
@@ -88,48 +80,3 @@ def _run(args: argparse.Namespace) -> int:
           f'{"RGB" if info.in_chans == 3 else "channels as trained"}; output (b, {info.in_chans}, '
           f'{info.scale}h, {info.scale}w)')
     return 0
-
-
-def export_onnx(model: torch.nn.Module, path: Path, opset: int = MIN_OPSET) -> None:
-    """Trace ``model`` (a HAT with ``attn_impl='naive'``) into an ONNX file with dynamic batch, height and width."""
-    if getattr(model, 'attn_impl', 'naive') != 'naive':
-        raise HatError(f"ONNX export traces the reference attention: build the HAT with attn_impl='naive', not "
-                       f'{model.attn_impl!r} (the weights are the same)')
-    window = model.window_size
-    # Not a multiple of the window in either direction: the padding is traced as done, valid for every size.
-    example = torch.rand(1, model.in_chans, 2 * window + 3, 3 * window + 5)
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')  # tracer and deprecation warnings about shapes as values; verified instead
-        try:
-            torch.onnx.export(model, (example, ), str(path), dynamo=False, opset_version=opset,
-                              input_names=['input'], output_names=['output'],
-                              dynamic_axes={'input': {0: 'batch', 2: 'height', 3: 'width'},
-                                            'output': {0: 'batch', 2: 'out_height', 3: 'out_width'}})
-        except Exception as error:  # the exporter's errors are long; the first line says what failed
-            raise HatError(f'ONNX export failed: {first_line(error)}') from None
-
-
-def verify_onnx(model: torch.nn.Module, path: Path, tolerance: float = TOLERANCE) -> float | None:
-    """Largest difference between onnxruntime and PyTorch over a few input sizes (None without onnxruntime); raises
-    HatError above ``tolerance``."""
-    try:
-        import onnxruntime
-    except ImportError:
-        return None
-    session = onnxruntime.InferenceSession(str(path), providers=['CPUExecutionProvider'])
-    window = model.window_size
-    largest = 0.0
-    # A multiple of the window, sizes that need padding, and one smaller than a window; a batch of 2.
-    for batch, h, w in ((1, 2 * window, window), (2, window + 3, 2 * window + 1), (1, window // 2 + 1, 3)):
-        x = torch.rand(batch, model.in_chans, h, w)
-        with torch.no_grad():
-            expected = model(x).numpy()
-        got = session.run(None, {'input': x.numpy()})[0]
-        if got.shape != expected.shape:
-            raise HatError(f'ONNX model gives shape {got.shape} for input {tuple(x.shape)}; PyTorch {expected.shape}')
-        difference = float(abs(got - expected).max())
-        if difference > tolerance:
-            raise HatError(f'ONNX model differs from PyTorch by {difference:.2e} (> {tolerance:g}) on input '
-                           f'{tuple(x.shape)}')
-        largest = max(largest, difference)
-    return largest

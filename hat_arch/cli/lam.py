@@ -13,13 +13,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
 import hat_arch
 from hat_arch import attribution
 from hat_arch.cli.arguments import non_negative_float, positive_int
 from hat_arch.errors import HatError, cannot_write, report_user_errors
-from hat_arch.image_io import read_image, write_image
+from hat_arch.image_io import write_image
 
 
 def _box(text: str) -> tuple[int, int, int, int]:
@@ -81,7 +80,7 @@ def main(argv: list[str] | None = None, prog: str = 'hat-sr lam') -> int:
 def _run(args: argparse.Namespace) -> int:
     figure_path, json_path = _output_paths(args)
     model = hat_arch.load_model(args.model, device=args.device)
-    image = _read_image(args.input, _in_channels(model))
+    image = attribution.image_tensor(args.input, attribution.in_channels(model))
 
     start = time.perf_counter()
     result = hat_arch.lam(model, image, args.box, sigma=args.sigma, steps=args.steps, kernel_size=args.kernel_size,
@@ -129,32 +128,3 @@ def _output_paths(args: argparse.Namespace) -> tuple[Path, Path]:
     if cannot_write(folder, create=False):
         raise HatError(f'output folder {folder} does not exist or is not writable')
     return figure, json_path
-
-
-def _in_channels(model: torch.nn.Module) -> int:
-    """Channels the model takes: HAT's ``in_chans``, else the first conv's input channels, else 3."""
-    if hasattr(model, 'in_chans'):
-        return int(model.in_chans)
-    first_conv = next((m for m in model.modules() if isinstance(m, torch.nn.Conv2d)), None)
-    return first_conv.in_channels if first_conv is not None else 3
-
-
-def _read_image(path: str, channels: int) -> torch.Tensor:
-    """An 8- or 16-bit image file as (channels, h, w) RGB or gray in [0, 1]; alpha dropped, colour <-> gray as the
-    model needs."""
-    array = read_image(path)
-    if array.dtype not in (np.uint8, np.uint16):
-        raise HatError(f'image {path} is not an 8- or 16-bit image')
-    scale = 65535.0 if array.dtype == np.uint16 else 255.0
-    array = array.astype(np.float32) / scale
-    if array.ndim == 2:
-        array = array[..., None]
-    if array.shape[-1] == 4:
-        array = array[..., :3]
-    if array.shape[-1] == 3:
-        array = cv2.cvtColor(array, cv2.COLOR_BGR2GRAY)[..., None] if channels == 1 else array[..., ::-1]
-    elif channels == 3:
-        array = np.repeat(array, 3, axis=-1)
-    if array.shape[-1] != channels:
-        raise HatError(f'image {path} has {array.shape[-1]} channels; the model takes {channels}')
-    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)

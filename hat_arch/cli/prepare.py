@@ -9,17 +9,13 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import os.path as osp
 import sys
-from functools import partial
 
 from hat_arch.cli.arguments import non_negative_int, positive_int
-from hat_arch.errors import HatError, report_user_errors
-
-SCALES = (2, 3, 4)
-
+from hat_arch.data.prepare import SCALES, bicubic, crop, df2k, meta_info
+from hat_arch.errors import report_user_errors
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--workers', type=positive_int, default=os.cpu_count() or 1,
@@ -75,73 +71,6 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument('--recursive', action='store_true', help='include sub-folders (ImageNet: one per class)')
     _add_common(p)
     return parser
-
-
-def crop(src: str, dst: str, crop_size: int, step: int, thresh_size: int = 0, scale: int = 1, modcrop: int = 1,
-         workers: int = 1, overwrite: bool = False) -> int:
-    """Sub-images of every image in ``src`` into ``dst``; returns how many were written."""
-    from hat_arch.data.prepare import SubImageJob, check_images, list_images, new_folder, parallel
-
-    names = list_images(src)
-    check_images(src, names)
-    job = SubImageJob(src, dst, crop_size, step, thresh_size, modcrop, scale)
-    new_folder(dst, overwrite)
-    counts = parallel(job, names, workers, f'crop {osp.basename(dst.rstrip("/"))}')
-    too_small = sum(1 for c in counts if c == 0)
-    if too_small:
-        print(f'{too_small} image(s) smaller than the crop size gave no sub-image', file=sys.stderr)
-    return sum(counts)
-
-
-def bicubic(src: str, dst: str, scale: int, gt_dst: str | None = None, workers: int = 1,
-            overwrite: bool = False) -> None:
-    """MATLAB-bicubic x1/scale of every image of ``src`` into ``dst`` (and the mod-cropped GT into ``gt_dst``)."""
-    from hat_arch.data.prepare import BicubicJob, check_images, list_images, new_folder, parallel
-
-    names = list_images(src)
-    check_images(src, names)
-    for folder in filter(None, (dst, gt_dst)):
-        new_folder(folder, overwrite)
-    parallel(BicubicJob(src, dst, scale, gt_dst), names, workers, f'x{scale} {osp.basename(dst)}')
-
-
-def meta_info(folder: str, file: str, recursive: bool = False, workers: int = 1, overwrite: bool = False) -> int:
-    """Write BasicSR's meta-info file for the images of ``folder``; returns the number of lines."""
-    from basicsr.utils import scandir
-
-    from hat_arch.data.prepare import list_images, meta_info_line, parallel
-    from hat_arch.image_io import is_image_name
-
-    if osp.exists(file) and not overwrite:
-        raise HatError(f'meta-info file {file} exists; remove it or pass --overwrite')
-    try:
-        names = list_images(folder, recursive)
-    except HatError as error:
-        if recursive or not osp.isdir(folder) or not any(map(is_image_name, scandir(folder, recursive=True))):
-            raise
-        raise HatError(f'{error}; its sub-folders have images: pass --recursive (ImageNet: one per class)') from None
-    spaced = next((name for name in names if any(char.isspace() for char in name)), None)
-    if spaced is not None:  # a meta-info line is 'NAME (h,w,c)': every reader cuts the name at its first space
-        raise HatError(f'{osp.join(folder, spaced)}: a name with spaces cannot go in a meta-info file; rename it')
-    lines = parallel(partial(meta_info_line, folder), names, workers, 'meta-info')
-    os.makedirs(osp.dirname(file) or '.', exist_ok=True)
-    with open(file, 'w') as f:
-        f.writelines(line + '\n' for line in lines)
-    return len(lines)
-
-
-def df2k(root: str, hr: str = 'DF2K_HR', prefix: str = 'DF2K', scales=SCALES, crop_size: int = 480, step: int = 240,
-         workers: int = 1, overwrite: bool = False) -> None:
-    """HR sub-images, paired LR sub-images for every scale, and the meta-info file, under ``root``."""
-    src = osp.join(root, hr)
-    modcrop = math.lcm(*scales)  # HR and every LR then share the crop grid exactly
-    crop(src, osp.join(root, f'{prefix}_HR_sub'), crop_size, step, modcrop=modcrop, workers=workers,
-         overwrite=overwrite)
-    for scale in scales:
-        crop(src, osp.join(root, f'{prefix}_bicx{scale}_sub'), crop_size, step, scale=scale, modcrop=modcrop,
-             workers=workers, overwrite=overwrite)
-    meta_info(osp.join(root, f'{prefix}_HR_sub'), osp.join(root, f'meta_info_{prefix}sub_GT.txt'), workers=workers,
-              overwrite=overwrite)
 
 
 def main(argv: list[str] | None = None, prog: str = 'basicsr prepare') -> int:

@@ -14,14 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
-import numpy as np
 from tqdm import tqdm
 
 from hat_arch.cli.arguments import non_negative_int, positive_float
 from hat_arch.errors import HatError, cannot_write, first_line, report_user_errors
-from hat_arch.image_io import is_image_name, read_image, write_image
-
-OUTPUT_EXTENSIONS = ('png', 'jpg', 'webp')
+from hat_arch.image_io import OUTPUT_EXTENSIONS, for_format, is_image_name, read_image, write_image
 
 
 def _tile(text: str) -> int | str:
@@ -127,7 +124,7 @@ def _upscale_file(model, job: Job, args: argparse.Namespace) -> str:
     image = read_image(job.source)
     output = upscale(model, image, tile=args.tile, tile_pad=args.tile_pad, ensemble=args.ensemble, alpha=args.alpha,
                      progress=lambda n: tiles.append(-n) if n < 0 else None)
-    write_image(job.target, _for_format(output, job.target))
+    write_image(job.target, for_format(output, job.target))
     sizes = f'{image.shape[1]}x{image.shape[0]} -> {output.shape[1]}x{output.shape[0]}'
     return sizes + (f' ({tiles[-1]} tiles)' if tiles[-1] > 1 else '')
 
@@ -186,22 +183,3 @@ def plan_outputs(sources: list[Path], out_dir: Path, suffix: str, ext: str) -> l
         by_target[resolved] = source
         jobs.append(Job(source, target))
     return jobs
-
-
-def _for_format(image: np.ndarray, target: Path) -> np.ndarray:
-    """``image`` as ``target``'s format can hold it: PNG keeps 16 bits; JPEG and WebP take 8; JPEG has no alpha.
-    Float images (32-bit TIFFs) become 16-bit: OpenCV would write their [0, 1] values unscaled, as a black image."""
-    if np.issubdtype(image.dtype, np.floating):
-        image = np.rint(np.clip(image, 0.0, 1.0) * 65535.0).astype(np.uint16)
-    channels = 1 if image.ndim == 2 else image.shape[2]
-    if channels == 2:  # gray + alpha: OpenCV writes gray, BGR or BGRA
-        image = np.concatenate([np.repeat(image[..., :1], 3, axis=2), image[..., 1:]], axis=2)
-    if target.suffix == '.png':
-        return image
-    if channels in (2, 4) and target.suffix in ('.jpg', '.jpeg'):
-        raise HatError('it has transparency, which JPEG cannot store; use --ext png or webp')
-    if image.dtype == np.uint16:
-        image = np.rint(image / 257.0).astype(np.uint8)
-    return image
-
-

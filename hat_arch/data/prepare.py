@@ -5,9 +5,12 @@ Sub-images of large training images (DF2K), meta-info files, MATLAB-style bicubi
 """
 from __future__ import annotations
 
+import math
 import os
 import os.path as osp
+import sys
 from contextlib import nullcontext
+from functools import partial
 from multiprocessing import Pool
 from typing import Callable, Sequence
 
@@ -23,6 +26,7 @@ from hat_arch.data.checks import image_shape
 from hat_arch.errors import HatError
 from hat_arch.image_io import IMAGE_EXTENSIONS, is_image_name, read_image, write_image
 
+SCALES = (2, 3, 4)  # the scales basicsr prepare makes by default
 PNG_COMPRESSION = 3  # BasicSR's scripts' choice: fast to write, about as small as 9 on photos
 
 
@@ -140,3 +144,61 @@ class BicubicJob:
 def meta_info_line(folder: str, name: str) -> str:
     """``NAME (h,w,c)``: BasicSR's meta-info line for one image."""
     return f'{name} ({",".join(map(str, image_shape(osp.join(folder, name))))})'
+
+
+def crop(src: str, dst: str, crop_size: int, step: int, thresh_size: int = 0, scale: int = 1, modcrop: int = 1,
+         workers: int = 1, overwrite: bool = False) -> int:
+    """Sub-images of every image in ``src`` into ``dst``; returns how many were written."""
+    names = list_images(src)
+    check_images(src, names)
+    job = SubImageJob(src, dst, crop_size, step, thresh_size, modcrop, scale)
+    new_folder(dst, overwrite)
+    counts = parallel(job, names, workers, f'crop {osp.basename(dst.rstrip("/"))}')
+    too_small = sum(1 for c in counts if c == 0)
+    if too_small:
+        print(f'{too_small} image(s) smaller than the crop size gave no sub-image', file=sys.stderr)
+    return sum(counts)
+
+
+def bicubic(src: str, dst: str, scale: int, gt_dst: str | None = None, workers: int = 1,
+            overwrite: bool = False) -> None:
+    """MATLAB-bicubic x1/scale of every image of ``src`` into ``dst`` (and the mod-cropped GT into ``gt_dst``)."""
+    names = list_images(src)
+    check_images(src, names)
+    for folder in filter(None, (dst, gt_dst)):
+        new_folder(folder, overwrite)
+    parallel(BicubicJob(src, dst, scale, gt_dst), names, workers, f'x{scale} {osp.basename(dst)}')
+
+
+def meta_info(folder: str, file: str, recursive: bool = False, workers: int = 1, overwrite: bool = False) -> int:
+    """Write BasicSR's meta-info file for the images of ``folder``; returns the number of lines."""
+    if osp.exists(file) and not overwrite:
+        raise HatError(f'meta-info file {file} exists; remove it or pass --overwrite')
+    try:
+        names = list_images(folder, recursive)
+    except HatError as error:
+        if recursive or not osp.isdir(folder) or not any(map(is_image_name, scandir(folder, recursive=True))):
+            raise
+        raise HatError(f'{error}; its sub-folders have images: pass --recursive (ImageNet: one per class)') from None
+    spaced = next((name for name in names if any(char.isspace() for char in name)), None)
+    if spaced is not None:  # a meta-info line is 'NAME (h,w,c)': every reader cuts the name at its first space
+        raise HatError(f'{osp.join(folder, spaced)}: a name with spaces cannot go in a meta-info file; rename it')
+    lines = parallel(partial(meta_info_line, folder), names, workers, 'meta-info')
+    os.makedirs(osp.dirname(file) or '.', exist_ok=True)
+    with open(file, 'w') as f:
+        f.writelines(line + '\n' for line in lines)
+    return len(lines)
+
+
+def df2k(root: str, hr: str = 'DF2K_HR', prefix: str = 'DF2K', scales=SCALES, crop_size: int = 480, step: int = 240,
+         workers: int = 1, overwrite: bool = False) -> None:
+    """HR sub-images, paired LR sub-images for every scale, and the meta-info file, under ``root``."""
+    src = osp.join(root, hr)
+    modcrop = math.lcm(*scales)  # HR and every LR then share the crop grid exactly
+    crop(src, osp.join(root, f'{prefix}_HR_sub'), crop_size, step, modcrop=modcrop, workers=workers,
+         overwrite=overwrite)
+    for scale in scales:
+        crop(src, osp.join(root, f'{prefix}_bicx{scale}_sub'), crop_size, step, scale=scale, modcrop=modcrop,
+             workers=workers, overwrite=overwrite)
+    meta_info(osp.join(root, f'{prefix}_HR_sub'), osp.join(root, f'meta_info_{prefix}sub_GT.txt'), workers=workers,
+              overwrite=overwrite)

@@ -10,7 +10,7 @@ import torch
 from hat_arch import HatError
 from hat_arch.checkpoint import load_model
 from hat_arch.cli import hat_sr_main
-from hat_arch.cli.export import MAX_OPSET, verify_onnx
+from hat_arch.onnx_export import MAX_OPSET, verify_onnx
 from tests.conftest import load_golden
 
 onnxruntime = pytest.importorskip('onnxruntime')
@@ -78,7 +78,7 @@ def test_opsets_the_exporter_cannot_write_are_refused(exported, capsys, opset):
 
 def test_export_needs_the_reference_attention():
     from hat_arch import HAT
-    from hat_arch.cli.export import export_onnx
+    from hat_arch.onnx_export import export_onnx
 
     with pytest.raises(HatError, match="build the HAT with attn_impl='naive', not 'sdpa'"):
         export_onnx(HAT(**load_golden('tiny_x3')['config']), Path('unused.onnx'))
