@@ -52,6 +52,7 @@ def python312() -> str | None:
     return None
 
 
+@pytest.mark.slow  # spawns processes
 @pytest.mark.skipif(python312() is None, reason='no Python 3.12 on this machine')
 def test_distutils_shim_on_python_312():
     code = ('import importlib.util, sys\n'
@@ -111,6 +112,7 @@ def test_flow_warp_without_meshgrid_warning():
     assert out.shape == (1, 2, 4, 5)
 
 
+@pytest.mark.slow  # trains
 def test_basicsr_own_pipeline_distributed_on_cpu_then_resumes(tmp_path, monkeypatch, capsys):
     """BasicSR's parse_options with --launcher pytorch on a CPU-only machine (gloo, DDP without device_ids), then
     its own train_pipeline resuming on the CPU from a state our pipeline saved."""
@@ -147,6 +149,7 @@ def test_basicsr_own_pipeline_distributed_on_cpu_then_resumes(tmp_path, monkeypa
     assert (tmp_path / 'experiments' / 'own' / 'models' / 'net_g_latest.pth').is_file()
 
 
+@pytest.mark.slow  # spawns processes
 def test_an_image_unreadable_mid_run_is_named_in_one_line(tmp_path):
     """BasicSR's datasets crash on such an image with an AttributeError naming nothing; the fix names the file, also
     from a DataLoader worker, and leaves other errors alone."""

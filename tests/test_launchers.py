@@ -16,6 +16,7 @@ from hat_arch.training.options import build_parser
 from tests.training.tiny import one_thread, read_log, tiny_options, write_options
 
 
+@pytest.mark.slow  # trains
 def test_train_then_test_in_a_fresh_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     write_options(tmp_path, tiny_options('tiny', total_iter=5, save_every=2, validate_every=2))
@@ -192,6 +193,7 @@ class UnreadableImages(torch.utils.data.Dataset):
         raise HatError(f'cannot decode image /data/lq/{index:04d}.png: not an image, or a damaged one')
 
 
+@pytest.mark.slow  # spawns processes
 def test_an_error_raised_in_a_dataloader_worker_is_still_one_line(capsys):
     def load():
         next(iter(torch.utils.data.DataLoader(UnreadableImages(), num_workers=1)))

@@ -31,6 +31,7 @@ def test_crop_positions_cover_the_side():
     assert crop_positions(100, 480, 240, 0) == []
 
 
+@pytest.mark.slow  # spawns processes
 def test_hr_and_lr_sub_images_pair_by_name(hr, tmp_path):
     assert main([
         'crop', str(hr), str(tmp_path / 'HR_sub'), '--crop-size', '64', '--step', '32', '--modcrop', '4',
@@ -101,6 +102,7 @@ def test_output_folder_with_files_is_not_overwritten(hr, tmp_path, capsys):
     assert 'folder' in capsys.readouterr().err
 
 
+@pytest.mark.slow  # spawns processes
 def test_df2k_layout_is_what_the_recipes_read(hr, tmp_path):
     root = tmp_path / 'DF2K'
     shutil.copytree(hr, root / 'DF2K_HR')

@@ -258,6 +258,7 @@ def test_metrics_table():
                                   '| Set5 | 30.1235 | 0.8000 |', '| Set14 | 27.0000 |  |']
 
 
+@pytest.mark.slow  # trains
 def test_basicsr_train_then_tiled_test_is_close_to_whole_image_test(tmp_path, monkeypatch):
     """``basicsr train`` a tiny HATModel, then ``basicsr test`` it on Set5 whole and in 16-pixel tiles."""
     from hat_arch import test as test_cli, train as train_cli

@@ -67,6 +67,7 @@ def basicsr_train(opt: dict, tmp_path: Path) -> Path:
     return tmp_path / 'experiments' / opt['name']
 
 
+@pytest.mark.slow  # trains
 def test_mse_recipe_trains_and_validates_with_tiles(tmp_path):
     opt = shrunk(MSE_RECIPE, tmp_path)
     (tmp_path / 'val.txt').write_text('head.png\n')  # one 70x70 LR image keeps the CPU test short
@@ -87,6 +88,7 @@ def test_mse_recipe_trains_and_validates_with_tiles(tmp_path):
     assert 'Validation Set5' in log and '# psnr:' in log
 
 
+@pytest.mark.slow  # trains
 def test_gan_recipe_trains_and_saves_g_and_d(tmp_path):
     experiment = basicsr_train(shrunk(GAN_RECIPE, tmp_path), tmp_path)
 

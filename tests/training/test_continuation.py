@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from hat_arch.train import main
@@ -51,6 +52,7 @@ def load_all(experiment: Path) -> dict[str, dict]:
     return {p.name: torch.load(p, map_location='cpu', weights_only=True) for p in files}
 
 
+@pytest.mark.slow  # trains
 def test_kill_then_auto_resume_matches_an_uninterrupted_run(tmp_path, monkeypatch):
     val_set = one_image_set(tmp_path / 'val')
     monkeypatch.chdir(tmp_path)

@@ -21,6 +21,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # trains
 def test_torchrun_two_processes_train_validate_and_checkpoint_once(tmp_path, monkeypatch):
     yml = write_options(tmp_path, tiny_options('ddp', total_iter=4, save_every=2, validate_every=4))
     command = [console_script('torchrun'), '--standalone', '--nproc_per_node=2', '--no-python',

@@ -52,6 +52,7 @@ def test_limit_must_be_a_positive_integer(limit):
         NonFiniteGuard([], limit)
 
 
+@pytest.mark.slow  # trains
 def test_training_with_nan_losses_stops_with_a_clear_message(tmp_path, monkeypatch, capsys):
     opt = tiny_options('nan', total_iter=8, save_every=2, validate_every=None)
     opt['train']['pixel_opt']['loss_weight'] = float('nan')

@@ -98,6 +98,7 @@ def test_explicit_resume_state_that_is_not_one(tmp_path):
         load_resume_state(opt)
 
 
+@pytest.mark.slow  # trains
 def test_a_resumed_run_does_not_need_its_pretrained_file(tmp_path, monkeypatch):
     # A fine-tuning recipe starts from another run's network; once it has its own checkpoints, resuming loads those,
     # so the pretrained file may be gone (another machine, cleaned up).
@@ -133,6 +134,7 @@ def test_a_gradient_scaler_that_was_off_starts_fresh_when_resumed_with_fp16(capl
     assert 'Gradient scaler grad_scaler was off in the saved run' in caplog.text
 
 
+@pytest.mark.slow  # trains
 def test_a_changed_schedule_is_refused_when_resuming(tmp_path, monkeypatch, capsys):
     # The saved schedulers replace those of the option file: new milestones would be ignored without a word, and new
     # cosine periods crash BasicSR's scheduler. Nothing of the run is touched.
@@ -147,6 +149,7 @@ def test_a_changed_schedule_is_refused_when_resuming(tmp_path, monkeypatch, caps
     assert sorted(p.name for p in (tmp_path / 'experiments' / 'schedule' / 'training_states').iterdir()) == ['2.state']
 
 
+@pytest.mark.slow  # trains
 def test_the_best_validation_record_survives_a_resume(tmp_path, monkeypatch):
     # BasicSR keeps the best metric per validation set only in memory: a resumed run's log said 'Best: ... @' the
     # first iteration validated after the resume, whatever came before.
