@@ -3,6 +3,38 @@
 Every fix is feature-detected (a BasicSR or torchvision that no longer needs it is left alone: the fixes of BasicSR
 functions look for the faulty call in their source), idempotent, and applied from :func:`apply`, the import fixes
 before anything imports ``basicsr``. Nothing in site-packages is edited.
+
+Every place where hat_arch replaces or patches BasicSR's behaviour, with the symptom it fixes:
+
+Patched here (see each function's comment):
+
+- ``_fix_functional_tensor``: ``import basicsr`` dies on torchvision >= 0.17 (no ``functional_tensor``).
+- ``_fix_distutils``: ``import basicsr`` dies on Python >= 3.12 (no ``distutils``).
+- ``_fix_loose_version_warning``: a DeprecationWarning on every forward of BasicSR's version checks.
+- ``_fix_scipy_filters``: ``import basicsr`` warns about ``scipy.ndimage.filters``.
+- ``_fix_load_resume_state``: resuming on a CPU-only machine dies (the state is mapped to CUDA).
+- ``_fix_init_dist``: torchrun on a CPU-only machine dies in ``init_dist`` (division by zero GPUs).
+- ``_fix_ddp_on_cpu``: distributed training on CPU dies in ``model_to_device`` (CUDA device ids).
+- ``_fix_in_place_saves``: a kill or a full disk mid-save leaves a truncated newest checkpoint; ``save_network`` and
+  ``save_training_state`` become the atomic ones of :mod:`hat_arch.training.checkpoint`.
+- ``_fix_meshgrid_warning``: a torch.meshgrid UserWarning from ``flow_warp``.
+- ``_fix_unreadable_images``: an image unreadable mid-run crashes with an AttributeError that names no file.
+
+Replaced elsewhere, through BasicSR's extension points:
+
+- :func:`hat_arch.training.options.parse_options` calls BasicSR's ``parse_options`` with ``sys.argv`` swapped for the
+  flags it understands (it reads only ``sys.argv``): ours adds checks, ``--local-rank`` and launcher fixes.
+- :mod:`hat_arch.training.validation`: BasicSR validates on rank 0 only, DDP-wrapped; validation runs on the bare
+  networks, sharded over the processes, with the per-shard best-metric record and log switched off
+  (``_metrics_not_recorded``) so that only the dataset's mean is recorded.
+- :mod:`hat_arch.training.checkpoint` / :mod:`hat_arch.training.resume`: BasicSR's training state has no random
+  states, sampler position, gradient scalers or best-metric record, so a resumed run differs from an uninterrupted
+  one; ``save_checkpoint`` hands them to ``save_training_state`` (``training_state_extras``) and
+  ``restore_training_state`` puts them back. :mod:`hat_arch.train` replaces ``basicsr.train.train_pipeline``.
+- :class:`hat_arch.models.hat_model.HATModel` overrides ``load_network`` (one reader, one-line errors), ``test``
+  (the tiling policy, any input size, self-ensemble) and ``optimize_parameters`` (mixed precision).
+- The Real-HAT models call ``super(RealESRGANModel, self).__init__`` / ``super(RealESRNetModel, self).__init__``,
+  skipping the Real-ESRGAN ``__init__`` that only moves modules to CUDA (it dies on a CPU-only machine).
 """
 from __future__ import annotations
 

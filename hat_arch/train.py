@@ -29,15 +29,14 @@ from basicsr.utils.options import copy_opt_file
 
 from hat_arch.data.checks import check_dataset_options
 from hat_arch.errors import HatError
-from hat_arch.training.checkpoint import check_writable, checkpoint_bytes, remove_temporary_files
-from hat_arch.training.distributed import all_gather_objects
+from hat_arch.training.checkpoint import check_writable, checkpoint_bytes, remove_temporary_files, save_checkpoint
 from hat_arch.training.launch import run_pipeline
 from hat_arch.training.loaders import create_dataloaders
 from hat_arch.training.logs import pipeline_log
 from hat_arch.training.nonfinite import DEFAULT_MAX_NONFINITE_STEPS, NonFiniteGuard
 from hat_arch.training.options import parse_options
-from hat_arch.training.resume import load_resume_state
-from hat_arch.training.rng import get_rng_state, set_rng_state
+from hat_arch.training.resume import load_resume_state, restore_training_state
+from hat_arch.training.rng import set_rng_state
 from hat_arch.training.validation import validate
 
 
@@ -138,78 +137,6 @@ def train_loop(opt: dict, model, data, resume_state: dict | None, logger: loggin
         tb_logger.close()
 
 
-def restore_training_state(model, state: dict, opt: dict, logger: logging.Logger) -> tuple[int, int, int, list | None]:
-    """Optimizers, schedulers and gradient scalers from ``state``; its epoch, iteration, position in the epoch
-    (samples, all processes) and per-process random states (None when they cannot be used exactly)."""
-    check_schedule_unchanged(model, state, opt)
-    model.resume_training(state)  # optimizers and schedulers
-    for name, scaler in _grad_scalers(model).items():
-        saved = state.get('grad_scalers', {}).get(name)
-        if saved:
-            scaler.load_state_dict(saved)
-        elif saved == {} and scaler.is_enabled():  # saved while disabled (no fp16 then): start a fresh scale
-            logger.warning(f'Gradient scaler {name} was off in the saved run; it starts from its initial scale.')
-    if state.get('best_metric_results'):  # else BasicSR's record of the best validation restarts at the resume
-        model.best_metric_results = state['best_metric_results']
-    for note in state.get('skipped_states', []):
-        logger.warning(note)
-    logger.info(f"Resuming training from epoch: {state['epoch']}, iter: {state['iter']}.")
-    rng_states = state.get('rng')
-    if rng_states is None or len(rng_states) != opt['world_size']:
-        logger.warning('The training state has no random states for this number of processes: the run continues '
-                       'from there, though not exactly as an uninterrupted run would.')
-        rng_states = None
-    return state['epoch'], state['iter'], state.get('samples_done', 0), rng_states
-
-
-# What a scheduler's saved state fixes (BasicSR's MultiStepRestartLR and CosineAnnealingRestartLR, torch's own), and
-# how the option file names it.
-SCHEDULE_SETTINGS = {'base_lrs': 'optim_g: lr', 'milestones': 'scheduler: milestones', 'gamma': 'scheduler: gamma',
-                     'restarts': 'scheduler: restarts', 'restart_weights': 'scheduler: restart_weights',
-                     'periods': 'scheduler: periods', 'eta_min': 'scheduler: eta_min'}
-
-
-def check_schedule_unchanged(model, state: dict, opt: dict) -> None:
-    """HatError if the option file's learning-rate schedule differs from the one saved in ``state``.
-
-    Resuming loads the saved schedulers over those built from the option file, so a changed schedule would be
-    ignored without a word (or, for new cosine periods, crash BasicSR's scheduler).
-    """
-    as_list = lambda value: list(value) if isinstance(value, tuple) else value  # noqa: E731  (YAML gives lists)
-    for scheduler, saved in zip(getattr(model, 'schedulers', []), state.get('schedulers', [])):
-        for key, option in SCHEDULE_SETTINGS.items():
-            if key not in saved or not hasattr(scheduler, key):
-                continue
-            new, old = as_list(getattr(scheduler, key)), as_list(saved[key])
-            if new != old:
-                if key == 'milestones':
-                    new, old = sorted(new.elements()), sorted(old.elements())
-                raise HatError(f"train: {option} is {new} in the option file but {old} in the saved run "
-                               f"{opt['path']['resume_state']}; a resumed run keeps its schedule: put the saved "
-                               'value back, or start a new run from its network (path: pretrain_network_g)')
-
-
-def save_checkpoint(model, epoch: int, current_iter: int, samples_done: int) -> None:
-    """``model.save`` plus what exact continuation needs; every process takes part (random states are gathered)."""
-    model.training_state_extras = {
-        'samples_done': samples_done,  # over all processes, within this epoch
-        'rng': all_gather_objects(get_rng_state()),  # indexed by rank
-        'grad_scalers': {name: scaler.state_dict() for name, scaler in _grad_scalers(model).items()},
-        'best_metric_results': _best_metric_record(model),
-    }
-    try:
-        model.save(epoch, current_iter)
-    finally:
-        del model.training_state_extras
-
-
-def _best_metric_record(model) -> dict:
-    """BasicSR's record behind the validation log's 'Best: ... @ iter', with plain floats: metrics return numpy
-    scalars, which a weights-only load refuses."""
-    return {dataset: {metric: {**record, 'val': float(record['val'])} for metric, record in metrics.items()}
-            for dataset, metrics in getattr(model, 'best_metric_results', {}).items()}
-
-
 def _tb_logger(opt: dict):
     if opt['rank'] != 0:
         return None
@@ -218,10 +145,6 @@ def _tb_logger(opt: dict):
     except ImportError as error:
         raise HatError(f'logger: cannot start the TensorBoard / wandb logger ({error}); install it '
                        '(pip install tensorboard / wandb) or set use_tb_logger: false') from error
-
-
-def _grad_scalers(model) -> dict[str, torch.amp.GradScaler]:
-    return {name: value for name, value in vars(model).items() if isinstance(value, torch.amp.GradScaler)}
 
 
 def _prefetcher(loader, opt: dict, logger: logging.Logger):

@@ -20,6 +20,8 @@ import torch
 from basicsr.utils.dist_util import master_only
 
 from hat_arch.errors import HatError, cannot_write, first_line
+from hat_arch.training.distributed import all_gather_objects
+from hat_arch.training.rng import get_rng_state
 
 TEMPORARY_SUFFIX = '.tmp'
 
@@ -123,3 +125,29 @@ def save_training_state(self, epoch: int, current_iter: int) -> None:
              'schedulers': [s.state_dict() for s in self.schedulers]}
     state.update(getattr(self, 'training_state_extras', None) or {})
     atomic_save(state, os.path.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+
+
+def save_checkpoint(model, epoch: int, current_iter: int, samples_done: int) -> None:
+    """``model.save`` plus what exact continuation needs; every process takes part (random states are gathered)."""
+    model.training_state_extras = {
+        'samples_done': samples_done,  # over all processes, within this epoch
+        'rng': all_gather_objects(get_rng_state()),  # indexed by rank
+        'grad_scalers': {name: scaler.state_dict() for name, scaler in grad_scalers(model).items()},
+        'best_metric_results': _best_metric_record(model),
+    }
+    try:
+        model.save(epoch, current_iter)
+    finally:
+        del model.training_state_extras
+
+
+def _best_metric_record(model) -> dict:
+    """BasicSR's record behind the validation log's 'Best: ... @ iter', with plain floats: metrics return numpy
+    scalars, which a weights-only load refuses."""
+    return {dataset: {metric: {**record, 'val': float(record['val'])} for metric, record in metrics.items()}
+            for dataset, metrics in getattr(model, 'best_metric_results', {}).items()}
+
+
+def grad_scalers(model) -> dict[str, torch.amp.GradScaler]:
+    """The gradient scalers the model holds (HATModel's grad_scaler), by attribute name."""
+    return {name: value for name, value in vars(model).items() if isinstance(value, torch.amp.GradScaler)}

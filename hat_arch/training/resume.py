@@ -17,6 +17,7 @@ from basicsr.utils import check_resume
 from basicsr.utils.dist_util import get_dist_info
 
 from hat_arch.errors import HatError, first_line
+from hat_arch.training.checkpoint import grad_scalers
 from hat_arch.training.distributed import broadcast_object
 
 STATE_NAME = re.compile(r'^(\d+)\.state$')
@@ -87,3 +88,54 @@ def load_resume_state(opt: dict) -> dict | None:
     check_resume(opt, state['iter'])
     state['skipped_states'] = skipped
     return state
+
+
+def restore_training_state(model, state: dict, opt: dict, logger: logging.Logger) -> tuple[int, int, int, list | None]:
+    """Optimizers, schedulers and gradient scalers from ``state``; its epoch, iteration, position in the epoch
+    (samples, all processes) and per-process random states (None when they cannot be used exactly)."""
+    check_schedule_unchanged(model, state, opt)
+    model.resume_training(state)  # optimizers and schedulers
+    for name, scaler in grad_scalers(model).items():
+        saved = state.get('grad_scalers', {}).get(name)
+        if saved:
+            scaler.load_state_dict(saved)
+        elif saved == {} and scaler.is_enabled():  # saved while disabled (no fp16 then): start a fresh scale
+            logger.warning(f'Gradient scaler {name} was off in the saved run; it starts from its initial scale.')
+    if state.get('best_metric_results'):  # else BasicSR's record of the best validation restarts at the resume
+        model.best_metric_results = state['best_metric_results']
+    for note in state.get('skipped_states', []):
+        logger.warning(note)
+    logger.info(f"Resuming training from epoch: {state['epoch']}, iter: {state['iter']}.")
+    rng_states = state.get('rng')
+    if rng_states is None or len(rng_states) != opt['world_size']:
+        logger.warning('The training state has no random states for this number of processes: the run continues '
+                       'from there, though not exactly as an uninterrupted run would.')
+        rng_states = None
+    return state['epoch'], state['iter'], state.get('samples_done', 0), rng_states
+
+
+# What a scheduler's saved state fixes (BasicSR's MultiStepRestartLR and CosineAnnealingRestartLR, torch's own), and
+# how the option file names it.
+SCHEDULE_SETTINGS = {'base_lrs': 'optim_g: lr', 'milestones': 'scheduler: milestones', 'gamma': 'scheduler: gamma',
+                     'restarts': 'scheduler: restarts', 'restart_weights': 'scheduler: restart_weights',
+                     'periods': 'scheduler: periods', 'eta_min': 'scheduler: eta_min'}
+
+
+def check_schedule_unchanged(model, state: dict, opt: dict) -> None:
+    """HatError if the option file's learning-rate schedule differs from the one saved in ``state``.
+
+    Resuming loads the saved schedulers over those built from the option file, so a changed schedule would be
+    ignored without a word (or, for new cosine periods, crash BasicSR's scheduler).
+    """
+    as_list = lambda value: list(value) if isinstance(value, tuple) else value  # noqa: E731  (YAML gives lists)
+    for scheduler, saved in zip(getattr(model, 'schedulers', []), state.get('schedulers', [])):
+        for key, option in SCHEDULE_SETTINGS.items():
+            if key not in saved or not hasattr(scheduler, key):
+                continue
+            new, old = as_list(getattr(scheduler, key)), as_list(saved[key])
+            if new != old:
+                if key == 'milestones':
+                    new, old = sorted(new.elements()), sorted(old.elements())
+                raise HatError(f"train: {option} is {new} in the option file but {old} in the saved run "
+                               f"{opt['path']['resume_state']}; a resumed run keeps its schedule: put the saved "
+                               'value back, or start a new run from its network (path: pretrain_network_g)')

@@ -13,8 +13,7 @@ from basicsr.data.data_sampler import EnlargedSampler
 from hat_arch import HAT
 from hat_arch.errors import HatError
 from hat_arch.train import main as train_main
-from hat_arch.train import restore_training_state
-from hat_arch.training.resume import find_complete_state, load_resume_state
+from hat_arch.training.resume import find_complete_state, load_resume_state, restore_training_state
 from hat_arch.training.rng import get_rng_state, preserved_rng, set_rng_state
 from hat_arch.training.sampler import ResumableSampler
 from tests.training.tiny import NETWORK, one_thread, read_log, tiny_options, write_options
