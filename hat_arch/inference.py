@@ -7,7 +7,6 @@ test), by the ``hat-sr`` command and by the Python API.
 from __future__ import annotations
 
 import math
-import os
 from contextlib import contextmanager
 from typing import Callable, Iterator, Literal, Union
 
@@ -16,6 +15,7 @@ from torch import nn
 
 from hat_arch.archs.hat_arch import HAT, NUM_FEAT
 from hat_arch.errors import HatError
+from hat_arch.limits import available_memory
 
 Network = Callable[[torch.Tensor], torch.Tensor]
 # A tile side in input pixels, 'auto' (the largest that fits in free memory), or 0 / None (the whole image).
@@ -124,11 +124,16 @@ def run_network(net: Network, x: torch.Tensor, scale: int, tile_size: int | None
         return self_ensemble(run, x) if ensemble else run(x)
 
 
-def check_tile_size(tile_size: TileSize) -> None:
-    """HatError unless ``tile_size`` is a number of pixels, 0 / None (the whole image) or 'auto'."""
+def check_tile_size(tile_size: TileSize, window_size: int | None = None) -> None:
+    """HatError unless ``tile_size`` is a number of pixels (at least ``window_size``, if given), 0 / None (the whole
+    image) or 'auto'. A tile below the window would run the whole network for a few pixels (``--tile 1``: once per
+    pixel, hours for a small image)."""
     if not (tile_size is None or tile_size == 'auto' or (isinstance(tile_size, int) and not isinstance(tile_size, bool) and tile_size >= 0)):
         raise HatError(f"tile must be a positive number of pixels, 0 / None (whole image) or 'auto', got "
                        f'{tile_size!r}')
+    if window_size and isinstance(tile_size, int) and 0 < tile_size < window_size:
+        raise HatError(f"tile {tile_size} is smaller than the network's window of {window_size} pixels; use a tile of "
+                       f"{window_size} or more (a multiple of it), 0 for the whole image, or 'auto'")
 
 
 def run_tiled(model: HAT, x: torch.Tensor, tile_size: TileSize = 'auto', tile_pad: int = 32, ensemble: bool = False,
@@ -136,7 +141,7 @@ def run_tiled(model: HAT, x: torch.Tensor, tile_size: TileSize = 'auto', tile_pa
     """The tiling policy: :func:`run_network` in tiles of ``tile_size`` ('auto': the largest that fits in free memory,
     see :func:`auto_tile`; 0 / None: the whole image), retried with tiles half as large (window multiples) while
     memory runs out. Used by the API, ``hat-sr`` and :class:`~hat_arch.models.hat_model.HATModel`."""
-    check_tile_size(tile_size)
+    check_tile_size(tile_size, model.window_size)
     tile_size = auto_tile(model, x, tile_pad) if tile_size == 'auto' else tile_size or None
     while True:
         try:
@@ -198,15 +203,7 @@ def _free_memory(device: torch.device) -> float:
     if device.type == 'cuda':
         free, _ = torch.cuda.mem_get_info(device)
         return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
-    try:
-        with open('/proc/meminfo') as meminfo:
-            fields = dict(line.split(':', 1) for line in meminfo)
-        return int(fields['MemAvailable'].split()[0]) * 1024
-    except (OSError, KeyError, ValueError):  # not Linux: the physical memory, or 8 GiB if unknown
-        try:
-            return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2
-        except (AttributeError, ValueError, OSError):
-            return 8 * 2**30
+    return available_memory()
 
 
 def _is_out_of_memory(error: RuntimeError) -> bool:
