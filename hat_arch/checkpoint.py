@@ -44,6 +44,8 @@ def read_state_dict(path: str | Path, param_key: str | None = None,
     ``what``) if it does not exist, cannot be read or holds no state dict.
     """
     path = Path(path)
+    if path.is_dir():
+        raise HatError(f'{what} {path} is a folder; name a checkpoint file (.pth or .safetensors)')
     if not path.is_file():
         raise HatError(f'{what} {path} does not exist')
     try:
@@ -207,6 +209,8 @@ def resolve_device(device: str | torch.device = 'auto') -> torch.device:
         device = torch.device(device)
     except RuntimeError as error:
         raise HatError(f'unknown device {device!r}: {error}') from None
+    if device.type == 'meta':  # tensors there have shapes but no values: every image would fail
+        raise HatError("device 'meta' cannot compute (it holds no data); use 'cpu', 'cuda' or 'auto'")
     if device.type == 'cuda' and not torch.cuda.is_available():
         raise HatError(f'device {device} asked for, but this PyTorch sees no CUDA GPU (use --device cpu)')
     if device.type == 'cuda' and device.index is not None and device.index >= torch.cuda.device_count():

@@ -1,16 +1,20 @@
 """Reading and writing images as OpenCV does (HxW gray, HxWx3 BGR, HxWx4 BGRA; uint8 or uint16), any path.
 
 Paths go through ``numpy`` and ``cv2.imdecode`` / ``cv2.imencode`` so names that ``cv2.imread`` cannot open (non-ASCII
-on Windows) work too. Images are read the way viewers show them (EXIF orientation applied). Writes are atomic: a file
-appears complete or not at all.
+on Windows) work too. Images are read the way viewers show them (EXIF orientation applied); of an animated or
+multi-page file (GIF, TIFF), the first frame. Writes are atomic: a file appears complete or not at all.
 """
 from __future__ import annotations
 
 import io
 import os
+import sys
+import tempfile
+import threading
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -18,7 +22,7 @@ from PIL import Image
 
 from hat_arch.errors import HatError
 
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.webp', '.bmp', '.tif', '.tiff', '.ppm', '.pgm')
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.webp', '.bmp', '.tif', '.tiff', '.ppm', '.pgm', '.gif')
 OUTPUT_EXTENSIONS = ('png', 'jpg', 'webp')  # what hat-sr upscale writes
 EXIF_ORIENTATION = 0x0112
 # EXIF orientation -> the numpy operation that turns the stored pixels upright (2-4 mirror or rotate by 180 degrees;
@@ -45,11 +49,35 @@ def read_image(path: str | Path) -> np.ndarray:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as error:
         raise HatError(f'cannot read {path}: {error.strerror or error}') from None
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    with _decoder_messages() as said:
+        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if image is None:
-        raise HatError(f'cannot read {path}: not an image OpenCV can decode (corrupt, empty or unsupported)')
+        raise HatError(f'cannot read {path}: not an image OpenCV can decode (corrupt, empty or unsupported)'
+                       + (f': {said[0]}' if said else ''))
     upright = _UPRIGHT.get(exif_orientation(data))
     return np.ascontiguousarray(upright(image)) if upright else image
+
+
+_STDERR = threading.Lock()
+
+
+@contextmanager
+def _decoder_messages() -> Iterator[list[str]]:
+    """Keep what the C decoders print on file descriptor 2 ('libpng error: PNG input buffer is incomplete') from
+    the terminal; yields a list that receives its non-blank lines, for the error message. Thread-safe; other output of
+    the process on fd 2 meanwhile is caught too, so only the decoding is wrapped."""
+    lines: list[str] = []
+    with _STDERR, tempfile.TemporaryFile() as held:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(held.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            lines += [line.strip() for line in held.read().decode(errors='replace').splitlines() if line.strip()]
 
 
 def exif_orientation(data: np.ndarray) -> int:

@@ -16,17 +16,11 @@ from pathlib import Path
 import cv2
 from tqdm import tqdm
 
-from hat_arch.cli.arguments import non_negative_int, positive_float
+from hat_arch.cli.arguments import add_max_pixels, non_negative_int, positive_float, tile_size
 from hat_arch.errors import HatError, cannot_write, first_line, report_user_errors
 from hat_arch.image_io import OUTPUT_EXTENSIONS, for_format, is_image_name, read_image, write_image
-
-
-def _tile(text: str) -> int | str:
-    if text == 'auto':
-        return text
-    if text.isdigit():
-        return int(text)
-    raise argparse.ArgumentTypeError(f"expected 'auto' or a number of pixels (0: no tiles), got {text!r}")
+from hat_arch.limits import check_image_memory, upscale_bytes
+from hat_arch.outputs import check_outputs
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
@@ -35,11 +29,13 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         'The network settings are read from the checkpoint; outputs keep the input names, bit depth, gray or colour, '
         'and alpha.')
     parser.add_argument('inputs', nargs='+', metavar='INPUT', help='image files, folders (their images) or globs')
-    parser.add_argument('-o', '--output', required=True, metavar='OUTDIR', help='output folder (created if needed)')
+    parser.add_argument('-o', '--output', required=True, metavar='OUTDIR',
+                        help='output folder (created with the first output)')
     parser.add_argument('-m', '--model', required=True, metavar='CHECKPOINT', help='HAT checkpoint')
-    parser.add_argument('--tile', type=_tile, default='auto', metavar='N|auto',
-                        help='tile side in input pixels; auto: the largest that fits in free memory, the whole image '
-                        'when it fits; 0: the whole image (default: auto). Out of memory is retried with smaller tiles')
+    parser.add_argument('--tile', type=tile_size, default='auto', metavar='N|auto',
+                        help='tile side in input pixels, at least the network\'s window; auto: the largest that '
+                        'fits in free memory, the whole image when it fits; 0: the whole image (default: auto). Out '
+                        'of memory is retried with smaller tiles')
     parser.add_argument('--tile-pad', type=non_negative_int, default=32, metavar='P',
                         help='overlapping context around each tile, blended away (default: 32)')
     parser.add_argument('--device', default='auto', help="'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:1', ...")
@@ -56,6 +52,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                         help='pixel range the network was trained in; weights do not show it (default: 1, as the '
                         'released models)')
     parser.add_argument('--overwrite', action='store_true', help='replace existing outputs (default: skip them)')
+    add_max_pixels(parser)
     return parser
 
 
@@ -73,8 +70,12 @@ class Job:
 def _run(args: argparse.Namespace, prog: str) -> int:
     # Unreadable images are reported here, by name, in one line; OpenCV's own log line for them is noise.
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    from hat_arch.checkpoint import resolve_device
+
+    device = resolve_device(args.device)
     sources, failures = collect_inputs(args.inputs, prog)
-    out_dir = _writable_folder(Path(args.output))
+    out_dir = Path(args.output)
+    _check_writable_folder(out_dir)
     jobs = plan_outputs(sources, out_dir, args.suffix, args.ext)
     todo = []
     for job in jobs:
@@ -86,18 +87,22 @@ def _run(args: argparse.Namespace, prog: str) -> int:
     done, seconds_total = 0, 0.0
     if todo:
         from hat_arch.checkpoint import describe, load_model
+        from hat_arch.inference import check_tile_size
 
         overrides = {} if args.img_range is None else {'img_range': args.img_range}
-        model = load_model(args.model, device=args.device, precision=args.precision, **overrides)
+        model = load_model(args.model, device=device, precision=args.precision, **overrides)
+        check_tile_size(args.tile, model.window_size)
         print(f'{describe(model).summary()} on {next(model.parameters()).device}, {args.precision}', file=sys.stderr)
         bar = tqdm(todo, unit='image', file=sys.stderr, dynamic_ncols=True)
         for job in bar:
             start = time.perf_counter()
             try:
-                sizes = _upscale_file(model, job, args)
+                sizes = _upscale_file(model, job, args, lambda note: bar.write(f'{prog}: {note}', file=sys.stderr))
             except Exception as error:  # any failure of one image: say which, go on with the rest
                 failures.append(str(job.source))
-                bar.write(f'{prog}: error: {job.source}: {first_line(error)}', file=sys.stderr)
+                message = first_line(error)  # named once: library messages name the file themselves
+                named = message if str(job.source) in message else f'{job.source}: {message}'
+                bar.write(f'{prog}: error: {named}', file=sys.stderr)
                 continue
             seconds = time.perf_counter() - start
             done, seconds_total = done + 1, seconds_total + seconds
@@ -116,15 +121,22 @@ def _run(args: argparse.Namespace, prog: str) -> int:
     return 1 if failures else 0
 
 
-def _upscale_file(model, job: Job, args: argparse.Namespace) -> str:
-    """Read, upscale and write one image; 'WxH -> WxH' (and the tiles, if any) for the log."""
+def _upscale_file(model, job: Job, args: argparse.Namespace, warn) -> str:
+    """Read, upscale and write one image; 'WxH -> WxH' (and the tiles, if any) for the log. An image too large for
+    the memory there is, is refused from its header, before it is decoded."""
     from hat_arch.api import upscale
 
+    scale = model.upscale
+    header = check_image_memory(job.source, lambda h: upscale_bytes(h, scale), f'upscale x{scale}', args.max_pixels)
+    if header is not None and header.frames:
+        warn(f'warning: {job.source} has several frames (animated or multi-page); only the first is upscaled')
     tiles = [1]  # tiles of the last network run, as ``progress`` reports them
     image = read_image(job.source)
     output = upscale(model, image, tile=args.tile, tile_pad=args.tile_pad, ensemble=args.ensemble, alpha=args.alpha,
                      progress=lambda n: tiles.append(-n) if n < 0 else None)
-    write_image(job.target, for_format(output, job.target))
+    output = for_format(output, job.target)
+    job.target.parent.mkdir(parents=True, exist_ok=True)  # here, so that a run that writes nothing creates nothing
+    write_image(job.target, output)
     sizes = f'{image.shape[1]}x{image.shape[0]} -> {output.shape[1]}x{output.shape[0]}'
     return sizes + (f' ({tiles[-1]} tiles)' if tiles[-1] > 1 else '')
 
@@ -156,30 +168,25 @@ def collect_inputs(patterns: list[str], prog: str) -> tuple[list[Path], list[str
     return sources, failures
 
 
-def _writable_folder(folder: Path) -> Path:
-    problem = cannot_write(folder)
+def _check_writable_folder(folder: Path) -> None:
+    """HatError unless ``folder`` is, or can be created as, a folder this process may write to; nothing is created
+    (the probe is written in the nearest folder that exists)."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    problem = cannot_write(existing, create=False)
     if problem:
         raise HatError(f'cannot write to output folder {folder}: {problem}')
-    return folder
 
 
 def plan_outputs(sources: list[Path], out_dir: Path, suffix: str, ext: str) -> list[Job]:
     """One output per input: its name plus ``suffix``, in ``out_dir``. HatError if two inputs would write one file or
     an output would replace an input (its own or another's)."""
-    jobs, by_target = [], {}
-    inputs = {source.resolve(): source for source in sources}
+    jobs = []
     for source in sources:
         extension = ext if ext != 'auto' else source.suffix.lower().lstrip('.')
         if extension not in (*OUTPUT_EXTENSIONS, 'jpeg'):
             extension = 'png'
-        target = out_dir / f'{source.stem}{suffix}.{extension}'
-        resolved = target.resolve()
-        if resolved in by_target:
-            raise HatError(f'{by_target[resolved]} and {source} would both be written to {target}; '
-                           'upscale them in separate runs or folders')
-        if resolved in inputs:
-            replaced = 'it' if inputs[resolved] == source else f'the input {inputs[resolved]}'
-            raise HatError(f'the output of {source} would replace {replaced}; choose another -o folder or a --suffix')
-        by_target[resolved] = source
-        jobs.append(Job(source, target))
+        jobs.append(Job(source, out_dir / f'{source.stem}{suffix}.{extension}'))
+    check_outputs(((job.source, job.target) for job in jobs), 'choose another -o folder or a --suffix')
     return jobs

@@ -1,16 +1,23 @@
 """hat-sr upscale end to end with a tiny checkpoint in the released format: formats, skips, bad input, exit codes."""
 from __future__ import annotations
 
+import os
+import resource
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import hat_arch
 from hat_arch.cli import hat_sr_main
+from hat_arch.errors import HatError
 from tests.conftest import DATA, load_golden
+from tests.test_limits import write_black_png
 
 HEAD = DATA / 'Set5' / 'LRbicx4' / 'head.png'
 
@@ -104,7 +111,7 @@ def test_jpeg_cannot_take_transparency(tmp_path, checkpoint, capsys):
     cv2.imwrite(str(tmp_path / 'a.png'), np.dstack([small_head((8, 8)), np.eye(8, dtype=np.uint8) * 255]))
     code, err = upscale([tmp_path / 'a.png', '-o', tmp_path / 'out', '-m', checkpoint, '--ext', 'jpg'], capsys)
     assert code == 1 and 'a.png' in err and 'JPEG cannot store' in err
-    assert not list((tmp_path / 'out').iterdir())  # no partial files either
+    assert not (tmp_path / 'out').exists()  # no partial files, and no folder either: nothing was written
 
 
 def test_a_float_tiff_is_written_as_16_bit_png(tmp_path, checkpoint, capsys):
@@ -158,3 +165,93 @@ def test_img_range_must_be_positive_even_when_every_output_exists(tmp_path, chec
     with pytest.raises(SystemExit):
         upscale([tmp_path / 'x.png', '-o', tmp_path / 'out', '-m', checkpoint, '--img-range', value], capsys)
     assert f"argument --img-range: expected a positive number, got '{value}'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_decompression_bomb_is_refused_from_its_header_in_bounded_memory(tmp_path, checkpoint):
+    # 30000x30000 zeros in a 1 MB PNG: decoded 0.9 GB, as float32 planes 7 GB, its x4 output 120000x120000.
+    bomb = write_black_png(tmp_path / 'bomb.png', 30000, 30000)
+    child = ('import resource, sys\n'
+             'from hat_arch.cli import hat_sr_main\n'
+             'start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n'
+             'code = hat_sr_main()\n'
+             'print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - start)\n'
+             'sys.exit(code)\n')
+
+    def limit_address_space():  # should the check regress, fail at 8 GB rather than fill the machine
+        resource.setrlimit(resource.RLIMIT_AS, (8 * 2**30, 8 * 2**30))
+
+    run = subprocess.run([sys.executable, '-c', child, 'upscale', str(bomb), '-o', str(tmp_path / 'out'), '-m',
+                          str(checkpoint), '--device', 'cpu'], capture_output=True, text=True, timeout=120,
+                         preexec_fn=limit_address_space, env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    assert run.returncode == 1, run.stderr
+    assert f'hat-sr upscale: error: {bomb}: 30000x30000 pixels would take about ' in run.stderr
+    assert 'of memory to upscale x4;' in run.stderr and '--max-pixels 900000000 would try anyway' in run.stderr
+    assert int(run.stdout.split()[-1]) * 1024 < 1.5 * 2**30  # peak memory beyond the start (ru_maxrss: KiB)
+    assert not (tmp_path / 'out').exists()
+
+
+def test_max_pixels_is_the_users_own_limit(tmp_path, checkpoint, capsys):
+    cv2.imwrite(str(tmp_path / 'small.png'), small_head((8, 8)))
+    cv2.imwrite(str(tmp_path / 'large.png'), small_head((20, 16)))
+    code, err = upscale([tmp_path / 'small.png', tmp_path / 'large.png', '-o', tmp_path / 'out', '-m', checkpoint,
+                         '--max-pixels', '100'], capsys)
+    assert code == 1 and [p.name for p in (tmp_path / 'out').iterdir()] == ['small.png']
+    assert f'hat-sr upscale: error: {tmp_path / "large.png"}: 20x16 is 320 pixels, more than --max-pixels 100' in err
+
+
+def test_a_tile_below_the_window_is_refused_before_any_image(tmp_path, checkpoint, capsys):
+    cv2.imwrite(str(tmp_path / 'a.png'), small_head((70, 70)))
+    code, err = upscale([tmp_path / 'a.png', '-o', tmp_path / 'out', '-m', checkpoint, '--tile', '1'], capsys)
+    assert code == 2 and err.strip().splitlines()[-1] == (
+        "hat-sr upscale: error: tile 1 is smaller than the network's window of 8 pixels; use a tile of 8 or more "
+        "(a multiple of it), 0 for the whole image, or 'auto'")
+    assert not (tmp_path / 'out').exists()
+    with pytest.raises(HatError, match='smaller than the network'):  # the library's own entry point: the same rule
+        hat_arch.upscale(hat_arch.load_model(checkpoint, device='cpu'), small_head((8, 8)), tile=7)
+
+
+@pytest.mark.parametrize('problem', ['model is a folder', 'meta device', 'every image fails', 'same names'])
+def test_a_refused_run_creates_no_output_folder_and_names_the_problem(tmp_path, checkpoint, capsys, problem):
+    (tmp_path / 'a').mkdir()
+    (tmp_path / 'b').mkdir()
+    for folder in ('a', 'b'):
+        cv2.imwrite(str(tmp_path / folder / 'x.png'), small_head((8, 8)))
+    (tmp_path / 'broken.png').write_bytes(b'\x89PNG\r\n\x1a\n' + b'\0' * 40)
+    out = tmp_path / 'new' / 'out'
+    args, code, message = {
+        'model is a folder': ([tmp_path / 'a', '-m', tmp_path / 'b'], 2,
+                              f'hat-sr upscale: error: checkpoint {tmp_path / "b"} is a folder; name a checkpoint '
+                              'file (.pth or .safetensors)'),
+        'meta device': ([tmp_path / 'a', '-m', checkpoint, '--device', 'meta'], 2,
+                        "hat-sr upscale: error: device 'meta' cannot compute (it holds no data); use 'cpu', 'cuda' "
+                        "or 'auto'"),
+        'every image fails': ([tmp_path / 'broken.png', '-m', checkpoint], 1, f'1 failed: {tmp_path / "broken.png"}'),
+        'same names': ([tmp_path / 'a', tmp_path / 'b', '-m', checkpoint], 2, 'would both be written to'),
+    }[problem]
+    got, err = upscale([*args, '-o', out], capsys)
+    assert got == code and message in err.strip().splitlines()[-1]
+    assert not (tmp_path / 'new').exists()
+
+
+def test_a_non_ascii_digit_tile_is_refused_with_the_flags_message(tmp_path, checkpoint, capsys):
+    with pytest.raises(SystemExit):
+        upscale([tmp_path, '-o', tmp_path / 'out', '-m', checkpoint, '--tile', '³'], capsys)
+    err = capsys.readouterr().err
+    assert "argument --tile: expected 'auto' or a number of pixels (0: no tiles), got '³'" in err
+    assert '_tile' not in err
+
+
+@pytest.mark.parametrize('where', ['named', 'in a folder'])
+@pytest.mark.parametrize('extension', ['gif', 'tif'])
+def test_a_multi_frame_image_says_only_its_first_frame_is_upscaled(tmp_path, checkpoint, capsys, where, extension):
+    (tmp_path / 'in').mkdir()
+    source = tmp_path / 'in' / f'clip.{extension}'
+    frames = [Image.fromarray(np.full((8, 10, 3), value, np.uint8)) for value in (0, 120, 240)]
+    frames[0].save(source, save_all=True, append_images=frames[1:])
+    code, err = upscale([source if where == 'named' else source.parent, '-o', tmp_path / 'out', '-m', checkpoint],
+                        capsys)
+    assert code == 0, err
+    assert (f'hat-sr upscale: warning: {source} has several frames (animated or multi-page); only the first is '
+            'upscaled') in err
+    assert cv2.imread(str(tmp_path / 'out' / 'clip.png')).shape == (32, 40, 3)
