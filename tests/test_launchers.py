@@ -201,3 +201,26 @@ def test_an_error_raised_in_a_dataloader_worker_is_still_one_line(capsys):
     assert report_user_errors(load, 'basicsr train') == 2
     assert capsys.readouterr().err == ('basicsr train: error: cannot decode image /data/lq/0000.png: not an image, or '
                                        'a damaged one\n')
+
+
+def alias_bomb(levels: int = 9) -> str:
+    """YAML whose 9 levels of '&aN [*aM x 9]' load as a small shared graph but expand to 9**10 values."""
+    lines = ['  a0: &a0 [x, x, x, x, x, x, x, x, x]']
+    lines += [f'  a{i}: &a{i} [{", ".join([f"*a{i - 1}"] * 9)}]' for i in range(1, levels + 1)]
+    return '\n'.join(lines) + '\n'
+
+
+@pytest.mark.parametrize('case', ['bomb', 'recursive'])
+def test_aliases_that_expand_without_bound_are_refused_in_one_line(case, tmp_path, monkeypatch, capsys):
+    # The bomb hung `basicsr test` (no output for 300 s): each check walks the expanded options.
+    monkeypatch.chdir(tmp_path)
+    opt = tiny_options()
+    test_opt = {'name': 'tiny_test', 'model_type': 'HATModel', 'scale': 4, 'num_gpu': 0,
+                'network_g': opt['network_g'], 'datasets': {'test_1': opt['datasets']['val']}, 'path': {}}
+    val = yaml.safe_dump({'val': opt['val']}) + (alias_bomb() if case == 'bomb' else '  loop: &loop [1, *loop]\n')
+    (tmp_path / 'test.yml').write_text(yaml.safe_dump(test_opt) + val)
+    assert basicsr_main(['test', '-opt', 'test.yml']) == 2
+    message = {'bomb': r'its aliases \(\*name\) expand to more than 100000 values \(from line \d+\); write the '
+                       r'options out instead',
+               'recursive': r'an alias refers to the value that holds it \(line \d+\); options cannot be recursive'}
+    assert re.fullmatch(rf'basicsr test: error: option file test\.yml: {message[case]}\n', capsys.readouterr().err)

@@ -47,6 +47,9 @@ FORCE_YML_ENTRY = re.compile(r'^[\w.-]+(:[\w.-]+)*=')
 # A number with an exponent, which YAML 1.1 (PyYAML, BasicSR) reads as text unless it has a dot and a signed
 # exponent: 1e-4, 2E5 and 1.0e4 are strings, 1.0e-4 is a float. BasicSR's --force_yml reads them as text too.
 NUMBER_READ_AS_TEXT = re.compile(r'[-+]?(\d[\d_]*\.?[\d_]*|\.\d[\d_]*)[eE][-+]?\d+')
+# Values an option file may hold once its aliases are expanded; the largest recipe holds a few hundred. Nine levels of
+# '&a [*b, *b, ...]' load as a small shared graph but expand to billions: every walk over the options would hang.
+MAX_OPTION_VALUES = 100_000
 
 
 def build_parser(prog: str, is_train: bool) -> argparse.ArgumentParser:
@@ -73,12 +76,48 @@ def read_option_file(path: str) -> dict:
         raise HatError(f'option file {path} does not exist')
     try:
         with open(path, encoding='utf-8') as file:
-            opt = yaml.load(file, Loader=ordered_yaml()[0])
+            loader = ordered_yaml()[0](file)
+            try:
+                node = loader.get_single_node()
+                check_expanded_size(node, path)
+                opt = loader.construct_document(node) if node is not None else None
+            finally:
+                loader.dispose()
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
         raise HatError(f'option file {path} is not readable YAML: {" ".join(str(error).split())}') from error
     if not isinstance(opt, dict):
         raise HatError(f'option file {path} holds no options (expected a mapping of keys such as name, datasets)')
     return opt
+
+
+def check_expanded_size(node: yaml.Node | None, path: str) -> None:
+    """HatError if the YAML node graph, with every alias expanded, holds more than :data:`MAX_OPTION_VALUES` nodes or
+    refers to itself; measured on the composed graph, before anything is built from it."""
+    sizes: dict[int, int] = {}
+    expanding: set[int] = set()
+
+    def size(current: yaml.Node) -> int:
+        key = id(current)
+        if key in sizes:
+            return sizes[key]
+        if key in expanding:
+            raise HatError(f'option file {path}: an alias refers to the value that holds it (line '
+                           f'{current.start_mark.line + 1}); options cannot be recursive')
+        expanding.add(key)
+        children = current.value if isinstance(current, yaml.SequenceNode) else [
+            part for pair in current.value for part in pair] if isinstance(current, yaml.MappingNode) else []
+        total = 1
+        for child in children:
+            total += size(child)
+            if total > MAX_OPTION_VALUES:
+                raise HatError(f'option file {path}: its aliases (*name) expand to more than {MAX_OPTION_VALUES} '
+                               f'values (from line {current.start_mark.line + 1}); write the options out instead')
+        expanding.discard(key)
+        sizes[key] = total
+        return total
+
+    if node is not None:
+        size(node)
 
 
 def check_options(opt: dict, path: str, is_train: bool) -> None:
