@@ -16,9 +16,10 @@ import numpy as np
 
 import hat_arch
 from hat_arch import attribution
-from hat_arch.cli.arguments import non_negative_float, positive_int
+from hat_arch.cli.arguments import add_max_pixels, non_negative_float, positive_int
 from hat_arch.errors import HatError, cannot_write, report_user_errors
 from hat_arch.image_io import write_image
+from hat_arch.limits import check_image_memory, upscale_bytes
 
 
 def _box(text: str) -> tuple[int, int, int, int]:
@@ -69,6 +70,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument('--device', default='auto',
                         help="'auto' (a CUDA GPU when there is one), 'cpu', 'cuda', 'cuda:1', ... (default: auto)")
     parser.add_argument('--overwrite', action='store_true', help='replace an existing figure or JSON')
+    add_max_pixels(parser)
     return parser
 
 
@@ -80,6 +82,9 @@ def main(argv: list[str] | None = None, prog: str = 'hat-sr lam') -> int:
 def _run(args: argparse.Namespace) -> int:
     figure_path, json_path = _output_paths(args)
     model = hat_arch.load_model(args.model, device=args.device)
+    scale = model.upscale
+    # The image and its output at least; the network's gradients over the whole image come on top.
+    check_image_memory(args.input, lambda header: upscale_bytes(header, scale), f'attribute x{scale}', args.max_pixels)
     image = attribution.image_tensor(args.input, attribution.in_channels(model))
 
     start = time.perf_counter()

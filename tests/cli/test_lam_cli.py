@@ -12,6 +12,7 @@ from hat_arch import HAT
 from hat_arch.cli import hat_sr_main
 from hat_arch.cli.lam import main
 from tests.conftest import DATA, TINY_HAT
+from tests.test_limits import write_black_png
 
 BUTTERFLY = DATA / 'Set5' / 'LRbicx4' / 'butterfly.png'  # 64x64
 
@@ -85,3 +86,15 @@ def test_box_outside_the_output_and_unreadable_image_are_one_line_errors(checkpo
     error = capsys.readouterr().err
     assert error.count('\n') == 1 and f'cannot read {broken}' in error
     assert not (tmp_path / 'f.png').exists()
+
+
+def test_an_image_too_large_for_memory_is_refused_from_its_header(checkpoint, tmp_path, capsys):
+    bomb = write_black_png(tmp_path / 'bomb.png', 30000, 30000)
+    argv = ['-m', str(checkpoint), '--box', '0,0,8,8', '-o', str(tmp_path / 'f.png'), '-i', str(bomb)]
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f'hat-sr lam: error: {bomb}: 30000x30000 pixels would take about ') and error.count('\n') == 1
+    assert 'of memory to attribute x4;' in error and not (tmp_path / 'f.png').exists()
+    assert main(argv + ['--max-pixels', '1000']) == 2
+    assert capsys.readouterr().err == (f'hat-sr lam: error: {bomb}: 30000x30000 is 900000000 pixels, more than '
+                                       '--max-pixels 1000\n')
