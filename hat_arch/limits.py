@@ -29,17 +29,25 @@ _PILLOW_LIMIT = threading.Lock()
 
 @dataclass(frozen=True)
 class ImageHeader:
-    """What an image file's header says: its size, the channels and bytes per sample it decodes to (an upper bound
-    where the header cannot say: a palette image may decode to BGRA), and whether it holds several frames."""
+    """What an image file's header says: its size, Pillow's mode and bands, and whether it holds several frames."""
     width: int
     height: int
-    channels: int
-    sample_bytes: int
-    frames: bool
+    mode: str
+    bands: int
+    frames: bool = False
 
     @property
     def pixels(self) -> int:
         return self.width * self.height
+
+    @property
+    def channels(self) -> int:
+        """Channels it decodes to; an upper bound for a palette, which OpenCV may decode to BGRA."""
+        return 4 if self.mode in ('P', 'PA') else self.bands
+
+    @property
+    def sample_bytes(self) -> int:
+        return 4 if self.mode in ('I', 'F') else 2 if '16' in self.mode else 1
 
     @property
     def decoded_bytes(self) -> int:
@@ -52,13 +60,10 @@ def read_header(path: str | Path) -> ImageHeader | None:
     try:
         with _without_pillow_bomb_limit(), Image.open(path) as image:
             width, height = image.size
-            mode, bands = image.mode, len(image.getbands())
-            frames = bool(getattr(image, 'is_animated', False))
+            return ImageHeader(width, height, image.mode, len(image.getbands()),
+                               bool(getattr(image, 'is_animated', False)))
     except Exception:  # noqa: BLE001  Pillow's format plugins raise many types for what they cannot parse
         return None
-    channels = 4 if mode in ('P', 'PA') else bands
-    sample_bytes = 4 if mode in ('I', 'F') else 2 if '16' in mode else 1
-    return ImageHeader(width, height, channels, sample_bytes, frames)
 
 
 @contextmanager

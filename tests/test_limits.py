@@ -67,7 +67,7 @@ def test_max_pixels_replaces_the_memory_check(tmp_path, monkeypatch):
 
 
 def test_the_estimates_count_the_float_copies_and_the_output_at_its_scale():
-    header = limits.ImageHeader(width=100, height=50, channels=3, sample_bytes=1, frames=False)
+    header = limits.ImageHeader(width=100, height=50, mode='RGB', bands=3)
     assert limits.upscale_bytes(header, 4) >= header.pixels * 16 * 3 * limits.FLOAT32 * 2
     assert limits.downscale_bytes(header) == header.pixels * 3 * (1 + 16)
 

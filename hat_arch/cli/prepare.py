@@ -5,6 +5,9 @@
     basicsr prepare bicubic SRC DST --scale 4        # MATLAB-style bicubic LR images
     basicsr prepare benchmark SRC DST --scales 2 3 4 # DST/GTmod{s}/ and DST/LRbicx{s}/
     basicsr prepare meta-info FOLDER FILE [--recursive]
+
+An image that cannot be processed (unreadable, too large for memory, too small for the scale) is reported by name,
+the others are processed, and the run exits with 1; a second run keeps the outputs that exist and makes the rest.
 """
 from __future__ import annotations
 
@@ -13,14 +16,20 @@ import os
 import os.path as osp
 import sys
 
-from hat_arch.cli.arguments import non_negative_int, positive_int
-from hat_arch.data.prepare import SCALES, bicubic, crop, df2k, meta_info
+from hat_arch.cli.arguments import add_max_pixels, non_negative_int, positive_int
+from hat_arch.data.prepare import SCALES, Report, bicubic, crop, df2k, meta_info, meta_info_file
 from hat_arch.errors import report_user_errors
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
+def _add_common(parser: argparse.ArgumentParser, images: bool = True) -> None:
+    """--workers and --overwrite; for the commands that decode images (``images``), also --max-pixels."""
     parser.add_argument('--workers', type=positive_int, default=os.cpu_count() or 1,
                         help='processes (default: all cores)')
-    parser.add_argument('--overwrite', action='store_true', help='write into output folders that already hold files')
+    if not images:
+        parser.add_argument('--overwrite', action='store_true', help='replace the file if it exists')
+        return
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace outputs that exist (default: keep them, and make only the missing ones)')
+    add_max_pixels(parser)
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
@@ -69,32 +78,57 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument('folder')
     p.add_argument('file')
     p.add_argument('--recursive', action='store_true', help='include sub-folders (ImageNet: one per class)')
-    _add_common(p)
+    _add_common(p, images=False)
     return parser
 
 
 def main(argv: list[str] | None = None, prog: str = 'basicsr prepare') -> int:
     args = build_parser(prog).parse_args(argv)
-    return report_user_errors(lambda: _run(args), prog)
+    return report_user_errors(lambda: _run(args, prog), prog)
 
 
-def _run(args: argparse.Namespace) -> int:
-    if args.command == 'df2k':
-        df2k(args.root, args.hr, args.prefix, args.scales, args.crop_size, args.step, args.workers, args.overwrite)
-    elif args.command == 'crop':
-        count = crop(args.src, args.dst, args.crop_size, args.step, args.thresh_size, args.scale, args.modcrop,
-                     args.workers, args.overwrite)
-        print(f'{count} sub-images in {args.dst}')
-    elif args.command == 'bicubic':
-        bicubic(args.src, args.dst, args.scale, workers=args.workers, overwrite=args.overwrite)
-    elif args.command == 'benchmark':
-        for scale in args.scales:
-            bicubic(args.src, osp.join(args.dst, f'LRbicx{scale}'), scale, osp.join(args.dst, f'GTmod{scale}'),
-                    args.workers, args.overwrite)
-    elif args.command == 'meta-info':
+def _run(args: argparse.Namespace, prog: str) -> int:
+    if args.command == 'meta-info':
         count = meta_info(args.folder, args.file, args.recursive, args.workers, args.overwrite)
         print(f'{count} images listed in {args.file}')
-    return 0
+        return 0
+    common = dict(workers=args.workers, overwrite=args.overwrite, max_pixels=args.max_pixels)
+    if args.command == 'df2k':
+        reports = df2k(args.root, args.hr, args.prefix, args.scales, args.crop_size, args.step, **common)
+        status = max(_print_report(report, folder, 'sub-images', prog, args.crop_size)
+                     for folder, report in reports.items())
+        if status:
+            print(f'{prog}: {meta_info_file(args.root, args.prefix)} not written: run again once every image gives '
+                  'its sub-images', file=sys.stderr)
+        return status
+    if args.command == 'crop':
+        report = crop(args.src, args.dst, args.crop_size, args.step, args.thresh_size, args.scale, args.modcrop,
+                      **common)
+        return _print_report(report, args.dst, 'sub-images', prog, args.crop_size)
+    if args.command == 'bicubic':
+        return _print_report(bicubic(args.src, args.dst, args.scale, **common), args.dst, 'images', prog)
+    status = 0  # benchmark
+    for scale in args.scales:
+        report = bicubic(args.src, osp.join(args.dst, f'LRbicx{scale}'), scale, osp.join(args.dst, f'GTmod{scale}'),
+                         **common)
+        status = max(status, _print_report(report, args.dst, f'x{scale} images', prog))
+    return status
+
+
+def _print_report(report: Report, dst: str, what: str, prog: str, crop_size: int | None = None) -> int:
+    """Each failure as an error line, then one summary line; 1 if any image failed, else 0."""
+    for failure in report.failures:
+        print(f'{prog}: error: {failure}', file=sys.stderr)
+    if report.no_output:
+        print(f'{len(report.no_output)} image(s) smaller than the crop size {crop_size} gave no sub-image: '
+              + ', '.join(report.no_output), file=sys.stderr)
+    summary = f'{report.written} {what} written in {dst}'
+    if report.skipped:
+        summary += f', {report.skipped} image(s) skipped (outputs exist; --overwrite to replace them)'
+    if report.failures:
+        summary += f', {len(report.failures)} image(s) failed'
+    print(summary)
+    return 1 if report.failures else 0
 
 
 if __name__ == '__main__':

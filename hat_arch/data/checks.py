@@ -12,10 +12,10 @@ import re
 import cv2
 import numpy as np
 from basicsr.utils import imfrombytes, scandir
-from PIL import Image
 from tqdm import tqdm
 
 from hat_arch.errors import HatError, did_you_mean
+from hat_arch.limits import read_header
 
 _SHAPE = re.compile(r'\((\d+),\s*(\d+)(?:,\s*\d+)?\)')
 # Datasets that pair an LR folder with a GT folder file by file (BasicSR's PairedImageDataset logic).
@@ -62,14 +62,13 @@ def read_image(file_client, path: str, client_key: str = 'default') -> np.ndarra
 
 def image_shape(path: str) -> tuple[int, int, int]:
     """(h, w, channels) of an image file from its header; a one-line HatError naming it if it is not an image."""
-    try:
-        with Image.open(path) as img:
-            return img.height, img.width, len(img.getbands())
-    except (OSError, ValueError):
-        img = cv2.imread(path, cv2.IMREAD_UNCHANGED)  # formats Pillow does not know
-        if img is None:
-            raise HatError(f'cannot read image {path}: not an image, or a damaged one') from None
-        return img.shape[0], img.shape[1], 1 if img.ndim == 2 else img.shape[2]
+    header = read_header(path)
+    if header is not None:
+        return header.height, header.width, header.bands
+    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)  # formats Pillow does not know
+    if img is None:
+        raise HatError(f'cannot read image {path}: not an image, or a damaged one')
+    return img.shape[0], img.shape[1], 1 if img.ndim == 2 else img.shape[2]
 
 
 def check_dataset_options(opt: dict) -> None:

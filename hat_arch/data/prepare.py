@@ -1,17 +1,21 @@
 """Dataset preparation that BasicSR keeps in its git repository's scripts, not in its package.
 
 Sub-images of large training images (DF2K), meta-info files, MATLAB-style bicubic LR images and ``GTmod{s}`` /
-``LRbicx{s}`` benchmark folders. Each job runs over a folder with a process pool and a progress bar.
+``LRbicx{s}`` benchmark folders. Each job runs over a folder with a process pool and a progress bar, by the rule of
+``hat-sr upscale``: every image is planned from its header first (its outputs, whether it fits in memory and is large
+enough); an image that cannot be processed is reported by name and the others are; outputs that exist are kept, so
+a second run finishes what the first could not; no output may replace an input.
 """
 from __future__ import annotations
 
 import math
 import os
 import os.path as osp
-import sys
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 from functools import partial
 from multiprocessing import Pool
+from pathlib import Path
 from typing import Callable, Sequence
 
 import cv2
@@ -25,6 +29,8 @@ from tqdm import tqdm
 from hat_arch.data.checks import image_shape
 from hat_arch.errors import HatError
 from hat_arch.image_io import IMAGE_EXTENSIONS, is_image_name, read_image, write_image
+from hat_arch.limits import ImageHeader, check_image_memory, downscale_bytes
+from hat_arch.outputs import check_outputs
 
 SCALES = (2, 3, 4)  # the scales basicsr prepare makes by default
 PNG_COMPRESSION = 3  # BasicSR's scripts' choice: fast to write, about as small as 9 on photos
@@ -40,18 +46,10 @@ def list_images(folder: str, recursive: bool = False) -> list[str]:
     return names
 
 
-def check_images(folder: str, names: Sequence[str]) -> None:
-    """HatError naming the first file of ``names`` whose header cannot be read, before any output is written (a run
-    stopped half-way leaves a folder that the next run refuses without --overwrite)."""
-    for name in tqdm(names, unit='image', desc='checking', leave=False, disable=len(names) < 1000):
-        image_shape(osp.join(folder, name))
-
-
-def new_folder(folder: str, overwrite: bool) -> None:
-    """Create ``folder``; refuse to write into one that already holds files unless ``overwrite``."""
-    if osp.isdir(folder) and any(os.scandir(folder)) and not overwrite:
-        raise HatError(f'output folder {folder} is not empty; remove it or pass --overwrite')
-    os.makedirs(folder, exist_ok=True)
+def check_output_folder(folder: str) -> None:
+    """HatError if ``folder`` exists as something else than a folder (it is created with its first file)."""
+    if osp.exists(folder) and not osp.isdir(folder):
+        raise HatError(f'output folder {folder} is a file')
 
 
 def write(path: str, img: np.ndarray) -> None:
@@ -95,50 +93,158 @@ def bicubic_downscale(img: np.ndarray, scale: int) -> np.ndarray:
     return lr.astype(img.dtype)
 
 
+def check_downscalable(path: str, header: ImageHeader, scale: int) -> None:
+    """HatError if the image is too small for :func:`bicubic_downscale` by ``scale``: BasicSR's ``imresize`` needs
+    at least 2 output pixels a side, and fails with a bare RuntimeError below that."""
+    least = 2 * scale
+    if scale > 1 and min(header.width, header.height) < least:
+        raise HatError(f'{path} is {header.width}x{header.height}: too small to downscale x{scale} (MATLAB bicubic '
+                       f'needs at least {least}x{least})')
+
+
 class SubImageJob:
     """Cut one image into square sub-images every ``step`` pixels, named ``NAME_s001.png``, ``NAME_s002.png``, ...
     (BasicSR's naming).
 
     The image is first cropped to a multiple of ``modcrop``; with ``scale`` > 1 its MATLAB-bicubic x1/scale is cut
     instead, into ``crop_size/scale`` sub-images every ``step/scale``, so that they pair name by name with the
-    sub-images of the same image made with ``scale`` 1 (use a ``modcrop`` that ``scale`` divides).
+    sub-images of the same image made with ``scale`` 1 (use a ``modcrop`` that ``scale`` divides). Sub-images that
+    exist are kept unless ``overwrite``.
     """
 
     def __init__(self, src: str, dst: str, crop_size: int, step: int, thresh_size: int = 0, modcrop: int = 1,
-                 scale: int = 1):
+                 scale: int = 1, overwrite: bool = False):
         if crop_size % scale or step % scale:
             raise HatError(f'crop size {crop_size} and step {step} must be multiples of the scale {scale}')
-        self.src, self.dst, self.modcrop, self.scale = src, dst, modcrop, scale
+        self.src, self.dst, self.modcrop, self.scale, self.overwrite = src, dst, modcrop, scale, overwrite
         self.crop_size, self.step, self.thresh_size = crop_size // scale, step // scale, thresh_size // scale
+        self.task = f'crop x1/{scale}' if scale > 1 else 'crop'
+
+    def needed(self, header: ImageHeader) -> int:
+        return downscale_bytes(header) if self.scale > 1 else header.decoded_bytes
+
+    def targets(self, name: str, header: ImageHeader) -> list[str]:
+        """The sub-images of an image of ``header``'s size (none if it is smaller than the crop); HatError if it is
+        too small to downscale."""
+        sides = [side - side % self.modcrop for side in (header.height, header.width)]
+        if min(sides) < self.crop_size * self.scale:
+            return []
+        check_downscalable(osp.join(self.src, name), header, self.scale)
+        count = 1
+        for side in sides:
+            count *= len(crop_positions(side // self.scale, self.crop_size, self.step, self.thresh_size))
+        return [self._target(name, index) for index in range(1, count + 1)]
+
+    def _target(self, name: str, index: int) -> str:
+        return osp.join(self.dst, f'{osp.splitext(name)[0]}_s{index:03d}.png')
 
     def __call__(self, name: str) -> int:
         img = mod_crop(read_image(osp.join(self.src, name)), self.modcrop)
         if self.scale > 1:
             img = bicubic_downscale(img, self.scale)
         h, w = img.shape[:2]
-        base = osp.splitext(name)[0]
-        index = 0
+        index = written = 0
         for top in crop_positions(h, self.crop_size, self.step, self.thresh_size):
             for left in crop_positions(w, self.crop_size, self.step, self.thresh_size):
                 index += 1
-                patch = img[top:top + self.crop_size, left:left + self.crop_size]
-                write(osp.join(self.dst, f'{base}_s{index:03d}.png'), np.ascontiguousarray(patch))
-        return index
+                target = self._target(name, index)
+                if self.overwrite or not osp.exists(target):
+                    patch = img[top:top + self.crop_size, left:left + self.crop_size]
+                    write(target, np.ascontiguousarray(patch))
+                    written += 1
+        return written
 
 
 class BicubicJob:
     """Write the MATLAB-bicubic x1/scale of ``src/NAME`` to ``lr_dst/NAME.png``, and its mod-cropped GT to
-    ``gt_dst/NAME.png`` if ``gt_dst`` is given."""
+    ``gt_dst/NAME.png`` if ``gt_dst`` is given; outputs that exist are kept unless ``overwrite``."""
 
-    def __init__(self, src: str, lr_dst: str, scale: int, gt_dst: str | None = None):
-        self.src, self.lr_dst, self.scale, self.gt_dst = src, lr_dst, scale, gt_dst
+    def __init__(self, src: str, lr_dst: str, scale: int, gt_dst: str | None = None, overwrite: bool = False):
+        self.src, self.lr_dst, self.scale, self.gt_dst, self.overwrite = src, lr_dst, scale, gt_dst, overwrite
+        self.task = f'downscale x{scale}'
 
-    def __call__(self, name: str) -> None:
+    def needed(self, header: ImageHeader) -> int:
+        return downscale_bytes(header)
+
+    def targets(self, name: str, header: ImageHeader) -> list[str]:
+        check_downscalable(osp.join(self.src, name), header, self.scale)
+        out_name = osp.splitext(name)[0] + '.png'
+        return [osp.join(folder, out_name) for folder in (self.lr_dst, self.gt_dst) if folder is not None]
+
+    def __call__(self, name: str) -> int:
         img = read_image(osp.join(self.src, name))
         out_name = osp.splitext(name)[0] + '.png'
+        outputs = [(self.lr_dst, lambda: bicubic_downscale(img, self.scale))]
         if self.gt_dst is not None:
-            write(osp.join(self.gt_dst, out_name), mod_crop(img, self.scale))
-        write(osp.join(self.lr_dst, out_name), bicubic_downscale(img, self.scale))
+            outputs.append((self.gt_dst, lambda: mod_crop(img, self.scale)))
+        written = 0
+        for folder, make in outputs:
+            target = osp.join(folder, out_name)
+            if self.overwrite or not osp.exists(target):
+                write(target, make())
+                written += 1
+        return written
+
+
+@dataclass
+class Report:
+    """What a preparation run did: files written, images skipped (all their outputs existed), images too small to
+    give any output, and one line for each image that failed."""
+    written: int = 0
+    skipped: int = 0
+    no_output: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+
+class _Guarded:
+    """``job(name)`` as (files written, None), or (0, the one-line error) if it failed: one image's failure must
+    not stop the others (in a pool, an exception would end the whole map)."""
+
+    def __init__(self, job: Callable[[str], int]):
+        self.job = job
+
+    def __call__(self, name: str) -> tuple[int, str | None]:
+        try:
+            return self.job(name), None
+        except HatError as error:
+            return 0, str(error)
+        except Exception as error:  # noqa: BLE001  a library's error on one image: name the image, go on
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            return 0, f'{osp.join(self.job.src, name)}: {first}'
+
+
+def run_job(job, names: Sequence[str], workers: int, desc: str, max_pixels: int | None = None) -> Report:
+    """Plan every image of ``job.src`` from its header, check the planned outputs against the inputs, then process
+    the images whose outputs are not all there yet, in ``workers`` processes."""
+    report = Report()
+    plans: list[tuple[str, list[str]]] = []
+    for name in tqdm(names, unit='image', desc='checking', leave=False, disable=len(names) < 1000):
+        path = osp.join(job.src, name)
+        try:
+            header = check_image_memory(path, job.needed, job.task, max_pixels) or _decoded_header(path)
+            targets = job.targets(name, header)
+        except HatError as error:
+            report.failures.append(str(error))
+            continue
+        if targets:
+            plans.append((name, targets))
+        else:
+            report.no_output.append(name)
+    check_outputs(((Path(job.src, name), Path(target)) for name, targets in plans for target in targets),
+                  'choose another output folder')
+    todo = [name for name, targets in plans if job.overwrite or not all(map(osp.exists, targets))]
+    report.skipped = len(plans) - len(todo)
+    for written, error in parallel(_Guarded(job), todo, workers, desc):
+        report.written += written
+        if error is not None:
+            report.failures.append(error)
+    return report
+
+
+def _decoded_header(path: str) -> ImageHeader:
+    """The size of an image that Pillow cannot parse, from OpenCV (which decodes it); HatError if neither can."""
+    height, width, channels = image_shape(path)
+    return ImageHeader(width, height, mode='', bands=channels)
 
 
 def meta_info_line(folder: str, name: str) -> str:
@@ -147,27 +253,22 @@ def meta_info_line(folder: str, name: str) -> str:
 
 
 def crop(src: str, dst: str, crop_size: int, step: int, thresh_size: int = 0, scale: int = 1, modcrop: int = 1,
-         workers: int = 1, overwrite: bool = False) -> int:
-    """Sub-images of every image in ``src`` into ``dst``; returns how many were written."""
+         workers: int = 1, overwrite: bool = False, max_pixels: int | None = None) -> Report:
+    """Sub-images of every image in ``src`` into ``dst``."""
+    job = SubImageJob(src, dst, crop_size, step, thresh_size, modcrop, scale, overwrite)
     names = list_images(src)
-    check_images(src, names)
-    job = SubImageJob(src, dst, crop_size, step, thresh_size, modcrop, scale)
-    new_folder(dst, overwrite)
-    counts = parallel(job, names, workers, f'crop {osp.basename(dst.rstrip("/"))}')
-    too_small = sum(1 for c in counts if c == 0)
-    if too_small:
-        print(f'{too_small} image(s) smaller than the crop size gave no sub-image', file=sys.stderr)
-    return sum(counts)
+    check_output_folder(dst)
+    return run_job(job, names, workers, f'crop {osp.basename(dst.rstrip("/"))}', max_pixels)
 
 
-def bicubic(src: str, dst: str, scale: int, gt_dst: str | None = None, workers: int = 1,
-            overwrite: bool = False) -> None:
+def bicubic(src: str, dst: str, scale: int, gt_dst: str | None = None, workers: int = 1, overwrite: bool = False,
+            max_pixels: int | None = None) -> Report:
     """MATLAB-bicubic x1/scale of every image of ``src`` into ``dst`` (and the mod-cropped GT into ``gt_dst``)."""
     names = list_images(src)
-    check_images(src, names)
     for folder in filter(None, (dst, gt_dst)):
-        new_folder(folder, overwrite)
-    parallel(BicubicJob(src, dst, scale, gt_dst), names, workers, f'x{scale} {osp.basename(dst)}')
+        check_output_folder(folder)
+    return run_job(BicubicJob(src, dst, scale, gt_dst, overwrite), names, workers, f'x{scale} {osp.basename(dst)}',
+                   max_pixels)
 
 
 def meta_info(folder: str, file: str, recursive: bool = False, workers: int = 1, overwrite: bool = False) -> int:
@@ -191,14 +292,22 @@ def meta_info(folder: str, file: str, recursive: bool = False, workers: int = 1,
 
 
 def df2k(root: str, hr: str = 'DF2K_HR', prefix: str = 'DF2K', scales=SCALES, crop_size: int = 480, step: int = 240,
-         workers: int = 1, overwrite: bool = False) -> None:
-    """HR sub-images, paired LR sub-images for every scale, and the meta-info file, under ``root``."""
+         workers: int = 1, overwrite: bool = False, max_pixels: int | None = None) -> dict[str, Report]:
+    """HR sub-images and paired LR sub-images for every scale under ``root``, each folder's :class:`Report` by its
+    path; then the meta-info file, only once every image gave its sub-images (else a re-run makes it)."""
     src = osp.join(root, hr)
     modcrop = math.lcm(*scales)  # HR and every LR then share the crop grid exactly
-    crop(src, osp.join(root, f'{prefix}_HR_sub'), crop_size, step, modcrop=modcrop, workers=workers,
-         overwrite=overwrite)
-    for scale in scales:
-        crop(src, osp.join(root, f'{prefix}_bicx{scale}_sub'), crop_size, step, scale=scale, modcrop=modcrop,
-             workers=workers, overwrite=overwrite)
-    meta_info(osp.join(root, f'{prefix}_HR_sub'), osp.join(root, f'meta_info_{prefix}sub_GT.txt'), workers=workers,
-              overwrite=overwrite)
+    reports = {}
+    for scale in (1, *scales):
+        folder = osp.join(root, f'{prefix}_HR_sub' if scale == 1 else f'{prefix}_bicx{scale}_sub')
+        reports[folder] = crop(src, folder, crop_size, step, scale=scale, modcrop=modcrop, workers=workers,
+                               overwrite=overwrite, max_pixels=max_pixels)
+    if not any(report.failures for report in reports.values()):
+        meta_info(osp.join(root, f'{prefix}_HR_sub'), meta_info_file(root, prefix), workers=workers,
+                  overwrite=overwrite)
+    return reports
+
+
+def meta_info_file(root: str, prefix: str = 'DF2K') -> str:
+    """Where :func:`df2k` writes the meta-info file of the HR sub-images."""
+    return osp.join(root, f'meta_info_{prefix}sub_GT.txt')

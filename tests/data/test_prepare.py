@@ -2,16 +2,19 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 from basicsr.utils.matlab_functions import imresize
 
+from hat_arch import limits
 from hat_arch.cli.prepare import main
 from hat_arch.data.checks import check_dataset_options, read_meta_info
 from hat_arch.data.prepare import crop_positions
 from tests.conftest import DATA
+from tests.test_limits import write_black_png
 
 
 @pytest.fixture
@@ -91,13 +94,17 @@ def test_names_with_spaces_cannot_go_in_a_meta_info_file(hr, tmp_path, capsys):
     assert not meta.exists()
 
 
-def test_output_folder_with_files_is_not_overwritten(hr, tmp_path, capsys):
+def test_outputs_that_exist_are_kept_and_the_missing_ones_made(hr, tmp_path, capsys):
     out = tmp_path / 'LR'
     out.mkdir()
     (out / 't1.png').write_bytes(b'mine')
-    assert main(['bicubic', str(hr), str(out), '--scale', '4']) == 2
+    assert main(['bicubic', str(hr), str(out), '--scale', '4']) == 0
     assert (out / 't1.png').read_bytes() == b'mine'
-    assert f'output folder {out} is not empty' in capsys.readouterr().err
+    assert cv2.imread(str(out / 't2.png')) is not None
+    assert capsys.readouterr().out == (f'1 images written in {out}, 1 image(s) skipped (outputs exist; --overwrite to '
+                                       'replace them)\n')
+    assert main(['bicubic', str(hr), str(out), '--scale', '4', '--overwrite']) == 0
+    assert cv2.imread(str(out / 't1.png')) is not None
     assert main(['bicubic', str(tmp_path / 'nowhere'), str(tmp_path / 'x'), '--scale', '4']) == 2
     assert 'folder' in capsys.readouterr().err
 
@@ -140,15 +147,83 @@ def test_sizes_and_counts_must_be_positive(hr, tmp_path, capsys, flags, message)
     assert not (tmp_path / 'out').exists()
 
 
+def truncated_png(path: Path, source: Path) -> None:
+    """A PNG whose header is whole and whose pixel data stops half-way (a download cut short)."""
+    data = source.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+
+
 @pytest.mark.parametrize('command', ['bicubic', 'crop'])
-def test_an_unreadable_image_stops_before_anything_is_written(hr, tmp_path, capsys, command):
-    # Found half-way, it left outputs behind, and the rerun (after removing the file) refused the non-empty folder.
-    (hr / 'broken.png').write_text('not an image')
+@pytest.mark.parametrize('broken', ['a_broken.png', 'z_broken.png'])  # sorted first or last: the same result
+def test_a_damaged_image_is_reported_by_name_and_a_rerun_finishes_the_rest(hr, tmp_path, capfd, command, broken):
+    truncated_png(hr / broken, hr / 't1.png')
+    (hr / 'empty.png').write_bytes(b'')
     out = tmp_path / 'out'
     flags = ['--scale', '4'] if command == 'bicubic' else ['--crop-size', '32', '--step', '32']
-    assert main([command, str(hr), str(out), *flags, '--workers', '1']) == 2
-    assert f'cannot read image {hr / "broken.png"}' in capsys.readouterr().err
-    assert not out.exists() or not any(out.iterdir())
+    assert main([command, str(hr), str(out), *flags, '--workers', '2']) == 1
+    err = capfd.readouterr().err  # file descriptor 2 itself: libpng prints there, not through Python
+    assert f'basicsr prepare: error: cannot read {hr / broken}: not an image OpenCV can decode (corrupt, empty or ' \
+           'unsupported): libpng error: PNG input buffer is incomplete\n' in err
+    assert f'basicsr prepare: error: cannot read image {hr / "empty.png"}: not an image, or a damaged one\n' in err
+    assert not any(line.startswith('libpng') for line in err.splitlines())
+    made = sorted(p.name for p in out.iterdir())
+    assert any(name.startswith('t1') for name in made) and any(name.startswith('t2') for name in made)
+    assert not any(name.startswith(broken[:-4]) for name in made)
+
+    (hr / broken).unlink()  # the user removes it; the same command, without --overwrite, finishes
+    (hr / 'empty.png').unlink()
+    assert main([command, str(hr), str(out), *flags, '--workers', '1']) == 0
+    assert capfd.readouterr().out == (f'0 {"images" if command == "bicubic" else "sub-images"} written in {out}, '
+                                      '2 image(s) skipped (outputs exist; --overwrite to replace them)\n')
+
+
+@pytest.mark.parametrize('command', ['bicubic', 'crop'])
+def test_images_smaller_than_the_scale_are_named_and_the_others_made(hr, tmp_path, capsys, command):
+    # BasicSR's imresize failed on them with "min(): Expected reduction dim", and no image of the folder was written.
+    for name, (h, w) in {'dot.png': (1, 1), 'tiny.png': (3, 3), 'strip.png': (2, 50), 'small.png': (7, 40)}.items():
+        cv2.imwrite(str(hr / name), np.full((h, w, 3), 128, np.uint8))
+    out = tmp_path / 'out'
+    if command == 'bicubic':
+        assert main(['bicubic', str(hr), str(out), '--scale', '4', '--workers', '1']) == 1
+        err = capsys.readouterr().err
+        for name, size in {'dot.png': '1x1', 'tiny.png': '3x3', 'strip.png': '50x2', 'small.png': '40x7'}.items():
+            assert (f'basicsr prepare: error: {hr / name} is {size}: too small to downscale x4 (MATLAB bicubic needs '
+                    'at least 8x8)') in err
+        assert sorted(p.name for p in out.iterdir()) == ['t1.png', 't2.png']
+    else:
+        assert main(['crop', str(hr), str(out), '--crop-size', '32', '--step', '32', '--scale', '4',
+                     '--workers', '1']) == 0
+        assert ('4 image(s) smaller than the crop size 32 gave no sub-image: dot.png, small.png, strip.png, tiny.png'
+                in capsys.readouterr().err)
+        assert {p.name.split('_s')[0] for p in out.iterdir()} == {'t1', 't2'}
+
+
+def test_crop_never_writes_over_an_input(hr, tmp_path, capsys):
+    # With the input folder as output and --overwrite, t1's first sub-image replaced the input t1_s001.png.
+    cv2.imwrite(str(hr / 't1_s001.png'), np.zeros((40, 40, 3), np.uint8))
+    before = {p.name: p.read_bytes() for p in hr.iterdir()}
+    assert main(['crop', str(hr), str(hr), '--crop-size', '32', '--step', '32', '--overwrite']) == 2
+    assert capsys.readouterr().err == (f'basicsr prepare: error: the output of {hr / "t1.png"} would replace the input '
+                                       f'{hr / "t1_s001.png"}; choose another output folder\n')
+    assert {p.name: p.read_bytes() for p in hr.iterdir()} == before
+
+
+def test_two_inputs_writing_one_output_are_refused(hr, tmp_path, capsys):
+    cv2.imwrite(str(hr / 't1.jpg'), cv2.imread(str(hr / 't1.png')))  # both would make t1.png
+    assert main(['bicubic', str(hr), str(tmp_path / 'out'), '--scale', '4']) == 2
+    assert 'would both be written to' in capsys.readouterr().err
+    assert not (tmp_path / 'out').exists()
+
+
+def test_an_image_too_large_for_memory_is_named_from_its_header(hr, tmp_path, capsys, monkeypatch):
+    write_black_png(hr / 'bomb.png', 30000, 30000)
+    monkeypatch.setattr(limits, 'available_memory', lambda: 8 * 2**30)
+    out = tmp_path / 'out'
+    assert main(['bicubic', str(hr), str(out), '--scale', '4', '--workers', '1']) == 1
+    assert (f'basicsr prepare: error: {hr / "bomb.png"}: 30000x30000 pixels would take about 14.2 GiB of memory to '
+            'downscale x4; 4.0 GiB can be spared (of 8.0 GiB available). --max-pixels 900000000 would try anyway'
+            in capsys.readouterr().err)
+    assert sorted(p.name for p in out.iterdir()) == ['t1.png', 't2.png']
 
 
 def test_a_folder_of_class_folders_needs_recursive(hr, tmp_path, capsys):
