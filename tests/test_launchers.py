@@ -113,6 +113,8 @@ def bad_option_cases():
         'tile_key': ({**good, 'tile': {'size': 64}}, [], r'unknown key tile: size \(expected tile_size, tile_pad\)'),
         'tile_pad': ({**good, 'tile': {'tile_size': 64, 'tile_pad': -1}}, [],
                      r'tile: tile_pad must be a non-negative integer \(or null\), got -1'),
+        'tile_window': ({**good, 'tile': {'tile_size': 2}}, [],
+                        r"tile: tile_size: tile 2 is smaller than the network's window of \d+ pixels"),
     }
     cases['prefetch'] = ({**good, 'datasets': {**good['datasets'], 'train': {**good['datasets']['train'],
                                                                              'prefetch_mode': 'gpu'}}}, [],

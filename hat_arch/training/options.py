@@ -139,7 +139,8 @@ def check_options(opt: dict, path: str, is_train: bool) -> None:
     for key in opt.get('dist_params') or {}:
         if key not in DIST_PARAMS:
             raise HatError(f"option file {path}: unknown key dist_params: {key} (expected {', '.join(DIST_PARAMS)})")
-    _check_tile_options(opt.get('tile') or {}, path)
+    network = opt.get('network_g') if isinstance(opt.get('network_g'), dict) else {}
+    _check_tile_options(opt.get('tile') or {}, path, network.get('window_size'))
     _check_registered(opt, path)
 
 
@@ -168,14 +169,14 @@ def _registered(registry, name) -> bool:
     return isinstance(name, str) and (name in registry or f'{name}_basicsr' in registry)
 
 
-def _check_tile_options(tile: dict, path: str) -> None:
+def _check_tile_options(tile: dict, path: str, window_size: int | None = None) -> None:
     # Checked here, not at the first validation, which may come hours into training.
     for key, value in tile.items():
         if key not in TILE_KEYS:
             raise HatError(f"option file {path}: unknown key tile: {key} (expected {', '.join(TILE_KEYS)})")
         if key == 'tile_size':
             try:
-                check_tile_size(value)
+                check_tile_size(value, window_size if type(window_size) is int else None)
             except HatError as error:
                 raise HatError(f'option file {path}: tile: tile_size: {error}') from None
         elif value is not None and (type(value) is not int or value < 0):
