@@ -34,8 +34,9 @@ def upscale(model: HAT, image: np.ndarray, tile: TileSize = 'auto', tile_pad: in
             image goes to its device and dtype.
         image: OpenCV layout: (h, w) or (h, w, 1) gray, (h, w, 3) BGR, (h, w, 4) BGRA, (h, w, 2) gray + alpha;
             uint8, uint16, or float in [0, 1]. RGB arrays (PIL, imageio): pass ``image[..., ::-1]`` and flip back.
-        tile: tile side in input pixels; 'auto' takes the largest that fits in free memory (the whole image when it
-            fits); None or 0 runs the whole image at once. Out of memory is retried with tiles half as large.
+        tile: tile side in input pixels, at least the network's window; 'auto' takes the largest that fits in free
+            memory (the whole image when it fits); None or 0 runs the whole image at once. Out of memory is retried
+            with tiles half as large.
         tile_pad: context pixels around each tile; tiles overlap by it and are blended, so no seams show.
         ensemble: average over the 8 flips and transposes (x8 time, slightly better).
         alpha: how an alpha channel is upscaled: 'model' (the network on the alpha plane: sharp edges, x2 time for
