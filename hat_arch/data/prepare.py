@@ -46,10 +46,15 @@ def list_images(folder: str, recursive: bool = False) -> list[str]:
     return names
 
 
-def check_output_folder(folder: str) -> None:
-    """HatError if ``folder`` exists as something else than a folder (it is created with its first file)."""
+def check_output_folder(folder: str, src: str) -> None:
+    """HatError if ``folder`` exists as something else than a folder (it is created with its first file), or is the
+    input folder ``src``: the outputs would sit among the inputs, and the next run would read them as inputs (folders
+    are read without their sub-folders, so one inside the other is fine)."""
     if osp.exists(folder) and not osp.isdir(folder):
         raise HatError(f'output folder {folder} is a file')
+    if Path(folder).resolve() == Path(src).resolve():
+        raise HatError(f'output folder {folder} is the input folder {src}: its outputs would be read as inputs by the '
+                       'next run; choose another output folder')
 
 
 def write(path: str, img: np.ndarray) -> None:
@@ -257,7 +262,7 @@ def crop(src: str, dst: str, crop_size: int, step: int, thresh_size: int = 0, sc
     """Sub-images of every image in ``src`` into ``dst``."""
     job = SubImageJob(src, dst, crop_size, step, thresh_size, modcrop, scale, overwrite)
     names = list_images(src)
-    check_output_folder(dst)
+    check_output_folder(dst, src)
     return run_job(job, names, workers, f'crop {osp.basename(dst.rstrip("/"))}', max_pixels)
 
 
@@ -266,7 +271,7 @@ def bicubic(src: str, dst: str, scale: int, gt_dst: str | None = None, workers: 
     """MATLAB-bicubic x1/scale of every image of ``src`` into ``dst`` (and the mod-cropped GT into ``gt_dst``)."""
     names = list_images(src)
     for folder in filter(None, (dst, gt_dst)):
-        check_output_folder(folder)
+        check_output_folder(folder, src)
     return run_job(BicubicJob(src, dst, scale, gt_dst, overwrite), names, workers, f'x{scale} {osp.basename(dst)}',
                    max_pixels)
 

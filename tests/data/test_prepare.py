@@ -198,13 +198,14 @@ def test_images_smaller_than_the_scale_are_named_and_the_others_made(hr, tmp_pat
         assert {p.name.split('_s')[0] for p in out.iterdir()} == {'t1', 't2'}
 
 
-def test_crop_never_writes_over_an_input(hr, tmp_path, capsys):
+def test_crop_never_writes_into_its_input_folder(hr, tmp_path, capsys):
     # With the input folder as output and --overwrite, t1's first sub-image replaced the input t1_s001.png.
     cv2.imwrite(str(hr / 't1_s001.png'), np.zeros((40, 40, 3), np.uint8))
     before = {p.name: p.read_bytes() for p in hr.iterdir()}
     assert main(['crop', str(hr), str(hr), '--crop-size', '32', '--step', '32', '--overwrite']) == 2
-    assert capsys.readouterr().err == (f'basicsr prepare: error: the output of {hr / "t1.png"} would replace the input '
-                                       f'{hr / "t1_s001.png"}; choose another output folder\n')
+    assert capsys.readouterr().err == (f'basicsr prepare: error: output folder {hr} is the input folder {hr}: its '
+                                       'outputs would be read as inputs by the next run; choose another output '
+                                       'folder\n')
     assert {p.name: p.read_bytes() for p in hr.iterdir()} == before
 
 
