@@ -1,0 +1,122 @@
+"""``HATBlock``: HAT as a same-size attention block on a detector's feature map (or on the image).
+
+A HAT with ``upscale=1, upsampler=''`` returns its input plus a learned residual (``image + conv_last(features)``),
+for any channel count: the block is that network with defaults chosen for feature maps. A model YAML row
+``[-1, 1, HAT, ARGS]`` builds ``HATBlock(c1, *ARGS)``, ``c1`` coming from the graph (see :mod:`hat_arch.yolo.parser`).
+
+``ARGS`` forms: ``[]`` (the defaults below), positional ``[embed_dim, depths, num_heads, window_size]`` (any prefix),
+then optionally one mapping of any other HAT argument by name: ``[64, [2], [4], 8, {mlp_ratio: 2.0}]`` or
+``[{embed_dim: 96, depths: [2, 2], num_heads: [6, 6]}]``.
+"""
+from __future__ import annotations
+
+import inspect
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
+
+import torch
+from torch import nn
+
+from hat_arch.archs.hat_arch import HAT, validate_config
+from hat_arch.errors import HatError, did_you_mean
+
+# Small width, one group of two blocks, a window of 8 that tiles P3 (80) and P4 (40) at 640 input exactly; other map
+# sizes are reflect-padded to the window, as in any HAT. No stochastic depth: one block per map, every step learns.
+FEATURE_MAP_DEFAULTS: dict[str, Any] = {
+    'embed_dim': 64,
+    'depths': (2, ),
+    'num_heads': (4, ),
+    'window_size': 8,
+    'mlp_ratio': 2.0,
+    'compress_ratio': 4,
+    'squeeze_factor': 16,
+    'drop_path_rate': 0.0,
+}
+POSITIONAL = ('embed_dim', 'depths', 'num_heads', 'window_size')
+# Fixed by what the block is (a same-size residual block on the channels it receives) or not expressible in YAML.
+FIXED = ('in_chans', 'upscale', 'upsampler', 'patch_size', 'norm_layer')
+HAT_DEFAULTS = {name: p.default for name, p in inspect.signature(HAT).parameters.items()}
+ARGUMENTS = tuple(name for name in HAT_DEFAULTS if name not in FIXED)
+
+
+def _check_type(name: str, value: Any) -> None:
+    default = HAT_DEFAULTS[name]
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int) and name != 'img_size':
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float) or default is None:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif isinstance(default, str):
+        ok = isinstance(value, str)
+    else:  # depths, num_heads, img_size: integers
+        ok = all(isinstance(v, int) and not isinstance(v, bool) for v in (value if isinstance(value, (list, tuple))
+                                                                          else [value]))
+        ok = ok and (name == 'img_size' or isinstance(value, (list, tuple)))
+    if not ok:
+        raise HatError(f'HAT argument {name}={value!r} has the wrong type (default: {default!r})')
+
+
+def resolve_options(in_channels: int, args: Sequence[Any]) -> dict[str, Any]:
+    """HAT's keyword arguments for a block on ``in_channels`` channels from a YAML row's ``args``; a
+    :class:`HatError` naming the argument for one that is unknown, mistyped or cannot build."""
+    args = list(args)
+    named = args.pop() if args and isinstance(args[-1], dict) else {}
+    if len(args) > len(POSITIONAL):
+        raise HatError(f'HAT takes at most {len(POSITIONAL)} positional arguments ({", ".join(POSITIONAL)}) and '
+                       f'one mapping of named ones; got {args!r}')
+    given = dict(zip(POSITIONAL, args))
+    for name, value in named.items():
+        if name not in ARGUMENTS:
+            fixed = f' (fixed by the block: {", ".join(FIXED)})' if name in FIXED else did_you_mean(name, ARGUMENTS)
+            raise HatError(f'HAT has no argument {name!r}{fixed}')
+        if name in given:
+            raise HatError(f'HAT argument {name!r} given twice (positionally and by name)')
+        given[name] = value
+    for name, value in given.items():
+        _check_type(name, value)
+    options = {**FEATURE_MAP_DEFAULTS, **given, 'in_chans': in_channels, 'upscale': 1, 'upsampler': ''}
+    if not isinstance(in_channels, int) or in_channels < 1:
+        raise HatError(f'HAT needs a positive number of input channels, got {in_channels!r}')
+    full = {**HAT_DEFAULTS, **options}
+    try:
+        validate_config(**{name: full[name] for name in inspect.signature(validate_config).parameters})
+    except ValueError as error:
+        raise HatError(f'HAT on {in_channels} channels cannot build: {error}') from None
+    return options
+
+
+@contextmanager
+def reference_attention(hat: HAT) -> Iterator[None]:
+    """Run ``hat`` through the explicit attention (``attn_impl='naive'``, same weights, same function) meanwhile: the
+    ONNX exporter cannot trace the fused path's custom autograd functions ('unordered_map::at')."""
+    changed = [(m, 'attn_impl', m.attn_impl) for m in hat.modules() if getattr(m, 'attn_impl', 'naive') != 'naive']
+    changed += [(m, 'recompute_gelu', True) for m in hat.modules() if getattr(m, 'recompute_gelu', False)]
+    for module, name, _ in changed:
+        setattr(module, name, 'naive' if name == 'attn_impl' else False)
+    try:
+        yield
+    finally:
+        for module, name, value in changed:
+            setattr(module, name, value)
+
+
+class HATBlock(nn.Module):
+    """(b, c1, h, w) -> (b, c1, h, w): the input plus HAT's learned residual; any h and w.
+
+    Args:
+        c1: channels in and out (from the graph in a model YAML).
+        *args: the YAML row's arguments (see the module's docstring); Python callers may pass names as keywords.
+    """
+
+    def __init__(self, c1: int, *args: Any, **kwargs: Any):
+        super().__init__()
+        self.options = resolve_options(c1, [*args, kwargs] if kwargs else args)
+        self.in_channels = c1
+        self.hat = HAT(**self.options)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.onnx.is_in_onnx_export():
+            with reference_attention(self.hat):
+                return self.hat(x)
+        return self.hat(x)
