@@ -19,15 +19,18 @@ setup(
     long_description_content_type='text/markdown',
     python_requires='>=3.9',
     packages=find_packages(include=['hat_arch', 'hat_arch.*']),
+    package_data={'hat_arch.yolo': ['cfg/*.yaml']},
     install_requires=requirements(),
     extras_require={
         'test': ['pytest>=7'],
         'onnx': ['onnx>=1.14', 'onnxruntime>=1.16'],
+        'yolo': ['ultralytics>=8.3'],  # HAT as a YOLO block: hat_arch.yolo, hat-yolo
     },
     entry_points={
         'console_scripts': [
             'basicsr = hat_arch.cli:basicsr_main',
             'hat-sr = hat_arch.cli:hat_sr_main',
+            'hat-yolo = hat_arch.cli.yolo:main',
         ],
     },
     license='Apache-2.0',

@@ -1,0 +1,44 @@
+"""``hat-yolo``: Ultralytics' ``yolo`` command with HAT registered, e.g.
+``hat-yolo train model=yolov8n-hat-neck.yaml data=my.yaml``.
+
+Everything is handed to Ultralytics' own entry point unchanged, except that ``model=`` naming a model YAML shipped
+with hat_arch (and no file of that name here) is given its path.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from hat_arch.errors import HatError, report_user_errors
+
+PROG = 'hat-yolo'
+
+
+def resolve_model_arg(argument: str) -> str:
+    """``model=NAME.yaml`` with NAME a shipped configuration and no such local file -> ``model=<its path>``."""
+    from hat_arch.yolo import model_yaml
+
+    key, _, value = argument.partition('=')
+    if key != 'model' or not value.endswith('.yaml') or Path(value).exists() or '-hat-' not in value:
+        return argument
+    return f'model={model_yaml(value)}'
+
+
+def run(argv: list[str]) -> int:
+    import hat_arch.yolo  # noqa: F401  (registers HAT before Ultralytics parses any model)
+    from ultralytics.cfg import entrypoint
+
+    argv = [resolve_model_arg(argument) for argument in argv]
+    if any(' ' in argument for argument in argv):  # the entry point splits one string on spaces
+        raise HatError(f'arguments may not contain spaces: {next(a for a in argv if " " in a)!r}')
+    entrypoint(' '.join([PROG, *argv]))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``hat-yolo MODE ARG=VALUE ...``; a :class:`HatError` (missing extra, bad HAT arguments) is one line."""
+    return report_user_errors(lambda: run(sys.argv[1:] if argv is None else list(argv)), PROG)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
