@@ -1,0 +1,161 @@
+"""HAT as a YOLO block: built from model YAMLs with channels from the graph, never an identity, one-line errors."""
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+
+import pytest
+import torch
+import yaml
+
+import hat_arch.yolo
+from hat_arch import HAT
+from hat_arch.cli import yolo as yolo_cli
+from hat_arch.errors import HatError
+from hat_arch.yolo import HATBlock, model_yaml, parser
+from hat_arch.yolo.block import FEATURE_MAP_DEFAULTS, resolve_options
+
+
+def detection_model(cfg):
+    from ultralytics.nn.tasks import DetectionModel
+
+    return DetectionModel(cfg, verbose=False)
+
+
+def hat_layers(model) -> list[HATBlock]:
+    return [m for m in model.model if isinstance(m, HATBlock)]
+
+
+def tiny_yaml(hat_args: list, hat_from: int = -1) -> dict:
+    """A two-conv detector with a HAT row after the first conv."""
+    return {'nc': 2, 'backbone': [[-1, 1, 'Conv', [16, 3, 2]], [hat_from, 1, 'HAT', hat_args],
+                                  [-1, 1, 'Conv', [32, 3, 2]]],
+            'head': [[[1, 2], 1, 'Detect', ['nc']]]}
+
+
+def test_scale_one_hat_is_a_learning_residual_block_not_an_identity():
+    hat = HAT(in_chans=64, upscale=1, upsampler='', embed_dim=32, depths=[1], num_heads=[2], window_size=8)
+    x = torch.randn(1, 64, 20, 20)
+    y = hat(x)
+    assert y.shape == x.shape
+    assert (y - x).abs().max() > 1e-2
+    y.square().mean().backward()
+    assert all(p.grad is not None and p.grad.abs().max() > 0 for p in hat.parameters())
+
+
+def test_article_layout_builds_hat_on_the_image_and_it_is_not_an_identity():
+    model = detection_model(model_yaml('yolov8n-hat-layer0.yaml'))
+    block = model.model[0]
+    assert isinstance(block, HATBlock) and block.in_channels == 3
+    assert block.options['upscale'] == 1 and block.options['upsampler'] == ''
+    image = torch.rand(1, 3, 64, 64)
+    assert (block(image) - image).abs().max() > 1e-3
+    model.eval()
+    with torch.no_grad():
+        assert model(image)[0].shape == (1, 4 + 80, 8 * 8 + 4 * 4 + 2 * 2)
+
+
+@pytest.mark.parametrize('scale, channels', [('n', [64, 128, 256]), ('s', [128, 256, 512])])
+def test_neck_layout_takes_its_channels_from_the_graph_at_every_scale(scale, channels):
+    model = detection_model(model_yaml(f'yolov8{scale}-hat-neck.yaml'))
+    assert [b.in_channels for b in hat_layers(model)] == channels
+    assert [m.i for m in model.model if isinstance(m, HATBlock)] == [22, 23, 24]
+    model.eval()
+    with torch.no_grad():
+        assert model(torch.rand(1, 3, 96, 64))[0].shape == (1, 84, 12 * 8 + 6 * 4 + 3 * 2)
+
+
+def test_yaml_argument_forms():
+    assert resolve_options(32, [])['embed_dim'] == FEATURE_MAP_DEFAULTS['embed_dim']
+    positional = resolve_options(32, [48, [1, 1], [3, 6], 4])
+    assert (positional['embed_dim'], positional['depths'], positional['num_heads'], positional['window_size']) \
+        == (48, [1, 1], [3, 6], 4)
+    mixed = resolve_options(32, [48, {'mlp_ratio': 1.5, 'num_heads': [6]}])
+    assert (mixed['embed_dim'], mixed['mlp_ratio'], mixed['num_heads'], mixed['in_chans']) == (48, 1.5, [6], 32)
+    model = detection_model(tiny_yaml([{'embed_dim': 24, 'depths': [1], 'num_heads': [3], 'window_size': 4}]))
+    (block, ) = hat_layers(model)
+    assert (block.in_channels, block.options['embed_dim'], block.hat.window_size) == (16, 24, 4)
+
+
+def test_yaml_repeats_build_a_chain_of_blocks():
+    d = tiny_yaml([{'embed_dim': 16, 'depths': [1], 'num_heads': [2]}])
+    d['backbone'][1][1] = 2
+    model = detection_model(d)
+    assert [type(b) for b in model.model[1]] == [HATBlock, HATBlock]
+
+
+def one_line_error(build, match: str) -> str:
+    with pytest.raises(HatError, match=match) as error:
+        build()
+    assert '\n' not in str(error.value)
+    return str(error.value)
+
+
+@pytest.mark.parametrize('hat_args, match', [
+    ([{'windw_size': 8}], r"HAT has no argument 'windw_size' \(did you mean 'window_size'\?\)"),
+    ([{'upscale': 2}], r"no argument 'upscale' \(fixed by the block"),
+    ([{'num_heads': [5]}], r'HAT on 16 channels cannot build: num_heads 5 must divide embed_dim 64'),
+    (['wide'], r"HAT argument embed_dim='wide' has the wrong type"),
+    ([64, [1], [4], 8, 2], r'at most 4 positional arguments'),
+])
+def test_bad_hat_arguments_are_one_line_naming_the_file_layer_and_value(tmp_path, hat_args, match):
+    path = tmp_path / 'mine.yaml'
+    path.write_text(yaml.safe_dump(tiny_yaml(hat_args)))
+    message = one_line_error(lambda: detection_model(str(path)), match)
+    assert message.startswith(f'{path} layer 1: ')
+
+
+def test_hat_takes_one_input_layer():
+    one_line_error(lambda: detection_model(tiny_yaml([], hat_from=[0, 0])), r'layer 1: HAT takes one input layer')
+
+
+def test_a_parser_that_is_not_recognised_fails_loudly():
+    def parse_model(d, ch, verbose=True):
+        return globals()[d]  # a lookup the hook does not rely on
+    for fake, match in [(types.SimpleNamespace(), 'ultralytics.nn.tasks has no parse_model'),
+                        (types.SimpleNamespace(parse_model=lambda cfg, channels: None), r"parse_model takes \('cfg', 'channels'\)"),
+                        (types.SimpleNamespace(parse_model=parse_model), 'no longer looks modules up by name')]:
+        one_line_error(lambda: parser.check_parser(fake), f'Ultralytics .* is not supported by hat_arch.yolo: .*{match}')
+
+
+def test_a_model_built_without_the_hook_fails_instead_of_skipping_hat():
+    from ultralytics.nn import tasks
+
+    unhooked = tasks.parse_model.__wrapped__
+    one_line_error(lambda: unhooked(tiny_yaml([]), 3, False), "parsed without hat_arch's parse_model hook")
+
+
+def test_registration_is_idempotent():
+    from ultralytics.nn import tasks
+
+    hooked = tasks.parse_model
+    hat_arch.yolo.register()
+    assert tasks.parse_model is hooked and tasks.parse_model.__wrapped__.__module__ == 'ultralytics.nn.tasks'
+
+
+def test_missing_extra_is_one_line_naming_it(monkeypatch):
+    for name in [n for n in sys.modules if n == 'hat_arch.yolo' or n.startswith('hat_arch.yolo.')]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, 'ultralytics', None)  # import ultralytics -> ImportError
+    one_line_error(lambda: importlib.import_module('hat_arch.yolo'), r"pip install 'hat_arch\[yolo\]'")
+
+
+def test_unknown_shipped_name_lists_the_shipped_ones():
+    one_line_error(lambda: model_yaml('yolov8n-hat-head'), 'shipped: yolov8-hat-layer0.yaml, yolov8-hat-neck.yaml')
+
+
+def test_cli_prints_bad_hat_arguments_as_one_line(tmp_path, capsys):
+    path = tmp_path / 'bad.yaml'
+    path.write_text(yaml.safe_dump(tiny_yaml([{'num_heads': [5]}])))
+    assert yolo_cli.main(['train', f'model={path}', 'data=unused.yaml', 'device=cpu']) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f'hat-yolo: error: {path} layer 1: HAT on 16 channels cannot build')
+
+
+def test_cli_finds_shipped_model_yamls_by_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert yolo_cli.resolve_model_arg('model=yolov8s-hat-neck.yaml') == f"model={model_yaml('yolov8s-hat-neck')}"
+    (tmp_path / 'yolov8s-hat-neck.yaml').write_text('mine')  # a file of the user's wins
+    assert yolo_cli.resolve_model_arg('model=yolov8s-hat-neck.yaml') == 'model=yolov8s-hat-neck.yaml'
+    assert yolo_cli.resolve_model_arg('data=yolov8s-hat-neck.yaml') == 'data=yolov8s-hat-neck.yaml'
