@@ -31,8 +31,8 @@ class UnhookedHAT(nn.Module):
 
     def __init__(self, *args: Any):
         super().__init__()
-        raise HatError(f'{_version()}: a model YAML with HAT was parsed without hat_arch\'s parse_model hook (this '
-                       'version builds models some other way); hat_arch.yolo does not support it')
+        raise _unsupported("a model YAML's HAT row was parsed without hat_arch's parse_model hook (this version "
+                           'builds models some other way)')
 
 
 def _version() -> str:
@@ -50,7 +50,8 @@ def check_parser(tasks: Any) -> Callable:
     parse_model = getattr(tasks, 'parse_model', None)
     if not callable(parse_model):
         raise _unsupported('ultralytics.nn.tasks has no parse_model')
-    parse_model = getattr(parse_model, '__wrapped__', parse_model)
+    if getattr(parse_model, 'hat_arch_hook', False):  # registered before: check the parser it wraps
+        parse_model = parse_model.__wrapped__
     try:
         names = tuple(inspect.signature(parse_model).parameters)
     except (TypeError, ValueError):
@@ -59,8 +60,8 @@ def check_parser(tasks: Any) -> Callable:
         raise _unsupported(f'parse_model takes {names}, not {PARSER_ARGS}')
     try:
         source = inspect.getsource(parse_model)
-    except OSError:  # installed without sources: the checks after each build still hold
-        source = 'globals()[m] startswith("nn.")'
+    except OSError:  # installed without sources: the checks after each build are the guard
+        return parse_model
     if 'globals()[m]' not in source or 'startswith("nn.")' not in source:
         raise _unsupported('parse_model no longer looks modules up by name in its globals')
     return parse_model
@@ -145,7 +146,7 @@ def safe_globals() -> list[type]:
     ``ULTRALYTICS_SAFE_LOAD`` loading allows only known classes."""
     probe = HATBlock(1, {'embed_dim': 4, 'num_heads': [1], 'depths': [1], 'compress_ratio': 1, 'squeeze_factor': 1,
                          'drop_path_rate': 0.1})  # every module type a YAML can ask for
-    return sorted({type(m) for m in probe.modules()}, key=lambda t: f'{t.__module__}.{t.__qualname__}')
+    return list({type(m) for m in probe.modules()})
 
 
 def register() -> None:
