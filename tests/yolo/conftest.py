@@ -11,7 +11,6 @@ import pytest
 # start inherit them: no online checks, no pip install of a missing requirement, quieter logs.
 OFFLINE_ENV = {'YOLO_OFFLINE': '1', 'YOLO_AUTOINSTALL': 'False', 'YOLO_VERBOSE': 'False'}
 os.environ.update(OFFLINE_ENV)
-pytest.importorskip('ultralytics', reason="needs the yolo extra: pip install 'hat_arch[yolo]'")
 
 # Arguments with which training, validation and export need nothing from the network: no plots (they fetch a
 # font), no ONNX simplification (onnxslim is no requirement); on the CPU, Ultralytics' AMP check (which downloads a

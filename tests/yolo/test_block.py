@@ -9,12 +9,13 @@ import pytest
 import torch
 import yaml
 
-import hat_arch.yolo
-from hat_arch import HAT
-from hat_arch.cli import yolo as yolo_cli
-from hat_arch.errors import HatError
-from hat_arch.yolo import HATBlock, model_yaml, parser
-from hat_arch.yolo.block import FEATURE_MAP_DEFAULTS, resolve_options
+pytest.importorskip('ultralytics', reason="needs the yolo extra: pip install 'hat_arch[yolo]'")
+import hat_arch.yolo  # noqa: E402
+from hat_arch import HAT  # noqa: E402
+from hat_arch.cli import yolo as yolo_cli  # noqa: E402
+from hat_arch.errors import HatError  # noqa: E402
+from hat_arch.yolo import HATBlock, model_yaml, parser  # noqa: E402
+from hat_arch.yolo.block import FEATURE_MAP_DEFAULTS, resolve_options  # noqa: E402
 
 
 def detection_model(cfg):

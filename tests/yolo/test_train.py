@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from hat_arch.yolo import HATBlock, model_yaml
-from tests.conftest import ROOT
-from tests.yolo.conftest import OFFLINE_ARGS
+pytest.importorskip('ultralytics', reason="needs the yolo extra: pip install 'hat_arch[yolo]'")
+from hat_arch.yolo import HATBlock, model_yaml  # noqa: E402
+from tests.conftest import ROOT  # noqa: E402
+from tests.yolo.conftest import OFFLINE_ARGS  # noqa: E402
 
 pytestmark = pytest.mark.slow
 LAYOUTS = ['yolov8n-hat-neck', 'yolov8n-hat-layer0']
