@@ -90,15 +90,12 @@ def resolve_options(in_channels: int, args: Sequence[Any]) -> dict[str, Any]:
 def reference_attention(hat: HAT) -> Iterator[None]:
     """Run ``hat`` through the explicit attention (``attn_impl='naive'``, same weights, same function) meanwhile: the
     ONNX exporter cannot trace the fused path's custom autograd functions ('unordered_map::at')."""
-    changed = [(m, 'attn_impl', m.attn_impl) for m in hat.modules() if getattr(m, 'attn_impl', 'naive') != 'naive']
-    changed += [(m, 'recompute_gelu', True) for m in hat.modules() if getattr(m, 'recompute_gelu', False)]
-    for module, name, _ in changed:
-        setattr(module, name, 'naive' if name == 'attn_impl' else False)
+    attn_impl = hat.attn_impl
+    hat.set_attn_impl('naive')
     try:
         yield
     finally:
-        for module, name, value in changed:
-            setattr(module, name, value)
+        hat.set_attn_impl(attn_impl)
 
 
 class HATBlock(nn.Module):
