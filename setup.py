@@ -20,6 +20,7 @@ setup(
     python_requires='>=3.9',
     packages=find_packages(include=['hat_arch', 'hat_arch.*']),
     package_data={'hat_arch.yolo': ['cfg/*.yaml']},
+    py_modules=['hat_arch_launcher'],  # the console scripts' dispatcher: no torch before the command is chosen
     install_requires=requirements(),
     extras_require={
         'test': ['pytest>=7'],
@@ -28,8 +29,8 @@ setup(
     },
     entry_points={
         'console_scripts': [
-            'basicsr = hat_arch.cli:basicsr_main',
-            'hat-sr = hat_arch.cli:hat_sr_main',
+            'basicsr = hat_arch_launcher:basicsr_main',
+            'hat-sr = hat_arch_launcher:hat_sr_main',
             'hat-yolo = hat_arch.cli.yolo:main',
         ],
     },

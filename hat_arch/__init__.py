@@ -4,7 +4,12 @@
 datasets in BasicSR's registries, so any BasicSR option file can say ``type: HAT``. The Python API
 (``load_model``, ``upscale``, ``lam``) is imported on first use.
 """
-from hat_arch import compat
+import hat_arch_launcher
+
+if hat_arch_launcher.started_as_module_command():  # python -m hat_arch.train: set up before torch loads
+    hat_arch_launcher.prepare_process()
+
+from hat_arch import compat  # noqa: E402
 
 compat.apply()
 

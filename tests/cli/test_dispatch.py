@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from hat_arch import cli
+import hat_arch_launcher as cli
 
 VARIABLE = 'THP_MEM_ALLOC_ENABLE'
 
