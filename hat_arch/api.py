@@ -20,13 +20,13 @@ import torch
 from hat_arch.archs.hat_arch import HAT
 from hat_arch.errors import HatError
 from hat_arch.inference import TileSize, eval_mode, run_tiled
+from hat_arch.progress import Progress
 
 ALPHA_MODES = ('model', 'bicubic')
 
 
 def upscale(model: HAT, image: np.ndarray, tile: TileSize = 'auto', tile_pad: int = 32,
-            ensemble: bool = False, alpha: str = 'model',
-            progress: Callable[[int], None] | None = None) -> np.ndarray:
+            ensemble: bool = False, alpha: str = 'model', progress: Progress | None = None) -> np.ndarray:
     """Super-resolve ``image`` by ``model.upscale``, keeping its layout, channels and dtype.
 
     Args:
@@ -41,13 +41,21 @@ def upscale(model: HAT, image: np.ndarray, tile: TileSize = 'auto', tile_pad: in
         ensemble: average over the 8 flips and transposes (x8 time, slightly better).
         alpha: how an alpha channel is upscaled: 'model' (the network on the alpha plane: sharp edges, x2 time for
             images with transparency) or 'bicubic'. A constant alpha (opaque images saved with alpha) is only copied.
-        progress: called with -(number of tiles) before the first tile of each network run and with 1 after each.
+        progress: ``progress(done, total)``, called with the network calls (tiles) done for this image, over every
+            pass (colour, alpha, the ensemble's eight): with 0 before the first and after each. An out-of-memory retry
+            starts over with more, smaller tiles.
 
     Gray images run through a 3-channel model as gray RGB and come back as the mean of its output channels; colour
     images run through a 1-channel model one channel at a time. The result is (h*s, w*s[, c]), clipped to the range.
     """
     planes, alpha_plane, dtype = _split(image)
-    run = lambda x: _run_planes(model, x, tile, tile_pad, ensemble, progress)  # noqa: E731
+    runs = _OverRuns(progress, 1 + (alpha_plane is not None and _alpha_by_network(alpha_plane, alpha)))
+
+    def run(x: np.ndarray) -> np.ndarray:
+        out = _run_planes(model, x, tile, tile_pad, ensemble, runs)
+        runs.end_run()
+        return out
+
     with eval_mode(model):
         if planes.shape[2] == 3:  # BGR, as cv2; the networks are trained on RGB
             out = run(planes[..., ::-1])[..., ::-1]
@@ -87,19 +95,39 @@ def _to_dtype(image: np.ndarray, dtype: np.dtype, squeeze: bool) -> np.ndarray:
     return image[..., 0] if squeeze else image
 
 
-def _upscale_alpha(alpha: np.ndarray, scale: int, mode: str, run: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+class _OverRuns:
+    """The progress of an image's network runs (colour, alpha) as one: runs still to come count as this one."""
+
+    def __init__(self, progress: Progress | None, runs: int):
+        self.progress, self.runs_left, self.finished, self.current = progress, runs, 0, 0
+
+    def __call__(self, done: int, total: int) -> None:
+        self.current = total
+        if self.progress is not None:
+            self.progress(self.finished + done, self.finished + total * self.runs_left)
+
+    def end_run(self) -> None:
+        self.finished, self.runs_left = self.finished + self.current, self.runs_left - 1
+
+
+def _alpha_by_network(alpha: np.ndarray, mode: str) -> bool:
+    """Whether the alpha plane is upscaled by the network (else copied, if constant, or bicubic)."""
     if mode not in ALPHA_MODES:
         raise HatError(f'alpha mode {mode!r} is not one of {ALPHA_MODES}')
+    return mode == 'model' and alpha.min() != alpha.max()
+
+
+def _upscale_alpha(alpha: np.ndarray, scale: int, mode: str, run: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    if _alpha_by_network(alpha, mode):
+        return run(alpha)
     h, w = alpha.shape[:2]
     if alpha.min() == alpha.max():
         return np.full((h * scale, w * scale, 1), alpha.flat[0], dtype=np.float32)
-    if mode == 'bicubic':
-        return cv2.resize(alpha, (w * scale, h * scale), interpolation=cv2.INTER_CUBIC)[..., None]
-    return run(alpha)
+    return cv2.resize(alpha, (w * scale, h * scale), interpolation=cv2.INTER_CUBIC)[..., None]
 
 
 def _run_planes(model: HAT, planes: np.ndarray, tile: TileSize, tile_pad: int, ensemble: bool,
-                progress: Callable[[int], None] | None) -> np.ndarray:
+                progress: Progress | None) -> np.ndarray:
     """The network on (h, w, c) float32 RGB or gray planes -> (h*s, w*s, c), matching channels to the model's."""
     parameter = next(model.parameters())
     x = torch.from_numpy(np.ascontiguousarray(planes.transpose(2, 0, 1)))[None]

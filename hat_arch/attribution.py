@@ -27,11 +27,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from hat_arch.errors import HatError
 from hat_arch.image_io import read_image
 from hat_arch.inference import eval_mode
+from hat_arch.progress import Progress
 
 SIGMA = 1.2
 STEPS = 50
@@ -70,12 +70,13 @@ class LAMResult:
 
 
 def lam(model: nn.Module, image: torch.Tensor, box: Box, *, sigma: float = SIGMA, steps: int = STEPS,
-        kernel_size: int = KERNEL_SIZE, batch_size: int = 1, progress: bool = False) -> LAMResult:
+        kernel_size: int = KERNEL_SIZE, batch_size: int = 1, progress: Progress | None = None) -> LAMResult:
     """Local attribution map of ``model`` for the output box ``box = (x, y, w, h)`` (output pixels, x = column).
 
     ``image``: (c, h, w) or (1, c, h, w), in the range the model takes (``[0, 1]`` for HAT); it is moved to the model's
-    device and dtype. ``batch_size`` path points run per forward pass; ``progress`` shows a tqdm bar over the steps.
-    The model runs in eval mode (its mode is restored afterwards); its parameters get no gradients.
+    device and dtype. ``batch_size`` path points run per forward pass; ``progress(done, total)`` is called with the
+    path steps done, before the first pass and after each (:func:`hat_arch.progress.progress_bar` shows them). The
+    model runs in eval mode (its mode is restored afterwards); its parameters get no gradients.
     """
     if image.dim() == 3:
         image = image[None]
@@ -94,14 +95,15 @@ def lam(model: nn.Module, image: torch.Tensor, box: Box, *, sigma: float = SIGMA
         attribution = torch.zeros_like(image)
         path = blur_path(image, sigma, steps, kernel_size)
         previous = next(path)
-        with tqdm(total=steps, desc='LAM', unit='step', disable=not progress) as bar:
-            for start in range(0, steps, batch_size):
-                points = [next(path) for _ in range(min(batch_size, steps - start))]
-                batch = torch.cat(points)
-                deltas = batch - torch.cat([previous, *points[:-1]])
-                previous = points[-1]
-                attribution += (_target_gradient(model, batch, box) * deltas).sum(0, keepdim=True)
-                bar.update(len(points))
+        report = progress or (lambda done, total: None)
+        report(0, steps)
+        for start in range(0, steps, batch_size):
+            points = [next(path) for _ in range(min(batch_size, steps - start))]
+            batch = torch.cat(points)
+            deltas = batch - torch.cat([previous, *points[:-1]])
+            previous = points[-1]
+            attribution += (_target_gradient(model, batch, box) * deltas).sum(0, keepdim=True)
+            report(start + len(points), steps)
 
     attribution = attribution[0].float().cpu()
     lam_map = attribution.sum(0).abs()

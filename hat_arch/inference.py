@@ -16,6 +16,7 @@ from torch import nn
 from hat_arch.archs.hat_arch import HAT, NUM_FEAT
 from hat_arch.errors import HatError
 from hat_arch.limits import available_memory
+from hat_arch.progress import Progress
 
 Network = Callable[[torch.Tensor], torch.Tensor]
 # A tile side in input pixels, 'auto' (the largest that fits in free memory), or 0 / None (the whole image).
@@ -40,6 +41,12 @@ def _tile_starts(size: int, tile: int) -> list[int]:
     return list(range(0, max(size - tile, 0) + 1, tile)) + ([size - tile] if size > tile and size % tile else [])
 
 
+def tile_grid(h: int, w: int, tile_size: int) -> list[tuple[int, int]]:
+    """Top-left corners of the tiles that cover an h x w image (the last row/column shifted back to fit)."""
+    tile_h, tile_w = min(tile_size, h), min(tile_size, w)
+    return [(y, x) for y in _tile_starts(h, tile_h) for x in _tile_starts(w, tile_w)]
+
+
 def _ramp(length: int, fade_in: int, fade_out: int, device: torch.device) -> torch.Tensor:
     """1-D blending weights: rising over ``fade_in`` samples, flat, falling over ``fade_out`` samples; never zero."""
     weight = torch.ones(length, device=device)
@@ -54,13 +61,13 @@ def _ramp(length: int, fade_in: int, fade_out: int, device: torch.device) -> tor
 
 @torch.no_grad()
 def tiled_forward(net: Network, x: torch.Tensor, scale: int, tile_size: int, tile_pad: int = 32,
-                  progress: Callable[[int], None] | None = None) -> torch.Tensor:
+                  progress: Progress | None = None) -> torch.Tensor:
     """Run ``net`` on (b, c, h, w) in overlapping tiles and blend them into one (b, c, h*scale, w*scale) output.
 
     The image is cut into a grid of ``tile_size`` tiles (the last row/column shifted back to fit); each tile is run with
     ``tile_pad`` pixels of context on every side that has image there, and neighbouring outputs are cross-faded over
     their overlap, so no seam shows. Memory is bounded by one tile. Errors inside ``net`` are raised, never swallowed.
-    ``progress`` is called with the number of tiles once before the first and with 1 after each tile.
+    ``progress(done, total)`` is called with the tiles done before the first tile and after each.
     """
     if tile_size < 1:
         raise ValueError(f'tile_size must be positive, got {tile_size}')
@@ -68,11 +75,11 @@ def tiled_forward(net: Network, x: torch.Tensor, scale: int, tile_size: int, til
         raise ValueError(f'tile_pad must be >= 0, got {tile_pad}')
     b, c, h, w = x.shape
     tile_h, tile_w = min(tile_size, h), min(tile_size, w)
-    starts = [(y, x0) for y in _tile_starts(h, tile_h) for x0 in _tile_starts(w, tile_w)]
+    starts = tile_grid(h, w, tile_size)
     if progress is not None:
-        progress(-len(starts))
+        progress(0, len(starts))
     output = weight_sum = None
-    for y, x0 in starts:
+    for done, (y, x0) in enumerate(starts, 1):
         top, left = max(y - tile_pad, 0), max(x0 - tile_pad, 0)
         bottom, right = min(y + tile_h + tile_pad, h), min(x0 + tile_w + tile_pad, w)
         out = net(x[..., top:bottom, left:right])
@@ -87,7 +94,7 @@ def tiled_forward(net: Network, x: torch.Tensor, scale: int, tile_size: int, til
         output[..., top * scale:bottom * scale, left * scale:right * scale] += out * weight
         weight_sum[..., top * scale:bottom * scale, left * scale:right * scale] += weight
         if progress is not None:
-            progress(1)
+            progress(done, len(starts))
     return output / weight_sum
 
 
@@ -114,12 +121,33 @@ def self_ensemble(net: Network, x: torch.Tensor) -> torch.Tensor:
 
 
 def run_network(net: Network, x: torch.Tensor, scale: int, tile_size: int | None = None, tile_pad: int = 32,
-                ensemble: bool = False, progress: Callable[[int], None] | None = None) -> torch.Tensor:
-    """The one entry point: optional self-ensemble around optional tiling around ``net``."""
-    if tile_size:
-        run = lambda t: tiled_forward(net, t, scale, tile_size, tile_pad, progress)  # noqa: E731
-    else:
-        run = net
+                ensemble: bool = False, progress: Progress | None = None) -> torch.Tensor:
+    """The one entry point: optional self-ensemble around optional tiling around ``net``.
+
+    ``progress(done, total)`` counts the calls of ``net`` (tiles, or whole images) over all the ensemble's passes.
+    """
+    calls = (len(_TRANSFORMS) if ensemble else 1) * (len(tile_grid(*x.shape[-2:], tile_size)) if tile_size else 1)
+    done = 0
+
+    def count() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, calls)
+
+    def after_tile(tiles_done: int, _tiles: int) -> None:
+        if tiles_done:  # not the call before the first tile
+            count()
+
+    def run(t: torch.Tensor) -> torch.Tensor:
+        if tile_size:
+            return tiled_forward(net, t, scale, tile_size, tile_pad, after_tile)
+        out = net(t)
+        count()
+        return out
+
+    if progress is not None:
+        progress(0, calls)
     with torch.no_grad():
         return self_ensemble(run, x) if ensemble else run(x)
 
@@ -137,7 +165,7 @@ def check_tile_size(tile_size: TileSize, window_size: int | None = None) -> None
 
 
 def run_tiled(model: HAT, x: torch.Tensor, tile_size: TileSize = 'auto', tile_pad: int = 32, ensemble: bool = False,
-              progress: Callable[[int], None] | None = None) -> torch.Tensor:
+              progress: Progress | None = None) -> torch.Tensor:
     """The tiling policy: :func:`run_network` in tiles of ``tile_size`` ('auto': the largest that fits in free memory,
     see :func:`auto_tile`; 0 / None: the whole image), retried with tiles half as large (window multiples) while
     memory runs out. Used by the API, ``hat-sr`` and :class:`~hat_arch.models.hat_model.HATModel`."""

@@ -117,12 +117,32 @@ def test_constant_alpha_is_copied_without_running_the_network(tiny):
 
 def test_settings_are_passed_to_the_one_implementation(tiny):
     fake = lambda net, x, scale, *args: x.repeat_interleave(scale, -2).repeat_interleave(scale, -1)  # noqa: E731
-    progress = []
     with mock.patch.object(inference, 'run_network', side_effect=fake) as run:
-        out = hat_arch.upscale(tiny, np.zeros((5, 6, 3), np.uint8), tile=8, tile_pad=4, ensemble=True,
-                               progress=progress.append)
+        out = hat_arch.upscale(tiny, np.zeros((5, 6, 3), np.uint8), tile=8, tile_pad=4, ensemble=True)
     assert out.shape == (20, 24, 3)
-    assert run.call_args.args[2:] == (4, 8, 4, True, progress.append)
+    assert run.call_args.args[2:6] == (4, 8, 4, True)
+
+
+def test_progress_covers_the_colour_and_alpha_runs_of_an_image_as_one(tiny):
+    bgra = np.random.default_rng(2).integers(0, 256, (12, 20, 4), dtype=np.uint8)  # alpha varies: the network runs it
+    reports = []
+    hat_arch.upscale(tiny, bgra, tile=8, tile_pad=2, progress=lambda done, total: reports.append((done, total)))
+    # 2 x 3 tiles for the colour, then as many for the alpha plane; counted as 12 from the start.
+    assert reports == [(done, 12) for done in range(7)] + [(done, 12) for done in range(6, 13)]
+
+
+def test_progress_starts_over_when_out_of_memory_makes_the_tiles_smaller(tiny):
+    reports = []
+
+    def forward(x):
+        if max(x.shape[-2:]) > 16:
+            raise torch.OutOfMemoryError('CUDA out of memory. Tried to allocate 2.00 GiB')
+        return HAT.forward(tiny, x)
+
+    with mock.patch.object(tiny, 'forward', side_effect=forward):
+        hat_arch.upscale(tiny, np.zeros((24, 24, 3), np.float32), tile=None, tile_pad=4,
+                         progress=lambda *report: reports.append(report))
+    assert reports == [(0, 1)] + [(done, 9) for done in range(10)]  # the whole image failed; then 3 x 3 tiles of 8
 
 
 def test_out_of_memory_is_retried_with_smaller_tiles(tiny):

@@ -86,6 +86,13 @@ def test_batched_path_steps_give_the_same_attribution(butterfly):
     assert batched.diffusion_index == pytest.approx(one.diffusion_index, abs=1e-3)
 
 
+def test_progress_reports_the_path_steps_done(butterfly):
+    reports = []
+    lam(conv_sr(scale=2), butterfly[:, :16, :16], (4, 6, 8, 8), steps=7, batch_size=3,
+        progress=lambda done, total: reports.append((done, total)))
+    assert reports == [(0, 7), (3, 7), (6, 7), (7, 7)]
+
+
 def test_gini_and_diffusion_index_on_hand_made_maps():
     assert gini(torch.ones(8, 8)) == pytest.approx(0)
     assert diffusion_index(torch.full((8, 8), 0.3)) == pytest.approx(100)

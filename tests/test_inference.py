@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from hat_arch import HAT, HatError, inference
-from hat_arch.inference import run_tiled, tiled_forward
+from hat_arch.inference import run_network, run_tiled, tiled_forward
 from tests.conftest import TINY_HAT
 
 
@@ -74,3 +74,14 @@ def test_the_cpu_memory_estimate_is_the_documented_one():
 def test_tile_sizes_are_checked_in_one_place(tiny, tile_size):
     with pytest.raises(HatError, match="tile must be a positive number of pixels, 0 / None .* or 'auto'"):
         run_tiled(tiny, torch.zeros(1, 3, 8, 8), tile_size)
+
+
+def test_progress_counts_every_network_call_over_tiles_and_the_ensembles_passes():
+    reports = []
+    run_network(numbered_tiles(scale=1), torch.zeros(1, 1, 8, 12), 1, tile_size=4, tile_pad=1, ensemble=True,
+                progress=lambda done, total: reports.append((done, total)))
+    assert reports == [(done, 48) for done in range(49)]  # 2 x 3 tiles, 8 passes
+
+    reports.clear()
+    run_network(numbered_tiles(scale=1), torch.zeros(1, 1, 8, 12), 1, progress=lambda *r: reports.append(r))
+    assert reports == [(0, 1), (1, 1)]  # the whole image, one call

@@ -13,6 +13,8 @@ import os
 import sys
 from pathlib import Path
 
+from tqdm import tqdm
+
 from hat_arch.cli.arguments import positive_float
 from hat_arch.errors import HatError, cannot_write, report_user_errors
 from hat_arch.onnx_export import MAX_OPSET, MIN_OPSET, TOLERANCE, export_onnx, verify_onnx
@@ -57,24 +59,32 @@ def _run(args: argparse.Namespace) -> int:
     if cannot_write(target.parent, create=False):
         raise HatError(f'output folder {target.parent} does not exist or is not writable')
     overrides = {} if args.img_range is None else {'img_range': args.img_range}
-    # The explicit attention exports to plain MatMul/Softmax; the fused path's custom autograd Functions (window
-    # gathers, overlapping windows) do not trace.
-    model = load_model(args.model, device='cpu', attn_impl='naive', **overrides)
-
     partial = target.with_name(f'.{target.name}.partial')
-    try:
-        export_onnx(model, partial, args.opset)
-        if args.no_verify:
-            print('not verified (--no-verify)')
-        else:
-            difference = verify_onnx(model, partial)
-            if difference is None:
-                print("not verified: onnxruntime is not installed (pip install 'hat_arch[onnx]')")
+    stages = 2 if args.no_verify else 3
+    with tqdm(total=stages, unit='stage', file=sys.stderr, bar_format='{desc} [{n}/{total} stages, {elapsed}]') as bar:
+        bar.set_description_str('export: loading the checkpoint')
+        # The explicit attention exports to plain MatMul/Softmax; the fused path's custom autograd Functions (window
+        # gathers, overlapping windows) do not trace.
+        model = load_model(args.model, device='cpu', attn_impl='naive', **overrides)
+        bar.update()
+        try:
+            bar.set_description_str('export: tracing to ONNX (minutes for a full-size HAT)')
+            export_onnx(model, partial, args.opset)
+            bar.update()
+            if args.no_verify:
+                bar.write('not verified (--no-verify)')
             else:
-                print(f'verified: max |onnxruntime - torch| = {difference:.2e} over several sizes')
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
+                bar.set_description_str('export: comparing onnxruntime with PyTorch')
+                difference = verify_onnx(model, partial)
+                bar.update()
+                if difference is None:
+                    bar.write("not verified: onnxruntime is not installed (pip install 'hat_arch[onnx]')")
+                else:
+                    bar.write(f'verified: max |onnxruntime - torch| = {difference:.2e} over several sizes')
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+        bar.set_description_str('export: done')
     info = describe(model)
     print(f'wrote {target} ({target.stat().st_size / 2**20:.1f} MiB): input (b, {info.in_chans}, h, w) in [0, 1], '
           f'{"RGB" if info.in_chans == 3 else "channels as trained"}; output (b, {info.in_chans}, '

@@ -20,6 +20,7 @@ from hat_arch.cli.arguments import add_max_pixels, non_negative_float, positive_
 from hat_arch.errors import HatError, cannot_write, report_user_errors
 from hat_arch.image_io import write_image
 from hat_arch.limits import check_image_memory, upscale_bytes
+from hat_arch.progress import progress_bar
 
 
 def _box(text: str) -> tuple[int, int, int, int]:
@@ -88,8 +89,9 @@ def _run(args: argparse.Namespace) -> int:
     image = attribution.image_tensor(args.input, attribution.in_channels(model))
 
     start = time.perf_counter()
-    result = hat_arch.lam(model, image, args.box, sigma=args.sigma, steps=args.steps, kernel_size=args.kernel_size,
-                          batch_size=args.batch_size, progress=True)
+    with progress_bar('LAM', 'step') as progress:
+        result = hat_arch.lam(model, image, args.box, sigma=args.sigma, steps=args.steps,
+                              kernel_size=args.kernel_size, batch_size=args.batch_size, progress=progress)
     seconds = time.perf_counter() - start
 
     write_image(figure_path, result.figure(args.alpha), [cv2.IMWRITE_PNG_COMPRESSION, 9])

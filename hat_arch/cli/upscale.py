@@ -21,6 +21,7 @@ from hat_arch.errors import HatError, cannot_write, first_line, report_user_erro
 from hat_arch.image_io import OUTPUT_EXTENSIONS, for_format, is_image_name, read_image, write_image
 from hat_arch.limits import check_image_memory, upscale_bytes
 from hat_arch.outputs import check_outputs
+from hat_arch.progress import progress_bar
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
@@ -130,15 +131,21 @@ def _upscale_file(model, job: Job, args: argparse.Namespace, warn) -> str:
     header = check_image_memory(job.source, lambda h: upscale_bytes(h, scale), f'upscale x{scale}', args.max_pixels)
     if header is not None and header.frames:
         warn(f'warning: {job.source} has several frames (animated or multi-page); only the first is upscaled')
-    tiles = [1]  # tiles of the last network run, as ``progress`` reports them
+    calls = [1]  # the network calls (tiles) for this image, as ``progress`` last reported them
     image = read_image(job.source)
-    output = upscale(model, image, tile=args.tile, tile_pad=args.tile_pad, ensemble=args.ensemble, alpha=args.alpha,
-                     progress=lambda n: tiles.append(-n) if n < 0 else None)
+    with progress_bar(job.source.name, 'tile', leave=False) as bar:
+
+        def progress(done: int, total: int) -> None:
+            calls[0] = total
+            bar(done, total)
+
+        output = upscale(model, image, tile=args.tile, tile_pad=args.tile_pad, ensemble=args.ensemble,
+                         alpha=args.alpha, progress=progress)
     output = for_format(output, job.target)
     job.target.parent.mkdir(parents=True, exist_ok=True)  # here, so that a run that writes nothing creates nothing
     write_image(job.target, output)
     sizes = f'{image.shape[1]}x{image.shape[0]} -> {output.shape[1]}x{output.shape[0]}'
-    return sizes + (f' ({tiles[-1]} tiles)' if tiles[-1] > 1 else '')
+    return sizes + (f' ({calls[0]} network calls)' if calls[0] > 1 else '')
 
 
 def collect_inputs(patterns: list[str], prog: str) -> tuple[list[Path], list[str]]:

@@ -9,13 +9,13 @@ import torch
 from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
-from tqdm import tqdm
 
 from hat_arch.state_dict import describe_state_dict_mismatch
 from hat_arch.checkpoint import load_weights, read_state_dict
 from hat_arch.errors import HatError
 from hat_arch.inference import eval_mode, run_tiled
 from hat_arch.models.degradation import check_vgg_weights
+from hat_arch.progress import progress_bar
 
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 
@@ -140,14 +140,6 @@ class HATModel(SRModel):
         val, tile = self.opt.get('val') or {}, self.opt.get('tile') or {}
         with eval_mode(net):
             show = bool(tile.get('tile_size') and val.get('pbar', True))
-            with tqdm(total=0, unit='tile', leave=False, desc='tiles', disable=not show) as bar:
-
-                def progress(n: int) -> None:
-                    if n < 0:  # each tiled pass first announces its number of tiles
-                        bar.total += -n
-                        bar.refresh()
-                    else:
-                        bar.update(n)
-
+            with progress_bar('tiles', 'tile', enabled=show, leave=False) as progress:
                 self.output = run_tiled(self.get_bare_model(net), self.lq, tile.get('tile_size'),
                                         tile.get('tile_pad', 32), bool(val.get('self_ensemble', False)), progress)

@@ -82,3 +82,13 @@ def test_export_needs_the_reference_attention():
 
     with pytest.raises(HatError, match="build the HAT with attn_impl='naive', not 'sdpa'"):
         export_onnx(HAT(**load_golden('tiny_x3')['config']), Path('unused.onnx'))
+
+
+def test_export_shows_its_stages(tmp_path, capsys):
+    torch.save({'params_ema': load_golden('tiny_x3')['params']}, tmp_path / 'tiny_x3.pth')
+    assert hat_sr_main(['export', '-m', str(tmp_path / 'tiny_x3.pth'), '--onnx', str(tmp_path / 'tiny_x3.onnx'),
+                        '--no-verify']) == 0
+    err = capsys.readouterr().err
+    assert 'export: loading the checkpoint [0/2 stages' in err
+    assert 'export: tracing to ONNX (minutes for a full-size HAT) [1/2 stages' in err
+    assert 'export: done [2/2 stages' in err

@@ -5,6 +5,7 @@ import os
 import resource
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -15,6 +16,7 @@ from PIL import Image
 
 import hat_arch
 from hat_arch.cli import hat_sr_main
+from hat_arch.cli import upscale as upscale_cli
 from hat_arch.errors import HatError
 from tests.conftest import DATA, load_golden
 from tests.test_limits import write_black_png
@@ -255,3 +257,18 @@ def test_a_multi_frame_image_says_only_its_first_frame_is_upscaled(tmp_path, che
     assert (f'hat-sr upscale: warning: {source} has several frames (animated or multi-page); only the first is '
             'upscaled') in err
     assert cv2.imread(str(tmp_path / 'out' / 'clip.png')).shape == (32, 40, 3)
+
+
+def test_each_image_shows_its_tiles_as_they_are_done(tmp_path, checkpoint, capsys, monkeypatch):
+    bars = {}
+
+    @contextmanager
+    def progress_bar(description: str, unit: str, **options):
+        reports = bars.setdefault((description, unit), [])
+        yield lambda done, total: reports.append((done, total))
+
+    monkeypatch.setattr(upscale_cli, 'progress_bar', progress_bar)
+    code, err = upscale([HEAD, '-o', tmp_path, '-m', checkpoint, '--tile', '32', '--tile-pad', '4'], capsys)
+    assert code == 0, err
+    assert bars == {('head.png', 'tile'): [(done, 9) for done in range(10)]}  # 70 x 70 in 3 x 3 tiles of 32
+    assert 'head.png: 70x70 -> 280x280 (9 network calls)' in err
