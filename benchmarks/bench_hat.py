@@ -230,7 +230,7 @@ def benchmark(cases: list[Case], repeats: int, matmul: list[float], warm_up: lis
     return {impl: statistics.median(samples) for impl, samples in times.items()}
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--mode', choices=('all', 'infer', 'train'), default='all')
     parser.add_argument('--model', nargs='+', default=['HAT_SRx4'], choices=sorted(CONFIGS),
@@ -253,6 +253,11 @@ def main(argv: list[str] | None = None) -> int:
                         help='large CPU tensors on transparent huge pages, as the hat-sr and basicsr commands run '
                         '(default: as THP_MEM_ALLOC_ENABLE in the environment says)')
     parser.add_argument('--peak-of', help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     cuda = torch.device(args.device).type == 'cuda'
     if cuda and not torch.cuda.is_available():

@@ -1,6 +1,7 @@
 """Shared test fixtures: the golden vectors and benchmark images beside the checkout (../shared)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,16 @@ SHARED = ROOT.parent / 'shared'
 GOLDEN = SHARED / 'golden'
 DATA = SHARED / 'data'
 GOLDEN_CASES = ['tiny_x2', 'tiny_x3', 'tiny_x4', 'tiny_x4_gray', 'tiny_x4_range255']
+
+# Where the device-aware tests (golden outputs, fused against naive attention) run: the CPU, or the GPU with
+# HAT_TEST_DEVICE=cuda (benchmarks/gpu_check.sh).
+DEVICE = torch.device(os.environ.get('HAT_TEST_DEVICE', 'cpu'))
+if DEVICE.type == 'cuda':
+    if not torch.cuda.is_available():
+        raise RuntimeError(f'HAT_TEST_DEVICE={DEVICE} but PyTorch sees no CUDA device')
+    # TF32 convolutions and matmuls differ from the fp32 reference outputs by about 1e-3.
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
 
 # A tiny HAT for fast tests (about 0.1M parameters).
 TINY_HAT = dict(upscale=4, in_chans=3, img_size=64, window_size=8, compress_ratio=3, squeeze_factor=8,

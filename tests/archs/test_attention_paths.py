@@ -12,7 +12,7 @@ from hat_arch import HAT
 from hat_arch.archs import hat_arch as arch
 from hat_arch.layers import attention, context
 from hat_arch.layers.head_padding import has_hooks, head_padded
-from tests.conftest import TINY_HAT
+from tests.conftest import DEVICE, TINY_HAT
 
 CONFIGS = {
     'shifted': dict(),
@@ -38,14 +38,14 @@ def twins(**overrides) -> tuple[HAT, HAT]:
 
 @pytest.mark.parametrize('name', CONFIGS)
 def test_fused_matches_naive_outputs_and_gradients(name):
-    fused, naive = twins(**CONFIGS[name])
+    fused, naive = (model.to(DEVICE) for model in twins(**CONFIGS[name]))
     size = (8, 40) if name == 'one_window_row' else (19, 27)  # non-square, padded
-    x = torch.rand(2, 3, *size)
+    x = torch.rand(2, 3, *size, device=DEVICE)
     outputs, grads = [], []
     for model in (fused, naive):
         image = x.clone().requires_grad_()
         out = model.train()(image)
-        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        (out * torch.linspace(-1, 1, out.numel(), device=DEVICE).view_as(out)).sum().backward()
         outputs.append(out.detach())
         grads.append([image.grad] + [p.grad for p in model.parameters()])
     torch.testing.assert_close(outputs[0], outputs[1], atol=1e-4, rtol=0)
@@ -54,8 +54,8 @@ def test_fused_matches_naive_outputs_and_gradients(name):
 
 
 def test_fused_matches_naive_in_eval_on_a_batch():
-    fused, naive = twins(window_size=12)
-    x = torch.rand(3, 3, 30, 50)
+    fused, naive = (model.to(DEVICE) for model in twins(window_size=12))
+    x = torch.rand(3, 3, 30, 50, device=DEVICE)
     with torch.no_grad():
         torch.testing.assert_close(fused.eval()(x), naive.eval()(x), atol=1e-4, rtol=0)
 

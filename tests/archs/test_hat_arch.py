@@ -13,7 +13,7 @@ from torch import nn
 from hat_arch import HAT
 from hat_arch.archs import hat_arch as arch
 from hat_arch.layers.context import ATTN_IMPLS
-from tests.conftest import GOLDEN, GOLDEN_CASES, TINY_HAT, load_golden
+from tests.conftest import DEVICE, GOLDEN, GOLDEN_CASES, TINY_HAT, load_golden
 
 
 def golden_model(name: str, **overrides) -> tuple[HAT, dict]:
@@ -27,9 +27,10 @@ def golden_model(name: str, **overrides) -> tuple[HAT, dict]:
 @pytest.mark.parametrize('name', GOLDEN_CASES)
 def test_golden_outputs(name, impl):
     model, case = golden_model(name, attn_impl=impl)
+    model.to(DEVICE)
     with torch.no_grad():
-        out = model(case['input'])
-        out_odd = model(case['input_odd'])
+        out = model(case['input'].to(DEVICE)).cpu()
+        out_odd = model(case['input_odd'].to(DEVICE)).cpu()
     assert out.shape == case['output'].shape
     torch.testing.assert_close(out, case['output'], atol=1e-5, rtol=0)
     assert out_odd.shape == case['output_odd_reflect_pad'].shape
