@@ -44,6 +44,8 @@ import inspect
 import sys
 import types
 import warnings
+from contextlib import contextmanager
+from typing import Iterator
 
 
 def _fix_functional_tensor() -> None:
@@ -88,22 +90,24 @@ class _LooseVersion:
     def __repr__(self): return f'LooseVersion({self.vstring!r})'
 
 
-def _fix_distutils() -> None:
-    # Symptom: on Python >= 3.12 `import basicsr` dies with "No module named 'distutils'"
-    # (basicsr.archs.arch_util does `from distutils.version import LooseVersion`; distutils left the stdlib).
-    if 'distutils.version' in sys.modules:
+@contextmanager
+def _loose_version_for_basicsr() -> Iterator[None]:
+    # Symptom: on Python >= 3.12 without setuptools, `import basicsr` dies with "No module named 'distutils'"; with
+    # setuptools, `import distutils` imports all of setuptools and pkg_resources (0.4 s of every start-up).
+    # basicsr.archs.arch_util takes only LooseVersion from it (`from distutils.version import LooseVersion`), which
+    # _fix_loose_version_warning replaces anyway: while BasicSR is imported, distutils.version is that replacement,
+    # and afterwards whatever it was (the real module is imported by whoever asks for it next).
+    if 'basicsr.archs.arch_util' in sys.modules or 'distutils.version' in sys.modules:
+        yield
         return
+    shim = types.ModuleType('distutils.version')
+    shim.LooseVersion = _LooseVersion
+    sys.modules['distutils.version'] = shim  # a from-import finds it there without importing distutils itself
     try:
-        importlib.import_module('distutils.version')
-        return
-    except ImportError:
-        pass
-    distutils = sys.modules.get('distutils') or types.ModuleType('distutils')
-    version = types.ModuleType('distutils.version')
-    version.LooseVersion = _LooseVersion
-    distutils.version = version
-    sys.modules.setdefault('distutils', distutils)
-    sys.modules['distutils.version'] = version
+        yield
+    finally:
+        if sys.modules.get('distutils.version') is shim:
+            del sys.modules['distutils.version']
 
 
 def _fix_loose_version_warning() -> None:
@@ -267,8 +271,9 @@ def _fix_unreadable_images() -> None:
 def apply() -> None:
     """Apply every fix that the installed BasicSR needs. Safe to call more than once."""
     _fix_functional_tensor()
-    _fix_distutils()
     _fix_scipy_filters()
+    with _loose_version_for_basicsr():
+        importlib.import_module('basicsr')
     _fix_loose_version_warning()
     _fix_load_resume_state()
     _fix_init_dist()

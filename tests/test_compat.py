@@ -58,11 +58,20 @@ def test_distutils_shim_on_python_312():
     code = ('import importlib.util, sys\n'
             f'spec = importlib.util.spec_from_file_location("compat", {str(ROOT / "hat_arch" / "compat.py")!r})\n'
             'compat = importlib.util.module_from_spec(spec); spec.loader.exec_module(compat)\n'
-            'compat._fix_distutils(); compat._fix_distutils()\n'
-            'from distutils.version import LooseVersion\n'
-            'assert LooseVersion("0.29.1") >= LooseVersion("0.9.0") and sys.version_info >= (3, 12)\n')
+            'with compat._loose_version_for_basicsr():\n'
+            '    from distutils.version import LooseVersion\n'
+            'assert LooseVersion("0.29.1") >= LooseVersion("0.9.0") and sys.version_info >= (3, 12)\n'
+            'assert "distutils.version" not in sys.modules\n')
     run = subprocess.run([python312(), '-c', code], capture_output=True, text=True, env=python312_env())
     assert run.returncode == 0, run.stderr
+
+
+@pytest.mark.slow
+def test_importing_hat_arch_leaves_setuptools_alone():
+    # With setuptools' distutils shim, `import distutils` costs 0.4 s (setuptools, pkg_resources) of every start-up.
+    code = 'import sys, hat_arch; print([m for m in ("distutils", "setuptools", "pkg_resources") if m in sys.modules])'
+    run = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert run.stdout.strip() == '[]', run.stderr
 
 
 def test_fixes_are_installed_once_and_idempotent():
