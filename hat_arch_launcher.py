@@ -68,10 +68,15 @@ def use_huge_pages() -> None:
 
 def started_as_module_command() -> bool:
     """Whether this interpreter was started as ``python -m hat_arch.train`` or ``python -m hat_arch.test``."""
-    argv = getattr(sys, 'orig_argv', [])  # Python >= 3.10
-    for flag, following in zip(argv, argv[1:] + ['']):
-        if flag.startswith('-m'):
-            return (flag[2:] or following) in MODULE_COMMANDS
+    argv = list(getattr(sys, 'orig_argv', []))[1:]  # the interpreter's own options first (Python >= 3.10)
+    while argv:
+        option = argv.pop(0)
+        if option.startswith('-m'):
+            return (option[2:] or (argv[0] if argv else '')) in MODULE_COMMANDS
+        if option.startswith('-c') or not option.startswith('-'):  # code or a script: the rest are its arguments
+            return False
+        if option in ('-W', '-X'):  # their value is the next argument
+            argv = argv[1:]
     return False
 
 

@@ -1,6 +1,6 @@
 """The commands set their process up before torch loads, and ``hat-sr --help`` does not load torch at all.
 
-Each case starts a fresh interpreter with a probe (a ``sitecustomize`` module) that records the OpenMP wait policy in
+The slow cases start a fresh interpreter with a probe (a ``sitecustomize`` module) that records the OpenMP wait policy in
 the environment at the moment torch is first imported: OpenMP reads it then, and never again.
 """
 from __future__ import annotations
@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+import hat_arch_launcher
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = '''
@@ -62,3 +64,16 @@ def test_help_does_not_load_torch(tmp_path, main, name):
     seen, result = probe(tmp_path, ['-c', CONSOLE_SCRIPT.format(main, name), '--help'])
     assert result.returncode == 0 and result.stdout.startswith(f'usage: {name} ')
     assert seen == 'torch not imported'
+
+
+@pytest.mark.parametrize('orig_argv, expected', [
+    (['python', '-m', 'hat_arch.train', '-opt', 'x.yml'], True),
+    (['python3', '-X', 'importtime', '-W', 'ignore', '-u', '-mhat_arch.test'], True),
+    (['python', '-m', 'pytest', '-m', 'hat_arch.train'], False),
+    (['python', '-c', 'pass', '-m', 'hat_arch.train'], False),
+    (['python', 'script.py', '-m', 'hat_arch.train'], False),
+    (['python', '-m'], False),
+])
+def test_module_commands_are_told_from_the_interpreters_own_options(monkeypatch, orig_argv, expected):
+    monkeypatch.setattr(sys, 'orig_argv', orig_argv)
+    assert hat_arch_launcher.started_as_module_command() is expected
