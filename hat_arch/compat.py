@@ -9,7 +9,8 @@ Every place where hat_arch replaces or patches BasicSR's behaviour, with the sym
 Patched here (see each function's comment):
 
 - ``_fix_functional_tensor``: ``import basicsr`` dies on torchvision >= 0.17 (no ``functional_tensor``).
-- ``_fix_distutils``: ``import basicsr`` dies on Python >= 3.12 (no ``distutils``).
+- ``_loose_version_for_basicsr``: ``import basicsr`` dies on Python >= 3.12 without setuptools (no ``distutils``),
+  and with setuptools imports all of it and ``pkg_resources`` (0.4 s) for one class.
 - ``_fix_loose_version_warning``: a DeprecationWarning on every forward of BasicSR's version checks.
 - ``_fix_scipy_filters``: ``import basicsr`` warns about ``scipy.ndimage.filters``.
 - ``_fix_load_resume_state``: resuming on a CPU-only machine dies (the state is mapped to CUDA).
