@@ -48,7 +48,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from hat_arch.archs.hat_arch import HAT
 from hat_arch_launcher import use_huge_pages
 
-# The released configurations (as in ../shared/golden/released_state_dict_shapes.json), with our attention options.
+# The released configurations (as in tests/golden/released_state_dict_shapes.json), with our attention options.
 CONFIGS = {
     'HAT_SRx4': dict(upscale=4, window_size=16, embed_dim=180, depths=[6] * 6, num_heads=[6] * 6, compress_ratio=3,
                      squeeze_factor=30),

@@ -1,4 +1,5 @@
-"""Shared test fixtures: the golden vectors and benchmark images beside the checkout (../shared)."""
+"""Shared test fixtures: the golden vectors (tests/golden) and the benchmark images (datasets/), both in the repository:
+a clone passes its tests with nothing beside it."""
 from __future__ import annotations
 
 import os
@@ -10,9 +11,8 @@ import torch
 import hat_arch  # noqa: F401  (BasicSR fixes and registration before any test imports basicsr)
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / 'shared'
-GOLDEN = SHARED / 'golden'
-DATA = SHARED / 'data'
+GOLDEN = ROOT / 'tests' / 'golden'
+DATA = ROOT / 'datasets'
 GOLDEN_CASES = ['tiny_x2', 'tiny_x3', 'tiny_x4', 'tiny_x4_gray', 'tiny_x4_range255']
 
 # Where the device-aware tests (golden outputs, fused against naive attention) run: the CPU, or the GPU with
