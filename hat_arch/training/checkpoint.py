@@ -3,7 +3,8 @@
 BasicSR writes checkpoints in place, so a kill or a full disk during a save leaves a truncated file as the newest
 checkpoint, and it only warns when a save fails. Here every file is written to a hidden temporary file in the same
 folder, flushed and fsynced, then renamed over the target (``os.replace`` is atomic): at any instant the target is
-either the previous complete file or the new complete one. A failed save removes its temporary file and raises
+either the previous complete file or the new complete one. The temporary file is private while it is written; the
+saved file gets the mode the umask gives any new file (0644 under umask 022). A failed save removes its temporary file and raises
 :class:`CheckpointError`, which stops training with the last good checkpoint intact.
 
 :func:`save_network` and :func:`save_training_state` replace BasicSR's ``BaseModel`` methods of the same names
@@ -40,6 +41,7 @@ def atomic_save(obj, path: str) -> None:
             torch.save(obj, file)
             file.flush()
             os.fsync(file.fileno())
+            os.fchmod(file.fileno(), 0o666 & ~current_umask())  # mkstemp made it 0600
         os.replace(temporary, path)
     except Exception as error:  # OSError, or torch's RuntimeError wrapping a failed write
         if temporary is not None:
@@ -48,6 +50,13 @@ def atomic_save(obj, path: str) -> None:
         raise CheckpointError(f'cannot write {path}: {first_line(error)}{_free_space(folder)}; '
                               'the previous checkpoints are intact') from error
     _fsync_folder(folder)  # make the rename itself durable
+
+
+def current_umask() -> int:
+    """The process's umask (reading it means setting it: it is put straight back)."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
 
 
 def _free_space(folder: str) -> str:

@@ -95,3 +95,15 @@ def test_check_writable_reports_the_folder(tmp_path):
         check_writable(str(tmp_path / 'ok'), needed_bytes=1 << 62)
     check_writable(str(tmp_path / 'ok'), needed_bytes=1)
     assert list((tmp_path / 'ok').iterdir()) == []
+
+
+@pytest.mark.parametrize('umask', [0o022, 0o002, 0o077], ids=oct)
+def test_saved_files_get_the_mode_the_umask_gives_new_files(tmp_path, umask):
+    previous = os.umask(umask)
+    try:
+        atomic_save(snapshot(1), str(tmp_path / 'net_g_2.pth'))
+        (tmp_path / 'plain').touch()
+    finally:
+        os.umask(previous)
+    assert oct((tmp_path / 'net_g_2.pth').stat().st_mode & 0o777) == oct(0o666 & ~umask)
+    assert (tmp_path / 'net_g_2.pth').stat().st_mode == (tmp_path / 'plain').stat().st_mode
