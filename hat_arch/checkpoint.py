@@ -13,6 +13,7 @@ only matters for a window as large as the training patch). Pass them to :func:`l
 from __future__ import annotations
 
 import math
+import pickle
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ KEY_PREFIXES = ('module.', 'netG.')  # DataParallel's, and GAN trainers' generat
 PRECISIONS = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 # Settings that leave no trace in the weights: the reference defaults, used by every released model.
 UNDETECTABLE_DEFAULTS = {'img_range': 1.0, 'conv_scale': 0.01, 'img_size': 64}
+PICKLED_GLOBAL = re.compile(r'GLOBAL ([\w.]+)')  # how torch's weights-only unpickler names an object it refuses
 
 
 def read_state_dict(path: str | Path, param_key: str | None = None,
@@ -57,7 +59,7 @@ def read_state_dict(path: str | Path, param_key: str | None = None,
             with open(path, 'rb') as file:
                 if not file.read(4).startswith((b'PK\x03\x04', b'\x80')):  # torch.save's zip, or a legacy pickle
                     raise HatError(f'cannot read checkpoint {path}: not a PyTorch checkpoint (.pth) file')
-            checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+            checkpoint = load_weights_only(path)
     except HatError:
         raise
     except Exception as error:  # torch and safetensors raise many types for a bad file; all mean "cannot read"
@@ -95,6 +97,34 @@ def load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], source: 
     except RuntimeError:  # torch lists every key: name the first few
         problem = describe_state_dict_mismatch(model.state_dict(), state_dict)
         raise HatError(f'{source} does not fit {type(model).__name__}: {problem}') from None
+
+
+def load_weights_only(path: str | Path, what: str = 'checkpoint') -> Any:
+    """``torch.load(path, weights_only=True)`` onto the CPU: no code in the file runs.
+
+    A file whose pickle names Python objects (code that loading would run) and a damaged or truncated file are each a
+    one-line :class:`HatError` naming the file as ``what``, instead of PyTorch's paragraph (which suggests loading
+    with ``weights_only=False``: running the file's code).
+    """
+    try:
+        return torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as error:
+        code = PICKLED_GLOBAL.search(str(error))
+        if code:
+            raise HatError(f'{what} {path} was refused: loading it would run code (it names the Python object '
+                           f'{code[1]}); hat_arch reads only files of tensors, such as a state dict saved by '
+                           'torch.save or a .safetensors file') from None
+        raise HatError(f'cannot read {what} {path}: damaged, or not a file of tensors ({_first_sentence(error)})') \
+            from None
+    except OSError as error:
+        raise HatError(f'cannot read {what} {path}: {first_line(error)}') from None
+    except Exception as error:  # a truncated zip (RuntimeError), a pickle that ends early (EOFError), ...
+        raise HatError(f'cannot read {what} {path}: damaged or truncated ({_first_sentence(error)})') from None
+
+
+def _first_sentence(error: Exception) -> str:
+    # PyTorch's first line runs on for sentences (advice, links): the first one says what is wrong.
+    return re.sub(r'^Weights only load failed\. ', '', first_line(error)).split('. ')[0].rstrip('.')
 
 
 def _is_state_dict(checkpoint: Any) -> bool:

@@ -141,7 +141,7 @@ def test_a_file_that_is_not_hat_says_so(tmp_path):
     (b'\x89PNG\r\n\x1a\nnot really', 'cannot read checkpoint bad.pth: not a PyTorch checkpoint (.pth) file'),
     (b'hello\n', 'not a PyTorch checkpoint'),  # torch.load's reason was 'KeyError: 101'
     (b'', 'not a PyTorch checkpoint'),
-    (b'PK\x03\x04truncated', 'cannot read checkpoint bad.pth: PytorchStreamReader failed'),
+    (b'PK\x03\x04truncated', 'cannot read checkpoint bad.pth: damaged or truncated (PytorchStreamReader failed'),
     (None, 'does not exist'),
 ])
 def test_unreadable_checkpoints(tmp_path, content, expected):
@@ -152,9 +152,19 @@ def test_unreadable_checkpoints(tmp_path, content, expected):
     assert str(path) in message and expected.replace('bad.pth', str(path)) in message
 
 
-def test_pickled_code_is_refused(tmp_path):
+def test_pickled_code_is_refused_in_one_line_that_suggests_nothing_unsafe(tmp_path):
     torch.save({'params': {'w': torch.zeros(1)}, 'opt': torch.optim.SGD}, tmp_path / 'code.pth')
-    assert 'cannot read checkpoint' in one_line_error(lambda: read_state_dict(tmp_path / 'code.pth'))
+    message = one_line_error(lambda: read_state_dict(tmp_path / 'code.pth'))
+    assert 'code.pth was refused: loading it would run code (it names the Python object torch.optim.sgd.SGD)' in message
+    assert 'weights_only' not in message and 'safe_globals' not in message and len(message) < 300
+
+
+def test_a_truncated_checkpoint_is_one_short_line(tmp_path):
+    torch.save({'params': {'w': torch.zeros(1000)}}, tmp_path / 'whole.pth')
+    (tmp_path / 'cut.pth').write_bytes((tmp_path / 'whole.pth').read_bytes()[:2000])
+    message = one_line_error(lambda: read_state_dict(tmp_path / 'cut.pth'))
+    assert message == (f'cannot read checkpoint {tmp_path / "cut.pth"}: damaged or truncated (PytorchStreamReader '
+                       'failed reading zip archive: failed finding central directory)')
 
 
 def test_a_checkpoint_without_tensors(tmp_path):

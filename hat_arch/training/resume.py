@@ -16,6 +16,7 @@ import torch
 from basicsr.utils import check_resume
 from basicsr.utils.dist_util import get_dist_info
 
+from hat_arch.checkpoint import load_weights_only
 from hat_arch.errors import HatError, first_line
 from hat_arch.training.checkpoint import grad_scalers
 from hat_arch.training.distributed import broadcast_object
@@ -26,10 +27,7 @@ logger = logging.getLogger('basicsr')
 
 def read_state(path: str) -> dict:
     """A training state file, on the CPU; a :class:`HatError` naming the file if it is not one."""
-    try:
-        state = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as error:  # missing, truncated, or not a torch file at all
-        raise HatError(f'cannot read training state {path}: {first_line(error)}') from error
+    state = load_weights_only(path, 'training state')
     if not isinstance(state, dict) or not {'iter', 'epoch', 'optimizers', 'schedulers'} <= state.keys():
         raise HatError(f'{path} is not a BasicSR training state (no iter/epoch/optimizers/schedulers)')
     return state
