@@ -45,6 +45,13 @@ def read_state_dict(path: str | Path, param_key: str | None = None,
     top level. Loads with ``weights_only=True`` (no code in the file runs). Raises HatError naming the file (as
     ``what``) if it does not exist, cannot be read or holds no state dict.
     """
+    return read_state_dict_entry(path, param_key, what)[0]
+
+
+def read_state_dict_entry(path: str | Path, param_key: str | None = None,
+                          what: str = 'checkpoint') -> tuple[dict[str, torch.Tensor], str | None]:
+    """:func:`read_state_dict`, and the entry of the file it came from (``'params'`` when it fell back from
+    ``param_key``; None for a bare state dict)."""
     path = Path(path)
     if path.is_dir():
         raise HatError(f'{what} {path} is a folder; name a checkpoint file (.pth or .safetensors)')
@@ -64,21 +71,20 @@ def read_state_dict(path: str | Path, param_key: str | None = None,
         raise
     except Exception as error:  # torch and safetensors raise many types for a bad file; all mean "cannot read"
         raise HatError(f'cannot read checkpoint {path}: {first_line(error)}') from None
+    entry = None
     if isinstance(checkpoint, dict) and param_key is not None and not _is_state_dict(checkpoint):
-        key = param_key if param_key in checkpoint or 'params' not in checkpoint else 'params'
-        if key not in checkpoint:
+        entry = param_key if param_key in checkpoint or 'params' not in checkpoint else 'params'
+        if entry not in checkpoint:
             first = ', '.join(map(str, list(checkpoint)[:5])) + (', ...' if len(checkpoint) > 5 else '')
             raise HatError(f'checkpoint {path} has no {param_key!r} entry (its keys: {first})')
-        checkpoint = checkpoint[key]
+        checkpoint = checkpoint[entry]
     elif isinstance(checkpoint, dict):
-        for key in STATE_DICT_KEYS:
-            if isinstance(checkpoint.get(key), dict):
-                checkpoint = checkpoint[key]
-                break
+        entry = next((key for key in STATE_DICT_KEYS if isinstance(checkpoint.get(key), dict)), None)
+        checkpoint = checkpoint[entry] if entry else checkpoint
     if not _is_state_dict(checkpoint):
         raise HatError(f'{path} holds no state dict (expected tensors, under {" or ".join(STATE_DICT_KEYS)} '
                        'or at the top level)')
-    return {_strip_prefixes(key): value for key, value in checkpoint.items()}
+    return {_strip_prefixes(key): value for key, value in checkpoint.items()}, entry
 
 
 def _strip_prefixes(key: str) -> str:

@@ -24,7 +24,7 @@ import torch
 from basicsr.data.prefetch_dataloader import CPUPrefetcher, CUDAPrefetcher
 from basicsr.models import build_model
 from basicsr.train import init_tb_loggers
-from basicsr.utils import AvgTimer, MessageLogger, make_exp_dirs, mkdir_and_rename
+from basicsr.utils import AvgTimer, make_exp_dirs, mkdir_and_rename
 from basicsr.utils.options import copy_opt_file
 
 from hat_arch.data.checks import check_dataset_options
@@ -32,7 +32,7 @@ from hat_arch.errors import HatError
 from hat_arch.training.checkpoint import check_writable, checkpoint_bytes, remove_temporary_files, save_checkpoint
 from hat_arch.training.launch import run_pipeline
 from hat_arch.training.loaders import create_dataloaders
-from hat_arch.training.logs import pipeline_log
+from hat_arch.training.logs import MessageLogger, pipeline_log
 from hat_arch.training.nonfinite import DEFAULT_MAX_NONFINITE_STEPS, NonFiniteGuard
 from hat_arch.training.options import parse_options
 from hat_arch.training.resume import load_resume_state, restore_training_state

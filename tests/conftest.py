@@ -2,8 +2,11 @@
 a clone passes its tests with nothing beside it."""
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import torch
@@ -38,3 +41,15 @@ def _seed():
 
 def load_golden(name: str) -> dict:
     return torch.load(GOLDEN / f'{name}.pt', weights_only=True)
+
+
+@contextlib.contextmanager
+def basicsr_log(caplog) -> Iterator[None]:
+    """``caplog`` records BasicSR's logger (which does not propagate to caplog's root handler) within the block."""
+    basicsr_logger = logging.getLogger('basicsr')
+    basicsr_logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.INFO, logger='basicsr'):
+            yield
+    finally:
+        basicsr_logger.removeHandler(caplog.handler)

@@ -11,7 +11,7 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from hat_arch.state_dict import describe_state_dict_mismatch
-from hat_arch.checkpoint import load_weights, read_state_dict
+from hat_arch.checkpoint import load_weights, read_state_dict_entry
 from hat_arch.errors import HatError
 from hat_arch.inference import eval_mode, run_tiled
 from hat_arch.models.degradation import check_vgg_weights
@@ -55,16 +55,18 @@ class HATModel(SRModel):
 
     # ----------------------------------------------------------------------------------------------------- loading
     def load_network(self, net, load_path, strict=True, param_key='params'):
-        """BasicSR's loading through :func:`hat_arch.checkpoint.read_state_dict`, the reader of ``hat-sr`` and the API:
-        ``.pth`` or ``.safetensors``, BasicSR's ``param_key`` or a bare state dict. A missing or unreadable file, or
-        one holding another network, is a one-line HatError naming it."""
+        """BasicSR's loading through :func:`hat_arch.checkpoint.read_state_dict_entry`, the reader of ``hat-sr`` and
+        the API: ``.pth`` or ``.safetensors``, BasicSR's ``param_key`` or a bare state dict; the log names the entry
+        read. A missing or unreadable file, or one holding another network, is a one-line HatError naming it."""
         bare = self.get_bare_model(net)
-        state_dict = read_state_dict(load_path, param_key, what='pretrained network')
+        state_dict, entry = read_state_dict_entry(load_path, param_key, what='pretrained network')
         expected = bare.state_dict()
         if not set(state_dict) & set(expected):  # non-strict loading would silently load nothing
             raise HatError(f'pretrained network {load_path} holds another network: no parameter name matches '
                            f'{type(bare).__name__} (e.g. {next(iter(state_dict))})')
-        get_root_logger().info(f'Loading {type(bare).__name__} model from {load_path}, with param key: [{param_key}].')
+        fell_back = f' ({param_key} is not in the file)' if entry != param_key and entry else ''
+        get_root_logger().info(f'Loading {type(bare).__name__} model from {load_path}, with param key: '
+                               f'[{entry or "none: a bare state dict"}]{fell_back}.')
         if strict:
             load_weights(bare, state_dict, f'pretrained network {load_path}')
         else:
@@ -121,6 +123,8 @@ class HATModel(SRModel):
     # ----------------------------------------------------------------------------------------------------- testing
     def _log_validation_metric_values(self, current_iter, dataset_name, tb_logger):
         # Called once per set with its final metrics, also when the images were spread over several processes.
+        if not self.opt['is_train']:  # a test has no best-so-far: BasicSR would log 'Best: ... @ <run name> iter'
+            self.__dict__.pop('best_metric_results', None)
         super()._log_validation_metric_values(current_iter, dataset_name, tb_logger)
         if not self.opt['is_train']:  # RealESRNetModel clears is_train while it validates
             self.record_test_metrics(dataset_name)

@@ -4,8 +4,8 @@ BasicSR writes checkpoints in place, so a kill or a full disk during a save leav
 checkpoint, and it only warns when a save fails. Here every file is written to a hidden temporary file in the same
 folder, flushed and fsynced, then renamed over the target (``os.replace`` is atomic): at any instant the target is
 either the previous complete file or the new complete one. The temporary file is private while it is written; the
-saved file gets the mode the umask gives any new file (0644 under umask 022). A failed save removes its temporary file and raises
-:class:`CheckpointError`, which stops training with the last good checkpoint intact.
+saved file gets the mode the umask gives any new file (0644 under umask 022). A failed save removes its temporary
+file and raises :class:`CheckpointError`, which stops training with the last good checkpoint intact.
 
 :func:`save_network` and :func:`save_training_state` replace BasicSR's ``BaseModel`` methods of the same names
 (see :mod:`hat_arch.compat`); they write the same content.

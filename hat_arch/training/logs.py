@@ -1,4 +1,4 @@
-"""The log file of one run, written by BasicSR's 'basicsr' logger on rank 0.
+"""The log file of one run, written by BasicSR's 'basicsr' logger on rank 0, and the training loop's progress line.
 
 BasicSR's ``get_root_logger`` sets its handlers up only the first time it is called in a process: a run started
 after anything else logged (another run, a test, a notebook cell) would log to no file, or to the previous run's,
@@ -12,6 +12,7 @@ import sys
 from contextlib import contextmanager
 from typing import Iterator
 
+from basicsr.utils import MessageLogger as BasicSRMessageLogger
 from basicsr.utils import get_env_info, get_root_logger, get_time_str
 from basicsr.utils.dist_util import get_dist_info
 from basicsr.utils.options import dict2str
@@ -59,3 +60,15 @@ def pipeline_log(opt: dict, phase: str) -> Iterator[logging.Logger]:
         logger.info(get_env_info())
         logger.info(dict2str(opt))
         yield logger
+
+
+class MessageLogger(BasicSRMessageLogger):
+    """BasicSR's progress line (``[name..][epoch, iter, lr)] [eta: ...] losses``), with an ETA that ends at 0:00:00.
+
+    BasicSR counts ``total_iter - iter - 1`` iterations left after ``iter``: one too few, and at the last iteration
+    a negative time, logged as ``-1 day, 23:59:59``.
+    """
+
+    def __init__(self, opt: dict, start_iter: int = 1, tb_logger=None):
+        super().__init__(opt, start_iter, tb_logger)
+        self.max_iters = int(self.max_iters) + 1  # BasicSR uses it for the ETA only

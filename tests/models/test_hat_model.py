@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import copy
 import json
-import logging
+import re
 from unittest import mock
 
 import cv2
@@ -17,7 +17,7 @@ from hat_arch.errors import HatError
 from hat_arch import inference
 from hat_arch.inference import self_ensemble
 from hat_arch.models.hat_model import HATModel, metrics_table
-from tests.conftest import DATA, TINY_HAT
+from tests.conftest import DATA, TINY_HAT, basicsr_log
 
 PSNR = {'type': 'calculate_psnr', 'crop_border': 4, 'test_y_channel': True}
 
@@ -198,6 +198,14 @@ def test_pretrained_files_that_hat_sr_reads_load_in_training_too(tmp_path, layou
         torch.testing.assert_close(loaded[key], value, rtol=0, atol=0)
 
 
+def test_the_log_names_the_entry_loaded_when_it_fell_back_to_params(tmp_path, caplog):
+    torch.save({'params': HATModel(make_opt(tmp_path)).net_g.state_dict()}, tmp_path / 'net.pth')
+    with basicsr_log(caplog):
+        HATModel(make_opt(tmp_path, path={'pretrain_network_g': str(tmp_path / 'net.pth'),
+                                          'param_key_g': 'params_ema'}))
+    assert 'with param key: [params] (params_ema is not in the file).' in caplog.text
+
+
 def test_non_strict_load_of_an_unrelated_network_is_refused(tmp_path):
     ckpt = tmp_path / 'cnn.pth'
     torch.save({'params': torch.nn.Conv2d(3, 3, 3).state_dict()}, ckpt)
@@ -237,19 +245,15 @@ def test_test_run_saves_images_per_set_and_writes_the_metrics_table(tmp_path, ca
                              'scale': 4})
     loader = build_dataloader(dataset, {'phase': 'test'}, num_gpu=0, dist=False)
     model = HATModel(make_opt(tmp_path))
-    basicsr_logger = logging.getLogger('basicsr')  # BasicSR's logger does not propagate to caplog's root handler
-    basicsr_logger.addHandler(caplog.handler)
-    try:
-        with caplog.at_level(logging.INFO, logger='basicsr'):
-            model.validation(loader, current_iter='tiny', tb_logger=None, save_img=True)
-    finally:
-        basicsr_logger.removeHandler(caplog.handler)
+    with basicsr_log(caplog):
+        model.validation(loader, current_iter='tiny', tb_logger=None, save_img=True)
     saved = sorted(p.name for p in (tmp_path / 'visualization' / 'Mini').iterdir())
     assert saved == ['baby_tiny.png', 'bird_tiny.png']
     assert cv2.imread(str(tmp_path / 'visualization' / 'Mini' / 'baby_tiny.png')).shape == (48, 40, 3)
     metrics = json.loads((tmp_path / 'metrics.json').read_text())
     assert set(metrics) == {'Mini'} and 5 < metrics['Mini']['psnr'] < 60
     assert f"| dataset | psnr |\n| --- | --- |\n| Mini | {metrics['Mini']['psnr']:.4f} |" in caplog.text  # the last set's
+    assert re.search(r'# psnr: \d+\.\d+\n', caplog.text) and 'Best' not in caplog.text  # no 'Best: ... @ tiny iter'
 
 
 def test_metrics_table():
