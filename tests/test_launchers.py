@@ -73,6 +73,19 @@ def bad_option_cases():
         'metric': ({**good, 'val': {**good['val'], 'metrics': {'psnr': {'type': 'calculate_PSNR'}}}}, [],
                    r"val: metrics: psnr: type 'calculate_PSNR' is not registered in BasicSR or hat_arch \(did you "
                    r"mean 'calculate_psnr'\?\)"),
+        'metric_argument': ({**good, 'val': {**good['val'], 'metrics': {'psnr': {
+            'type': 'calculate_psnr', 'crop_borde': 4, 'test_y_channel': True}}}}, [],
+            r"val: metrics: psnr: calculate_psnr has no argument 'crop_borde' \(did you mean 'crop_border'\?\)$"),
+        'metric_missing': ({**good, 'val': {**good['val'], 'metrics': {'psnr': {'type': 'calculate_ssim'}}}}, [],
+                           r"val: metrics: psnr: calculate_ssim missing a required argument: 'crop_border'$"),
+        'metric_value': ({**good, 'val': {**good['val'], 'metrics': {'psnr': {
+            'type': 'calculate_psnr', 'crop_border': 4, 'test_y_channel': 'yes'}}}}, [],
+            r"val: metrics: psnr: test_y_channel must be true or false, got 'yes'$"),
+        'metric_better': ({**good, 'val': {**good['val'], 'metrics': {'psnr': {
+            'type': 'calculate_psnr', 'crop_border': 4, 'better': 'more'}}}}, [],
+            r"val: metrics: psnr: better must be higher or lower, got 'more'$"),
+        'save_img': ({**good, 'val': {**good['val'], 'save_img': 'yes'}}, [],
+                     r"val: save_img must be true or false, got 'yes'$"),
         'count': ({**good, 'train': {**good['train'], 'total_iter': '1e5'}}, [],
                   r"train: total_iter must be a positive whole number \(e.g. 100000\), got '1e5'"),
         'lr': ({**good, 'train': {**good['train'], 'optim_g': {**good['train']['optim_g'], 'lr': '1e-3'}}}, [],

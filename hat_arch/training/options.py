@@ -42,6 +42,8 @@ REQUIRED_KEYS = ('name', 'model_type', 'scale', 'num_gpu', 'datasets', 'path')
 REQUIRED_TRAIN_KEYS = {'train': ('total_iter',), 'logger': ('print_freq', 'save_checkpoint_freq')}
 DIST_PARAMS = ('backend', 'port')
 MAPPINGS = ('datasets', 'path', 'train', 'val', 'logger', 'dist_params', 'tile')
+VAL_SWITCHES = ('save_img', 'pbar', 'self_ensemble')
+KINDS_OF_VALUE = {bool: 'true or false', int: 'an integer', str: 'text'}
 TILE_KEYS = ('tile_size', 'tile_pad')  # HATModel's tiled validation/test (tile_size 0 or null: whole images; auto)
 FORCE_YML_ENTRY = re.compile(r'^[\w.-]+(:[\w.-]+)*=')
 # A number with an exponent, which YAML 1.1 (PyYAML, BasicSR) reads as text unless it has a dot and a signed
@@ -142,6 +144,7 @@ def check_options(opt: dict, path: str, is_train: bool) -> None:
     network = opt.get('network_g') if isinstance(opt.get('network_g'), dict) else {}
     _check_tile_options(opt.get('tile') or {}, path, network.get('window_size'))
     _check_registered(opt, path)
+    _check_validation(opt.get('val') or {}, path)
 
 
 def _check_registered(opt: dict, path: str) -> None:
@@ -162,6 +165,48 @@ def _check_registered(opt: dict, path: str) -> None:
         if not _registered(registry, kind):
             hint = did_you_mean(kind, [name for name, _ in registry])
             raise HatError(f'option file {path}: {where} {kind!r} is not registered in BasicSR or hat_arch{hint}')
+
+
+def _check_validation(val: dict, path: str) -> None:
+    """What validation uses, checked now rather than at the first validation, ``val_freq`` iterations into training:
+    its switches, and each metric's arguments against the function that computes it (BasicSR calls it as
+    ``function(img=..., img2=..., **arguments)``, ``better`` included, which ``**kwargs`` absorbs)."""
+    for key in VAL_SWITCHES:
+        if key in val and not isinstance(val[key], bool):
+            raise HatError(f'option file {path}: val: {key} must be true or false, got {val[key]!r}')
+    if val.get('suffix') is not None and not isinstance(val['suffix'], str):
+        raise HatError(f"option file {path}: val: suffix must be text (or null), got {val['suffix']!r}")
+    metrics = val.get('metrics') or {}
+    if not isinstance(metrics, dict):
+        raise HatError(f'option file {path}: val: metrics must map names to metrics (e.g. psnr: {{type: '
+                       f'calculate_psnr, crop_border: 4}}), got {metrics!r}')
+    for name, metric in metrics.items():  # each a mapping with a registered type (_check_registered)
+        _check_metric_arguments(metric, f'option file {path}: val: metrics: {name}')
+
+
+def _check_metric_arguments(metric: dict, where: str) -> None:
+    kind = metric['type']
+    signature = inspect.signature(METRIC_REGISTRY.get(kind))
+    parameters = signature.parameters
+    named = [n for n, p in parameters.items() if n not in ('img', 'img2') and p.kind is not p.VAR_KEYWORD]
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+    if metric.get('better', 'higher') not in ('higher', 'lower'):
+        raise HatError(f"{where}: better must be higher or lower, got {metric['better']!r}")
+    arguments = {key: value for key, value in metric.items() if key not in ('type', 'better')}
+    for key, value in arguments.items():
+        hint = did_you_mean(key, named)
+        if key not in parameters and (hint or not takes_any):  # **kwargs would swallow a misspelt name unseen
+            takes = hint or f" (it takes {', '.join(named)})"
+            raise HatError(f"{where}: {kind} has no argument '{key}'{takes}")
+        default = parameters[key].default if key in parameters else None
+        if isinstance(default, (bool, int, str)) and not isinstance(value, type(default)) or \
+                key == 'crop_border' and not (type(value) is int and value >= 0):
+            expected = 'a non-negative integer' if key == 'crop_border' else KINDS_OF_VALUE[type(default)]
+            raise HatError(f'{where}: {key} must be {expected}, got {value!r}')
+    try:
+        signature.bind(img=None, img2=None, **arguments)
+    except TypeError as error:
+        raise HatError(f'{where}: {kind} {error}') from None
 
 
 def _registered(registry, name) -> bool:
