@@ -13,6 +13,7 @@ The current directory is the root: experiments/ and tb_logger/ are written there
 """
 from __future__ import annotations
 
+import argparse
 import datetime
 import logging
 import sys
@@ -35,7 +36,7 @@ from hat_arch.training.loaders import create_dataloaders
 from hat_arch.training.logs import MessageLogger, pipeline_log
 from hat_arch.training.nonfinite import DEFAULT_MAX_NONFINITE_STEPS, NonFiniteGuard
 from hat_arch.training.options import parse_options
-from hat_arch.training.resume import load_resume_state, restore_training_state
+from hat_arch.training.resume import continuation_note, load_resume_state, restore_training_state
 from hat_arch.training.rng import set_rng_state
 from hat_arch.training.validation import validate
 
@@ -47,8 +48,19 @@ def main(argv: list[str] | None = None, prog: str = 'basicsr train') -> int:
 def train_pipeline(root_path: str, argv: list[str], prog: str = 'basicsr train') -> None:
     """Train as the option file in ``argv`` says, with ``root_path`` as the root of experiments/ and tb_logger/."""
     opt, args = parse_options(argv, root_path, is_train=True, prog=prog)
+    try:
+        prepare_and_train(opt, args, root_path, prog)
+    except KeyboardInterrupt:  # say what is kept, and how to go on
+        raise KeyboardInterrupt(continuation_note(opt, [*prog.split(), *argv])) from None
+
+
+def prepare_and_train(opt: dict, args: argparse.Namespace, root_path: str, prog: str) -> None:
+    """Resume or start the run of the parsed options ``opt``: check its data and folders, then train."""
     # First, as it points pretrain_network_* at the run's own saved networks: a resumed run needs no pretrained file.
     resume_state = load_resume_state(opt)
+    if resume_state is None and args.auto_resume and opt['rank'] == 0:
+        print(f"{prog}: --auto_resume: nothing to resume (no complete training state in "
+              f"{opt['path']['training_states']}); training starts from iteration 0", file=sys.stderr, flush=True)
     check_dataset_options(opt)  # missing folders, unpaired or unreadable images: one line, before any work
     opt['root_path'] = root_path
     torch.backends.cudnn.benchmark = True
@@ -116,7 +128,12 @@ def train_loop(opt: dict, model, data, resume_state: dict | None, logger: loggin
                 log_vars.update(model.get_current_log())
                 msg_logger(log_vars)
             if val_freq and current_iter % val_freq == 0:  # before saving: the state keeps its best-metric record
-                validate(model, data.val_loaders, current_iter, tb_logger, opt['val'].get('save_img', False))
+                try:
+                    validate(model, data.val_loaders, current_iter, tb_logger, opt['val'].get('save_img', False))
+                except Exception:  # the error is reported once this iteration's work is safe
+                    logger.error(f'Validation failed at iteration {current_iter}: saving its checkpoint first.')
+                    save_checkpoint(model, epoch, current_iter, samples_done)
+                    raise
                 validated_at = current_iter
             if current_iter % save_freq == 0:
                 logger.info('Saving models and training states.')

@@ -14,14 +14,14 @@ from hat_arch.training.distributed import is_distributed
 def run_pipeline(pipeline: Callable[[str, list[str], str], None], argv: list[str] | None, prog: str) -> int:
     """``pipeline(root, argv, prog)`` with the current directory as root; the exit status of the command.
 
-    A :class:`HatError` prints ``<prog>: error: <message>`` and gives 2; Ctrl-C gives 130 (checkpoints are written
-    atomically, so the last one is intact).
+    A :class:`HatError` prints ``<prog>: error: <message>`` and gives 2; Ctrl-C prints ``<prog>: interrupted`` with
+    the note the pipeline gave its KeyboardInterrupt (training: what is kept, how to continue) and gives 130.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         return report_user_errors(lambda: pipeline(os.getcwd(), argv, prog) or 0, prog)
-    except KeyboardInterrupt:
-        print('interrupted; the last checkpoint is intact', file=sys.stderr)
+    except KeyboardInterrupt as interrupt:
+        print(f'{prog}: interrupted' + (f'; {interrupt}' if str(interrupt) else ''), file=sys.stderr)
         return 130
     finally:
         if is_distributed():

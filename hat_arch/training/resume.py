@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shlex
 
 import torch
 from basicsr.utils import check_resume
@@ -40,17 +41,34 @@ def network_files(opt: dict, current_iter: int) -> list[str]:
             for key in opt if key.startswith('network_') and key not in ignored]
 
 
+def saved_iterations(opt: dict) -> list[int]:
+    """The iterations of the training states under ``opt['path']['training_states']``, newest first."""
+    folder = opt['path']['training_states']
+    names = os.listdir(folder) if os.path.isdir(folder) else []
+    return sorted((int(m.group(1)) for n in names if (m := STATE_NAME.match(n))), reverse=True)
+
+
+def continuation_note(opt: dict, command: list[str]) -> str:
+    """What a stopped run leaves, for its last message: the checkpoint that ``--auto_resume`` continues from and the
+    ``command`` (the run's own, as words) that does it, or that no checkpoint was saved yet."""
+    saved = saved_iterations(opt)
+    if not saved:
+        return (f"no checkpoint was saved yet (the first comes at iteration {opt['logger']['save_checkpoint_freq']}): "
+                'the same command starts the run again')
+    files = [os.path.join(opt['path']['training_states'], f'{saved[0]}.state'), *network_files(opt, saved[0])]
+    resume = [] if {'--auto_resume', '--auto-resume'} & set(command) else ['--auto_resume']
+    return (f"the checkpoint of iteration {saved[0]} is kept ({', '.join(map(os.path.relpath, files))}); "
+            f'continue with: {shlex.join(command + resume)}')
+
+
 def find_complete_state(opt: dict) -> tuple[str | None, dict | None, list[str]]:
     """The newest state under ``opt['path']['training_states']`` that loads and whose network files load.
 
     Returns its path and content (None, None if there is none) and a note on each newer state that was skipped.
     """
-    folder = opt['path']['training_states']
-    names = os.listdir(folder) if os.path.isdir(folder) else []
-    found = sorted(((int(m.group(1)), n) for n in names if (m := STATE_NAME.match(n))), reverse=True)
     skipped = []
-    for current_iter, name in found:
-        path = os.path.join(folder, name)
+    for current_iter in saved_iterations(opt):
+        path = os.path.join(opt['path']['training_states'], f'{current_iter}.state')
         try:
             state = read_state(path)
             for network in network_files(opt, current_iter):
