@@ -50,8 +50,8 @@ def train_pipeline(root_path: str, argv: list[str], prog: str = 'basicsr train')
     opt, args = parse_options(argv, root_path, is_train=True, prog=prog)
     try:
         prepare_and_train(opt, args, root_path, prog)
-    except KeyboardInterrupt:  # say what is kept, and how to go on
-        raise KeyboardInterrupt(continuation_note(opt, [*prog.split(), *argv])) from None
+    except KeyboardInterrupt:  # say what is kept, and how to go on (once: rank 0)
+        raise KeyboardInterrupt(continuation_note(opt, [*prog.split(), *argv]) if opt['rank'] == 0 else '') from None
 
 
 def prepare_and_train(opt: dict, args: argparse.Namespace, root_path: str, prog: str) -> None:

@@ -57,8 +57,9 @@ def continuation_note(opt: dict, command: list[str]) -> str:
                 'the same command starts the run again')
     files = [os.path.join(opt['path']['training_states'], f'{saved[0]}.state'), *network_files(opt, saved[0])]
     resume = [] if {'--auto_resume', '--auto-resume'} & set(command) else ['--auto_resume']
+    launcher = ' under torchrun or srun, as before' if opt.get('dist') else ''
     return (f"the checkpoint of iteration {saved[0]} is kept ({', '.join(map(os.path.relpath, files))}); "
-            f'continue with: {shlex.join(command + resume)}')
+            f'continue with: {shlex.join(command + resume)}{launcher}')
 
 
 def find_complete_state(opt: dict) -> tuple[str | None, dict | None, list[str]]:
