@@ -198,15 +198,22 @@ def _check_metric_arguments(metric: dict, where: str) -> None:
         if key not in parameters and (hint or not takes_any):  # **kwargs would swallow a misspelt name unseen
             takes = hint or f" (it takes {', '.join(named)})"
             raise HatError(f"{where}: {kind} has no argument '{key}'{takes}")
-        default = parameters[key].default if key in parameters else None
-        if isinstance(default, (bool, int, str)) and not isinstance(value, type(default)) or \
-                key == 'crop_border' and not (type(value) is int and value >= 0):
-            expected = 'a non-negative integer' if key == 'crop_border' else KINDS_OF_VALUE[type(default)]
+        expected = _expected_kind(key, value, parameters[key].default if key in parameters else None)
+        if expected:
             raise HatError(f'{where}: {key} must be {expected}, got {value!r}')
     try:
         signature.bind(img=None, img2=None, **arguments)
     except TypeError as error:
         raise HatError(f'{where}: {kind} {error}') from None
+
+
+def _expected_kind(key: str, value, default) -> str | None:
+    """What a metric argument should be, if ``value`` is not that: a non-negative integer for ``crop_border`` (which
+    crops ``img[crop_border:-crop_border]``), else the kind of its default (true/false, integer, text)."""
+    if key == 'crop_border':
+        return None if type(value) is int and value >= 0 else 'a non-negative integer'
+    kind = type(default)
+    return KINDS_OF_VALUE[kind] if kind in KINDS_OF_VALUE and not isinstance(value, kind) else None
 
 
 def _registered(registry, name) -> bool:
