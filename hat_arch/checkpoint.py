@@ -105,15 +105,16 @@ def load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], source: 
         raise HatError(f'{source} does not fit {type(model).__name__}: {problem}') from None
 
 
-def load_weights_only(path: str | Path, what: str = 'checkpoint') -> Any:
-    """``torch.load(path, weights_only=True)`` onto the CPU: no code in the file runs.
+def load_weights_only(path: str | Path, what: str = 'checkpoint', mmap: bool = False) -> Any:
+    """``torch.load(path, weights_only=True)`` onto the CPU: no code in the file runs (``mmap``: tensors are read
+    when used; the load itself reads the file's index only).
 
     A file whose pickle names Python objects (code that loading would run) and a damaged or truncated file are each a
     one-line :class:`HatError` naming the file as ``what``, instead of PyTorch's paragraph (which suggests loading
     with ``weights_only=False``: running the file's code).
     """
     try:
-        return torch.load(path, map_location='cpu', weights_only=True)
+        return torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as error:
         code = PICKLED_GLOBAL.search(str(error))
         if code:

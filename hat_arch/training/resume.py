@@ -13,12 +13,11 @@ import os
 import re
 import shlex
 
-import torch
 from basicsr.utils import check_resume
 from basicsr.utils.dist_util import get_dist_info
 
 from hat_arch.checkpoint import load_weights_only
-from hat_arch.errors import HatError, first_line
+from hat_arch.errors import HatError
 from hat_arch.training.checkpoint import grad_scalers
 from hat_arch.training.distributed import broadcast_object
 
@@ -74,9 +73,9 @@ def find_complete_state(opt: dict) -> tuple[str | None, dict | None, list[str]]:
             state = read_state(path)
             for network in network_files(opt, current_iter):
                 # mmap reads the zip directory only: enough to reject a missing or truncated file cheaply.
-                torch.load(network, map_location='cpu', weights_only=True, mmap=True)
-        except Exception as error:
-            skipped.append(f'Skipping incomplete checkpoint {path}: {first_line(error)}')
+                load_weights_only(network, 'network file', mmap=True)
+        except HatError as error:
+            skipped.append(f'Skipping incomplete checkpoint {path}: {error}')
             logger.warning(skipped[-1])
             continue
         return path, state, skipped

@@ -78,6 +78,8 @@ def test_newest_complete_state_skips_torn_and_orphaned_ones(tmp_path):
     path, state, skipped = find_complete_state(opt)
     assert path.endswith('/10.state') and state['iter'] == 10
     assert [note.split(': ')[0].rsplit('/', 1)[1] for note in skipped] == ['40.state', '30.state', '20.state']
+    assert skipped[0].endswith('net_g_40.pth: damaged or truncated (PytorchStreamReader failed reading zip archive: '
+                               'failed finding central directory)')  # not PyTorch's paragraph
 
     state = load_resume_state(opt)
     assert state['iter'] == 10 and opt['path']['resume_state'].endswith('10.state')
