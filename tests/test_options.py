@@ -151,3 +151,15 @@ def test_demo_recipes_find_their_bundled_data(monkeypatch):
         opt = load(path)
         opt['path'] = {}  # the test recipe's checkpoint is made by the training recipe
         check_dataset_options(opt)
+
+
+def test_demo_test_recipe_builds_the_network_the_demo_trains():
+    """conv_scale, window_size, overlap_ratio and img_range are no state-dict keys: a test recipe that differed from
+    the training recipe in one of them would load the trained weights into another network without a word."""
+    train = load(OPTIONS / 'demo' / 'train_HAT_demo_SRx4.yml')
+    test = load(OPTIONS / 'demo' / 'test_HAT_demo_SRx4.yml')
+    training_only = {'drop_path_rate'}
+    assert {k: v for k, v in train['network_g'].items() if k not in training_only} == dict(test['network_g'])
+    assert test['path']['pretrain_network_g'] == f'experiments/{train["name"]}/models/net_g_latest.pth'
+    ema = (train['train'].get('ema_decay') or 0) > 0
+    assert test['path']['param_key_g'] == ('params_ema' if ema else 'params')
