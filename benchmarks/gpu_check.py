@@ -35,7 +35,7 @@ def training_options(folder: Path) -> Path:
         for key in ('dataroot_gt', 'dataroot_lq'):
             if key in dataset:
                 dataset[key] = str(ROOT / dataset[key])
-    opt['train'].update(amp='bf16', total_iter=ITERATIONS)
+    opt['train'].update(amp='bf16', total_iter=ITERATIONS, warmup_iter=ITERATIONS // 5)  # the demo warms up for 150
     opt['train']['scheduler']['periods'] = [ITERATIONS]
     opt['val']['val_freq'] = ITERATIONS
     opt['logger'].update(print_freq=ITERATIONS // 5, save_checkpoint_freq=ITERATIONS)
