@@ -11,6 +11,7 @@ Example::
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 import cv2
@@ -19,7 +20,9 @@ import torch
 
 from hat_arch.archs.hat_arch import HAT
 from hat_arch.errors import HatError
+from hat_arch.image_io import for_format, read_image, write_image
 from hat_arch.inference import TileSize, eval_mode, run_tiled
+from hat_arch.limits import check_image_memory, upscale_bytes
 from hat_arch.progress import Progress
 
 ALPHA_MODES = ('model', 'bicubic')
@@ -64,6 +67,37 @@ def upscale(model: HAT, image: np.ndarray, tile: TileSize = 'auto', tile_pad: in
         if alpha_plane is not None:
             out = np.concatenate([out, _upscale_alpha(alpha_plane, model.upscale, alpha, run)], axis=2)
     return _to_dtype(out, dtype, squeeze=image.ndim == 2)
+
+
+def upscale_file(model: HAT, source: str | Path, target: str | Path, tile: TileSize = 'auto', tile_pad: int = 32,
+                 ensemble: bool = False, alpha: str = 'model', max_pixels: int | None = None,
+                 warn: Callable[[str], None] | None = None, progress: Progress | None = None) -> str:
+    """Read the image at ``source``, :func:`upscale` it and write it to ``target`` in the format of its extension
+    (:func:`hat_arch.image_io.for_format`): what ``hat-sr upscale`` and ``hat-sr serve`` do with each file.
+
+    An image too large for the memory there is (or over ``max_pixels``) is refused from its header, before it is
+    decoded; ``warn`` gets a line when only its first frame is used. Returns 'WxH -> WxH' (and the network calls, if
+    more than one) for a log.
+    """
+    source, target = Path(source), Path(target)
+    scale = model.upscale
+    header = check_image_memory(source, lambda h: upscale_bytes(h, scale), f'upscale x{scale}', max_pixels)
+    if header is not None and header.frames and warn is not None:
+        warn(f'warning: {source} has several frames (animated or multi-page); only the first is upscaled')
+    calls = [1]  # the network calls (tiles) for this image, as ``progress`` last reported them
+
+    def count_calls(done: int, total: int) -> None:
+        calls[0] = total
+        if progress is not None:
+            progress(done, total)
+
+    image = read_image(source)
+    output = upscale(model, image, tile=tile, tile_pad=tile_pad, ensemble=ensemble, alpha=alpha, progress=count_calls)
+    output = for_format(output, target)
+    target.parent.mkdir(parents=True, exist_ok=True)  # here, so that a run that writes nothing creates nothing
+    write_image(target, output)
+    sizes = f'{image.shape[1]}x{image.shape[0]} -> {output.shape[1]}x{output.shape[0]}'
+    return sizes + (f' ({calls[0]} network calls)' if calls[0] > 1 else '')
 
 
 def _split(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.dtype]:

@@ -113,6 +113,12 @@ def write_image(path: str | Path, image: np.ndarray, params: Sequence[int] = ())
         raise HatError(f'cannot write {path}: {error.strerror or error}') from None
 
 
+def output_extension(source: str | Path, ext: str = 'auto') -> str:
+    """The output format for ``source``: ``ext``, or with 'auto' the source's own if png, jpg or webp, else png."""
+    extension = ext if ext != 'auto' else Path(source).suffix.lower().lstrip('.')
+    return extension if extension in (*OUTPUT_EXTENSIONS, 'jpeg') else 'png'
+
+
 def for_format(image: np.ndarray, target: Path) -> np.ndarray:
     """``image`` as ``target``'s format can hold it: PNG keeps 16 bits; JPEG and WebP take 8; JPEG has no alpha.
     Float images (32-bit TIFFs) become 16-bit: OpenCV would write their [0, 1] values unscaled, as a black image."""

@@ -18,8 +18,7 @@ from tqdm import tqdm
 
 from hat_arch.cli.arguments import add_max_pixels, non_negative_int, positive_float, tile_size
 from hat_arch.errors import HatError, cannot_write, first_line, report_user_errors
-from hat_arch.image_io import OUTPUT_EXTENSIONS, for_format, is_image_name, read_image, write_image
-from hat_arch.limits import check_image_memory, upscale_bytes
+from hat_arch.image_io import OUTPUT_EXTENSIONS, is_image_name, output_extension
 from hat_arch.outputs import check_outputs
 from hat_arch.progress import progress_bar
 
@@ -87,6 +86,7 @@ def _run(args: argparse.Namespace, prog: str) -> int:
 
     done, seconds_total = 0, 0.0
     if todo:
+        from hat_arch.api import upscale_file
         from hat_arch.checkpoint import describe, load_model
         from hat_arch.inference import check_tile_size
 
@@ -98,7 +98,11 @@ def _run(args: argparse.Namespace, prog: str) -> int:
         for job in bar:
             start = time.perf_counter()
             try:
-                sizes = _upscale_file(model, job, args, lambda note: bar.write(f'{prog}: {note}', file=sys.stderr))
+                with progress_bar(job.source.name, 'tile', leave=False) as tiles:
+                    sizes = upscale_file(model, job.source, job.target, tile=args.tile, tile_pad=args.tile_pad,
+                                         ensemble=args.ensemble, alpha=args.alpha, max_pixels=args.max_pixels,
+                                         warn=lambda note: bar.write(f'{prog}: {note}', file=sys.stderr),
+                                         progress=tiles)
             except Exception as error:  # any failure of one image: say which, go on with the rest
                 failures.append(str(job.source))
                 message = first_line(error)  # named once: library messages name the file themselves
@@ -120,32 +124,6 @@ def _run(args: argparse.Namespace, prog: str) -> int:
         summary += f', {len(failures)} failed: ' + ', '.join(failures)
     print(summary, file=sys.stderr)
     return 1 if failures else 0
-
-
-def _upscale_file(model, job: Job, args: argparse.Namespace, warn) -> str:
-    """Read, upscale and write one image; 'WxH -> WxH' (and the tiles, if any) for the log. An image too large for
-    the memory there is, is refused from its header, before it is decoded."""
-    from hat_arch.api import upscale
-
-    scale = model.upscale
-    header = check_image_memory(job.source, lambda h: upscale_bytes(h, scale), f'upscale x{scale}', args.max_pixels)
-    if header is not None and header.frames:
-        warn(f'warning: {job.source} has several frames (animated or multi-page); only the first is upscaled')
-    calls = [1]  # the network calls (tiles) for this image, as ``progress`` last reported them
-    image = read_image(job.source)
-    with progress_bar(job.source.name, 'tile', leave=False) as bar:
-
-        def progress(done: int, total: int) -> None:
-            calls[0] = total
-            bar(done, total)
-
-        output = upscale(model, image, tile=args.tile, tile_pad=args.tile_pad, ensemble=args.ensemble,
-                         alpha=args.alpha, progress=progress)
-    output = for_format(output, job.target)
-    job.target.parent.mkdir(parents=True, exist_ok=True)  # here, so that a run that writes nothing creates nothing
-    write_image(job.target, output)
-    sizes = f'{image.shape[1]}x{image.shape[0]} -> {output.shape[1]}x{output.shape[0]}'
-    return sizes + (f' ({calls[0]} network calls)' if calls[0] > 1 else '')
 
 
 def collect_inputs(patterns: list[str], prog: str) -> tuple[list[Path], list[str]]:
@@ -191,9 +169,6 @@ def plan_outputs(sources: list[Path], out_dir: Path, suffix: str, ext: str) -> l
     an output would replace an input (its own or another's)."""
     jobs = []
     for source in sources:
-        extension = ext if ext != 'auto' else source.suffix.lower().lstrip('.')
-        if extension not in (*OUTPUT_EXTENSIONS, 'jpeg'):
-            extension = 'png'
-        jobs.append(Job(source, out_dir / f'{source.stem}{suffix}.{extension}'))
+        jobs.append(Job(source, out_dir / f'{source.stem}{suffix}.{output_extension(source, ext)}'))
     check_outputs(((job.source, job.target) for job in jobs), 'choose another -o folder or a --suffix')
     return jobs
