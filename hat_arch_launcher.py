@@ -25,6 +25,7 @@ HAT_SR_COMMANDS = {
     'upscale': ('hat_arch.cli.upscale', 'upscale images with a HAT checkpoint'),
     'export': ('hat_arch.cli.export', 'export a HAT checkpoint to ONNX'),
     'lam': ('hat_arch.cli.lam', 'local attribution map and diffusion index of a model'),
+    'serve': ('hat_arch.cli.serve', 'a web page on this machine that upscales images (needs hat_arch[web])'),
 }
 # The modules that are commands when run with ``python -m``.
 MODULE_COMMANDS = ('hat_arch.train', 'hat_arch.test')

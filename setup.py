@@ -23,9 +23,10 @@ setup(
     py_modules=['hat_arch_launcher'],  # the console scripts' dispatcher: no torch before the command is chosen
     install_requires=requirements(),
     extras_require={
-        'test': ['pytest>=7'],
+        'test': ['pytest>=7', 'playwright>=1.40'],  # playwright: tests/web drive the system's chromium with it
         'onnx': ['onnx>=1.14', 'onnxruntime>=1.16'],
         'yolo': ['ultralytics>=8.3'],  # HAT as a YOLO block: hat_arch.yolo, hat-yolo
+        'web': ['gradio>=6.0'],
     },
     entry_points={
         'console_scripts': [

@@ -1,0 +1,84 @@
+"""A ``hat-sr serve`` subprocess on a free loopback port, with a tiny checkpoint in the released format."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import ROOT, load_golden
+
+pytest.importorskip('gradio', reason="hat-sr serve needs the web extra: pip install '.[web]'")
+
+SET5 = ROOT / 'datasets' / 'Set5' / 'LRbicx4'
+HAT_SR = Path(sys.executable).with_name('hat-sr')
+# One thread for the servers and for the hat-sr upscale runs they are compared with: same sums, same pixels.
+ENV = {**os.environ, 'OMP_NUM_THREADS': '1'}
+START_SECONDS = 90
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen
+    url: str
+    workspace: Path
+    log: list[str] = field(default_factory=list)
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=30)
+
+    def rss_bytes(self) -> int:
+        """The server's resident memory now, from /proc."""
+        status = Path(f'/proc/{self.process.pid}/status').read_text()
+        return int(re.search(r'VmRSS:\s+(\d+) kB', status).group(1)) * 1024
+
+
+@pytest.fixture(scope='session')
+def checkpoint(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp('ckpt') / 'tiny_x4.pth'
+    torch.save({'params_ema': load_golden('tiny_x4')['params']}, path)  # as the reference code saves
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        return probe.getsockname()[1]
+
+
+def start_server(checkpoint: Path, *options: str) -> Server:
+    """``hat-sr serve -m checkpoint`` on a free loopback port, once it says it is serving."""
+    port = free_port()
+    process = subprocess.Popen([str(HAT_SR), 'serve', '-m', str(checkpoint), '--port', str(port), *options],
+                               stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=ENV)
+    log: list[str] = []
+    ready = threading.Event()
+
+    def read_log() -> None:  # keeps the pipe drained for the server's whole life
+        for line in process.stderr:
+            log.append(line)
+            if 'serving on' in line:
+                ready.set()
+
+    threading.Thread(target=read_log, daemon=True).start()
+    if not ready.wait(START_SECONDS):
+        process.kill()
+        pytest.fail(f'hat-sr serve did not start in {START_SECONDS} s:\n{"".join(log)}')
+    workspace = next(re.search(r'results in (\S+) ', line).group(1) for line in log if 'results in' in line)
+    return Server(process, f'http://127.0.0.1:{port}/', Path(workspace), log)
+
+
+def upscale_with_cli(checkpoint: Path, images: list[Path], out_dir: Path) -> None:
+    """``hat-sr upscale`` on ``images`` into ``out_dir``, as a user runs it."""
+    subprocess.run([str(HAT_SR), 'upscale', *map(str, images), '-o', str(out_dir), '-m', str(checkpoint),
+                    '--suffix', '_x4'], check=True, env=ENV, capture_output=True, timeout=120)

@@ -1,0 +1,70 @@
+"""hat-sr serve under load, on loopback: several clients at once all get their result, one run at a time, and the
+server's memory stays bounded; stopping it removes its temporary folder."""
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.web.conftest import SET5, start_server
+
+gradio_client = pytest.importorskip('gradio_client')
+pytestmark = pytest.mark.slow
+
+CLIENTS = 4
+DEADLINE_SECONDS = 150
+# The queue runs one request at a time, so the server should need about one request's working memory more than
+# when idle, however many wait; four at once in memory would take about four times as much.
+RSS_GROWTH_LIMIT = 256 * 2**20
+
+
+def upscale_as_a_new_client(url: str, model: str, image, folder) -> tuple[str, str]:
+    client = gradio_client.Client(url, verbose=False, download_files=str(folder))
+    status, _, _, files, *_ = client.predict([gradio_client.handle_file(str(image))], model, 'auto', 'fp32', False,
+                                            api_name='/upscale')
+    return status, files[0]
+
+
+def test_concurrent_clients_all_finish_with_bounded_memory_and_the_folder_goes_on_exit(checkpoint, tmp_path):
+    server = start_server(checkpoint, '--queue-size', str(CLIENTS))
+    model = f'{checkpoint.name}: x4, width 24, 2 x 2 blocks, 0.37 M parameters'
+    image = SET5 / 'baby.png'
+    try:
+        assert server.workspace.is_dir()
+        upscale_as_a_new_client(server.url, model, image, tmp_path / 'warm')  # model loaded, code paths warm
+        idle = server.rss_bytes()
+        peak = [idle]
+        done = threading.Event()
+
+        def watch_memory() -> None:
+            while not done.wait(0.05):
+                peak[0] = max(peak[0], server.rss_bytes())
+
+        watcher = threading.Thread(target=watch_memory)
+        watcher.start()
+        start = time.perf_counter()
+        with ThreadPoolExecutor(CLIENTS) as pool:
+            runs = [pool.submit(upscale_as_a_new_client, server.url, model, image, tmp_path / f'client{i}')
+                    for i in range(CLIENTS)]
+            results = [run.result(timeout=DEADLINE_SECONDS) for run in runs]
+        seconds = time.perf_counter() - start
+        done.set()
+        watcher.join()
+        print(f'{CLIENTS} clients: {seconds:.1f} s; server RSS {idle / 2**20:.0f} MiB idle, '
+              f'{peak[0] / 2**20:.0f} MiB peak (shared, loaded machine)')
+
+        first = cv2.imread(results[0][1], cv2.IMREAD_UNCHANGED)
+        assert first.shape == (512, 512, 3)
+        for status, output in results:
+            assert status == 'Upscaled 1 image(s).'
+            np.testing.assert_array_equal(cv2.imread(output, cv2.IMREAD_UNCHANGED), first)
+        assert peak[0] - idle < RSS_GROWTH_LIMIT
+        assert server.process.poll() is None
+    finally:
+        code = server.stop()
+    assert code == 0
+    assert not server.workspace.exists()
