@@ -56,7 +56,7 @@ def _serve(args: argparse.Namespace, prog: str) -> int:
     os.environ.setdefault('GRADIO_ANALYTICS_ENABLED', 'False')
     try:
         try:
-            from hat_arch.web.app import build_app, theme
+            from hat_arch.web.app import PAGE_CSS, build_app, theme
         except ImportError as error:
             raise HatError(f"the web page needs the web extra ({error.name} is missing): "
                            "pip install 'hat_arch[web]'") from None
@@ -67,7 +67,7 @@ def _serve(args: argparse.Namespace, prog: str) -> int:
               file=sys.stderr)
         try:
             app.launch(server_name=args.host, server_port=args.port, max_file_size=int(args.max_upload_mb * 2**20),
-                       theme=theme(), quiet=True, show_error=True, prevent_thread_lock=True,
+                       theme=theme(), css=PAGE_CSS, quiet=True, show_error=True, prevent_thread_lock=True,
                        ssr_mode=False, run_history=False)  # no Node.js renderer; no run history kept
         except OSError:  # Gradio's message names its own settings; ours names the options
             raise HatError(f'cannot listen on {args.host}:{args.port}: the port is taken or the address is not one '

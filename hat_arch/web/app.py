@@ -19,6 +19,8 @@ TILE_CHOICES = ['auto', '0', '64', '128', '256', '512', '1024']
 # Inputs a browser shows as they are; others (TIFF, PPM) are shown through a PNG copy.
 BROWSER_FORMATS = ('.png', '.jpg', '.jpeg', '.webp', '.bmp')
 TILE_PAD = 32  # as hat-sr upscale's default
+# Zoomed in, the slider shows pixels as squares (the browser would smooth them away).
+PAGE_CSS = '#compare img { image-rendering: pixelated; }'
 GRADIO_CONCURRENCY_ID = 'model'  # every run of a model shares one slot: one at a time per server (one device)
 
 
@@ -70,8 +72,9 @@ def build_app(checkpoints: list[Checkpoint], models: ModelCache, workspace: Work
                 run = gr.Button('Upscale', variant='primary', elem_id='run')
             with gr.Column(scale=2):
                 status = gr.Markdown(elem_id='status')
-                compare = gr.ImageSlider(label='Input | result: drag the slider; full screen to zoom',
-                                         type='filepath', format='png', buttons=['fullscreen', 'download'])
+                compare = gr.ImageSlider(label='Input | result: drag the slider; scroll to zoom, drag to pan',
+                                         type='filepath', format='png', buttons=['fullscreen', 'download'],
+                                         elem_id='compare')
                 pick = gr.Dropdown(choices=[], label='Compare', interactive=True)
                 downloads = gr.File(label='Results', file_count='multiple', interactive=False, elem_id='results')
         results = gr.State([])
