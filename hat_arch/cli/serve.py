@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 
-from hat_arch.cli.arguments import positive_float, positive_int
+from hat_arch.cli.arguments import add_max_pixels, positive_float, positive_int
 from hat_arch.errors import HatError, report_user_errors
 
 LOOPBACK = '127.0.0.1'
@@ -32,6 +32,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                         help='largest file accepted, in MiB (default: 50)')
     parser.add_argument('--queue-size', type=positive_int, default=32,
                         help='requests that may wait for the model; more are refused (default: 32)')
+    add_max_pixels(parser)
     return parser
 
 
@@ -60,7 +61,7 @@ def _serve(args: argparse.Namespace, prog: str) -> int:
         except ImportError as error:
             raise HatError(f"the web page needs the web extra ({error.name} is missing): "
                            "pip install 'hat_arch[web]'") from None
-        app = build_app(checkpoints, ModelCache(args.device), workspace)
+        app = build_app(checkpoints, ModelCache(args.device), workspace, args.max_pixels)
         app.queue(max_size=args.queue_size, default_concurrency_limit=1)
         signal.signal(signal.SIGTERM, _stop)
         print(f'{prog}: {len(checkpoints)} model(s); uploads and results in {workspace.root} (removed on exit)',

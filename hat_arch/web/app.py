@@ -8,11 +8,12 @@ from typing import Any, Callable
 
 import gradio as gr
 
-from hat_arch.api import output_extension, upscale_file
-from hat_arch.checkpoint import PRECISIONS
+from hat_arch.api import upscale_file
+from hat_arch.checkpoint import PRECISIONS, ModelInfo
 from hat_arch.errors import first_line
-from hat_arch.image_io import IMAGE_EXTENSIONS, read_image, write_image
-from hat_arch.web.catalogue import Checkpoint, ModelCache
+from hat_arch.image_io import IMAGE_EXTENSIONS, output_extension, read_image, write_image
+from hat_arch.inference import check_tile_size
+from hat_arch.web.catalogue import ModelCache, label
 from hat_arch.web.workspace import Workspace, unique_path, zip_files
 
 TILE_CHOICES = ['auto', '0', '64', '128', '256', '512', '1024']
@@ -53,9 +54,12 @@ class TileProgress:
         self.report(fraction, desc=f'{self.name} ({self.index + 1}/{self.count}): tile {self.done}/{self.total}')
 
 
-def build_app(checkpoints: list[Checkpoint], models: ModelCache, workspace: Workspace) -> gr.Blocks:
-    by_label = {checkpoint.label: checkpoint for checkpoint in checkpoints}
-    upscale = _upscale_handler(by_label, models, workspace)
+def build_app(checkpoints: list[ModelInfo], models: ModelCache, workspace: Workspace,
+              max_pixels: int | None = None) -> gr.Blocks:
+    """The page; ``max_pixels`` lifts the check of each image against the memory there is, as ``hat-sr upscale``'s
+    ``--max-pixels``."""
+    by_label = {label(info): info for info in checkpoints}
+    upscale = _upscale_handler(by_label, models, workspace, max_pixels)
     with gr.Blocks(title='HAT super-resolution', analytics_enabled=False,
                    delete_cache=(600, int(workspace.keep_seconds))) as app:
         gr.Markdown('## HAT super-resolution\nUpscale images with a HAT checkpoint on this machine. Results keep '
@@ -88,21 +92,24 @@ def _show(name: str, results: list[Result]) -> tuple[str, str] | None:
     return next(((str(r.preview), str(r.output)) for r in results if r.name == name), None)
 
 
-def _upscale_handler(by_label: dict[str, Checkpoint], models: ModelCache,
-                     workspace: Workspace) -> Callable[..., tuple[Any, ...]]:
-    def upscale(files: list[str] | None, label: str, tile: str, precision: str, ensemble: bool,
+def _upscale_handler(by_label: dict[str, ModelInfo], models: ModelCache, workspace: Workspace,
+                     max_pixels: int | None) -> Callable[..., tuple[Any, ...]]:
+    def upscale(files: list[str] | None, model_label: str, tile: str, precision: str, ensemble: bool,
                 progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
         if not files:
             raise gr.Error('Choose one or more images first.')
-        checkpoint = by_label.get(label)
+        checkpoint = by_label.get(model_label)
         if checkpoint is None or tile not in TILE_CHOICES or precision not in PRECISIONS:
             raise gr.Error('Unknown model, tile size or precision; reload the page.')
         progress(0, desc=f'loading {checkpoint.path.name}')
+        tile_size = 'auto' if tile == 'auto' else int(tile)
         try:
             model = models.get(checkpoint, precision)
+            check_tile_size(tile_size, model.window_size)
         except Exception as error:  # a checkpoint that cannot run here (precision, device): say so on the page
             raise gr.Error(f'{checkpoint.path.name}: {first_line(error)}') from None
         job = workspace.new_job()
+        hide_folder = lambda text: text.replace(f'{job / "inputs"}{os.sep}', '')  # noqa: E731  no server paths shown
         results, failures = [], []
         for index, upload in enumerate(files):
             name = Path(upload).name
@@ -110,12 +117,12 @@ def _upscale_handler(by_label: dict[str, Checkpoint], models: ModelCache,
             try:
                 source = workspace.accept_upload(upload, job)
                 target = unique_path(job / f'{source.stem}_x{checkpoint.scale}.{output_extension(source)}')
-                upscale_file(model, source, target, tile='auto' if tile == 'auto' else int(tile), tile_pad=TILE_PAD,
-                             ensemble=bool(ensemble), progress=TileProgress(progress, name, index, len(files)))
+                upscale_file(model, source, target, tile=tile_size, tile_pad=TILE_PAD, ensemble=bool(ensemble),
+                             max_pixels=max_pixels, warn=lambda note: gr.Warning(hide_folder(note)),
+                             progress=TileProgress(progress, name, index, len(files)))
                 results.append(Result(target.name, _preview(source), target))
             except Exception as error:  # one bad file: say which, go on with the others
-                message = first_line(error).replace(f'{job / "inputs"}{os.sep}', '')  # no server paths on the page
-                failures.append(f'{name}: {message}')
+                failures.append(f'{name}: {hide_folder(first_line(error))}')
         return _page_update(results, failures, job)
 
     return upscale

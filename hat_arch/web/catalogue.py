@@ -1,46 +1,24 @@
 """The checkpoints a server offers (one file, or every checkpoint in a folder), each described by what its weights
-show, and the one model kept loaded."""
+show (:func:`hat_arch.checkpoint.describe`), and the one model kept loaded."""
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from hat_arch.archs.hat_arch import HAT
-from hat_arch.checkpoint import detect_config, load_model, read_state_dict
+from hat_arch.checkpoint import ModelInfo, describe, load_model
 from hat_arch.errors import HatError
 
 CHECKPOINT_SUFFIXES = ('.pth', '.safetensors')
 
 
-@dataclass(frozen=True)
-class Checkpoint:
-    path: Path
-    scale: int
-    width: int
-    depths: tuple[int, ...]
-    num_params: int
-
-    @property
-    def label(self) -> str:
-        """'name: x4, width 180, 6 x 6 blocks, 20.8 M parameters', as the model menu shows it."""
-        depths = self.depths
-        blocks = f'{len(depths)} x {depths[0]}' if len(set(depths)) == 1 else str(list(depths))
-        return (f'{self.path.name}: x{self.scale}, width {self.width}, {blocks} blocks, '
-                f'{self.num_params / 1e6:.2f} M parameters')
+def label(info: ModelInfo) -> str:
+    """'name: HAT x4 (pixelshuffle): 3 channels, width 180, 6 x 6 blocks, window 16, 20.77 M parameters', as the
+    model menu shows it."""
+    return f'{info.path.name}: {info.summary()}, {info.num_params / 1e6:.2f} M parameters'
 
 
-def describe_checkpoint(path: Path) -> Checkpoint:
-    """What the checkpoint at ``path`` holds, from its weights (the network is built on the meta device: no memory)."""
-    config = detect_config(read_state_dict(path), name=str(path))
-    with torch.device('meta'):
-        num_params = sum(p.numel() for p in HAT(**config).parameters())
-    return Checkpoint(path, config['upscale'], config['embed_dim'], tuple(config['depths']), num_params)
-
-
-def find_checkpoints(path: str | Path) -> list[Checkpoint]:
+def find_checkpoints(path: str | Path) -> list[ModelInfo]:
     """The checkpoint at ``path``, or those in the folder ``path`` (a file that is not a HAT checkpoint is skipped
     with a line on stderr); HatError if there is none."""
     path = Path(path)
@@ -53,7 +31,7 @@ def find_checkpoints(path: str | Path) -> list[Checkpoint]:
     found = []
     for file in files:
         try:
-            found.append(describe_checkpoint(file))
+            found.append(describe(file))
         except HatError as error:
             if len(files) == 1:
                 raise
@@ -72,10 +50,10 @@ class ModelCache:
         self._key: tuple[Path, str] | None = None
         self._model: HAT | None = None
 
-    def get(self, checkpoint: Checkpoint, precision: str) -> HAT:
-        key = (checkpoint.path, precision)
+    def get(self, info: ModelInfo, precision: str) -> HAT:
+        key = (info.path, precision)
         if key != self._key:
             self._model = self._key = None  # free the old model before loading the new one
-            self._model = load_model(checkpoint.path, device=self.device, precision=precision)
+            self._model = load_model(info.path, device=self.device, precision=precision)
             self._key = key
         return self._model

@@ -17,8 +17,6 @@ import torch
 
 from tests.conftest import ROOT, load_golden
 
-pytest.importorskip('gradio', reason="hat-sr serve needs the web extra: pip install '.[web]'")
-
 SET5 = ROOT / 'datasets' / 'Set5' / 'LRbicx4'
 HAT_SR = Path(sys.executable).with_name('hat-sr')
 # One thread for the servers and for the hat-sr upscale runs they are compared with: same sums, same pixels.

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from hat_arch.errors import HatError
-from hat_arch.web.catalogue import ModelCache, find_checkpoints
+from hat_arch.web.catalogue import ModelCache, find_checkpoints, label
 from tests.conftest import load_golden
 
 
@@ -17,7 +17,8 @@ def test_a_folder_lists_each_checkpoint_with_scale_width_blocks_and_parameters(t
 
     found = find_checkpoints(tmp_path)
     assert [c.path.name for c in found] == ['tiny_x2.pth', 'tiny_x4.pth']
-    assert found[1].label == 'tiny_x4.pth: x4, width 24, 2 x 2 blocks, 0.37 M parameters'
+    assert label(found[1]) == ('tiny_x4.pth: HAT x4 (pixelshuffle): 3 channels, width 24, 2 x 2 blocks, window 8, '
+                               '0.37 M parameters')
     assert found[0].scale == 2
     model = ModelCache('cpu').get(found[1], 'fp32')
     assert sum(p.numel() for p in model.parameters()) == found[1].num_params

@@ -12,6 +12,7 @@ import pytest
 
 from tests.web.conftest import SET5, start_server
 
+pytest.importorskip('gradio', reason="hat-sr serve needs the web extra: pip install '.[web]'")
 gradio_client = pytest.importorskip('gradio_client')
 pytestmark = pytest.mark.slow
 
@@ -31,7 +32,8 @@ def upscale_as_a_new_client(url: str, model: str, image, folder) -> tuple[str, s
 
 def test_concurrent_clients_all_finish_with_bounded_memory_and_the_folder_goes_on_exit(checkpoint, tmp_path):
     server = start_server(checkpoint, '--queue-size', str(CLIENTS))
-    model = f'{checkpoint.name}: x4, width 24, 2 x 2 blocks, 0.37 M parameters'
+    model = (f'{checkpoint.name}: HAT x4 (pixelshuffle): 3 channels, width 24, 2 x 2 blocks, window 8, '
+             '0.37 M parameters')
     image = SET5 / 'baby.png'
     try:
         assert server.workspace.is_dir()

@@ -12,6 +12,7 @@ import pytest
 
 from tests.web.conftest import SET5, start_server, upscale_with_cli
 
+pytest.importorskip('gradio', reason="hat-sr serve needs the web extra: pip install '.[web]'")
 sync_api = pytest.importorskip('playwright.sync_api', reason="the page's tests drive Chromium with playwright")
 CHROMIUM = shutil.which('chromium')
 TIMEOUT_MS = 90_000

@@ -19,6 +19,7 @@ def test_a_missing_or_foreign_checkpoint_is_a_one_line_error(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_another_host_is_served_only_with_a_warning_and_a_bad_address_is_one_line(checkpoint):
+    pytest.importorskip('gradio', reason="hat-sr serve needs the web extra: pip install '.[web]'")
     # 192.0.2.1 is a documentation address that no machine has: the warning, then a clean refusal to listen.
     run = subprocess.run([str(HAT_SR), 'serve', '-m', str(checkpoint), '--host', '192.0.2.1', '--port',
                           str(free_port())], capture_output=True, text=True, env=ENV, timeout=120)
