@@ -38,20 +38,15 @@ class Result:
 
 
 class TileProgress:
-    """``hat_arch.api.upscale``'s progress calls (-tiles before a network run, 1 after each tile) as Gradio progress
-    of one image among several."""
+    """An image's :data:`hat_arch.progress.Progress` (network calls done, total) as Gradio progress of one image
+    among several."""
 
     def __init__(self, report: gr.Progress, name: str, index: int, count: int) -> None:
         self.report, self.name, self.index, self.count = report, name, index, count
-        self.done = self.total = 0
 
-    def __call__(self, step: int) -> None:
-        if step < 0:
-            self.total -= step
-        else:
-            self.done += step
-        fraction = (self.index + self.done / max(self.total, 1)) / self.count
-        self.report(fraction, desc=f'{self.name} ({self.index + 1}/{self.count}): tile {self.done}/{self.total}')
+    def __call__(self, done: int, total: int) -> None:
+        fraction = (self.index + done / max(total, 1)) / self.count
+        self.report(fraction, desc=f'{self.name} ({self.index + 1}/{self.count}): tile {done}/{total}')
 
 
 def build_app(checkpoints: list[ModelInfo], models: ModelCache, workspace: Workspace,

@@ -69,9 +69,11 @@ def start_server(checkpoint: Path, *options: str) -> Server:
                 ready.set()
 
     threading.Thread(target=read_log, daemon=True).start()
-    if not ready.wait(START_SECONDS):
-        process.kill()
-        pytest.fail(f'hat-sr serve did not start in {START_SECONDS} s:\n{"".join(log)}')
+    deadline = time.monotonic() + START_SECONDS
+    while not ready.wait(0.5):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f'hat-sr serve did not start (exit status {process.poll()}):\n{"".join(log)}')
     workspace = next(re.search(r'results in (\S+) ', line).group(1) for line in log if 'results in' in line)
     return Server(process, f'http://127.0.0.1:{port}/', Path(workspace), log)
 

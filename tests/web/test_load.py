@@ -25,7 +25,8 @@ RSS_GROWTH_LIMIT = 256 * 2**20
 
 def upscale_as_a_new_client(url: str, model: str, image, folder) -> tuple[str, str]:
     client = gradio_client.Client(url, verbose=False, download_files=str(folder))
-    status, _, _, files, *_ = client.predict([gradio_client.handle_file(str(image))], model, 'auto', 'fp32', False,
+    # Tiles of 64 pixels: 4 per image, so the per-tile progress runs too.
+    status, _, _, files, *_ = client.predict([gradio_client.handle_file(str(image))], model, '64', 'fp32', False,
                                             api_name='/upscale')
     return status, files[0]
 
