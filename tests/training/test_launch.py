@@ -1,0 +1,38 @@
+"""training/launch.py: a pipeline run from a console script gives an exit status, user errors as one line."""
+from __future__ import annotations
+
+import sys
+
+from hat_arch.errors import HatError
+from hat_arch.training.launch import run_pipeline
+
+
+def test_the_pipeline_runs_in_the_current_folder_with_the_arguments(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    calls = []
+    status = run_pipeline(lambda root, argv, prog: calls.append((root, argv, prog)), ['-opt', 'x.yml'], 'basicsr train')
+    assert status == 0
+    assert calls == [(str(tmp_path), ['-opt', 'x.yml'], 'basicsr train')]
+
+
+def test_without_arguments_the_command_line_is_used(monkeypatch):
+    monkeypatch.setattr(sys, 'argv', ['basicsr', '-opt', 'y.yml'])
+    calls = []
+    run_pipeline(lambda root, argv, prog: calls.append(argv), None, 'basicsr test')
+    assert calls == [['-opt', 'y.yml']]
+
+
+def test_a_user_error_is_one_line_and_status_2(capsys):
+    def pipeline(root, argv, prog):
+        raise HatError('option file x.yml does not exist')
+
+    assert run_pipeline(pipeline, [], 'basicsr train') == 2
+    assert capsys.readouterr().err == 'basicsr train: error: option file x.yml does not exist\n'
+
+
+def test_ctrl_c_is_status_130_and_says_the_checkpoint_is_intact(capsys):
+    def pipeline(root, argv, prog):
+        raise KeyboardInterrupt
+
+    assert run_pipeline(pipeline, [], 'basicsr train') == 130
+    assert capsys.readouterr().err == 'interrupted; the last checkpoint is intact\n'
