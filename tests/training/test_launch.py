@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import sys
 
+import pytest
+
 from hat_arch.errors import HatError
 from hat_arch.training.launch import run_pipeline
 
@@ -30,9 +32,13 @@ def test_a_user_error_is_one_line_and_status_2(capsys):
     assert capsys.readouterr().err == 'basicsr train: error: option file x.yml does not exist\n'
 
 
-def test_ctrl_c_is_status_130_and_says_the_checkpoint_is_intact(capsys):
+@pytest.mark.parametrize('note, line', [
+    ('', 'basicsr train: interrupted\n'),
+    ('the last checkpoint is kept', 'basicsr train: interrupted; the last checkpoint is kept\n'),
+])
+def test_ctrl_c_is_status_130_with_the_pipelines_note(capsys, note, line):
     def pipeline(root, argv, prog):
-        raise KeyboardInterrupt
+        raise KeyboardInterrupt(note) if note else KeyboardInterrupt
 
     assert run_pipeline(pipeline, [], 'basicsr train') == 130
-    assert capsys.readouterr().err == 'interrupted; the last checkpoint is intact\n'
+    assert capsys.readouterr().err == line
