@@ -3,6 +3,8 @@
 Launchers (``basicsr``, ``hat-sr``) print ``<command>: error: <message>`` and exit with status 2 for these instead of
 a traceback.
 """
+from __future__ import annotations
+
 import difflib
 import os
 import sys
