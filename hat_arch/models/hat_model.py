@@ -145,5 +145,6 @@ class HATModel(SRModel):
         with eval_mode(net):
             show = bool(tile.get('tile_size') and val.get('pbar', True))
             with progress_bar('tiles', 'tile', enabled=show, leave=False) as progress:
-                self.output = run_tiled(self.get_bare_model(net), self.lq, tile.get('tile_size'),
-                                        tile.get('tile_pad', 32), bool(val.get('self_ensemble', False)), progress)
+                tile_pad = 32 if tile.get('tile_pad') is None else tile['tile_pad']  # null: the default, as checked
+                self.output = run_tiled(self.get_bare_model(net), self.lq, tile.get('tile_size'), tile_pad,
+                                        bool(val.get('self_ensemble', False)), progress)

@@ -71,6 +71,18 @@ def test_tiles_cover_the_image_and_blend_to_the_whole_image_output(tmp_path):
         torch.testing.assert_close(model.output, model.net_g(model.lq), atol=1e-5, rtol=1e-5)
 
 
+def test_a_null_tile_pad_is_the_default_pad(tmp_path):
+    # The option check accepts 'tile_pad: null'; it failed in the first validation with a TypeError.
+    model = HATModel(make_opt(tmp_path, tile={'tile_size': 16, 'tile_pad': None}))
+    model.lq = torch.rand(1, 3, 40, 36)
+    model.test()
+    reference = HATModel(make_opt(tmp_path, tile={'tile_size': 16, 'tile_pad': 32}))
+    reference.net_g.load_state_dict(model.net_g.state_dict())
+    reference.lq = model.lq
+    reference.test()
+    torch.testing.assert_close(model.output, reference.output)
+
+
 def test_tile_size_auto_and_out_of_memory_retry_as_in_the_api(tmp_path):
     model = HATModel(make_opt(tmp_path, tile={'tile_size': 'auto', 'tile_pad': 4}))
     calls = CountCalls(model.net_g)
