@@ -87,6 +87,8 @@ def read_option_file(path: str) -> dict:
                 loader.dispose()
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
         raise HatError(f'option file {path} is not readable YAML: {" ".join(str(error).split())}') from error
+    except RecursionError:  # PyYAML composes nested lists and mappings recursively
+        raise HatError(f'option file {path} is nested too deeply to be options') from None
     if not isinstance(opt, dict):
         raise HatError(f'option file {path} holds no options (expected a mapping of keys such as name, datasets)')
     return opt

@@ -42,6 +42,14 @@ def test_an_option_file_must_hold_a_mapping(tmp_path):
         read_option_file(str(path))
 
 
+def test_an_option_file_nested_without_bound_is_one_line(tmp_path):
+    # PyYAML refuses 1000 levels itself, but composes 999 recursively: a RecursionError traceback.
+    path = tmp_path / 'deep.yml'
+    path.write_text('name: ' + '[' * 999 + ']' * 999 + '\n')
+    with pytest.raises(HatError, match=r'^option file \S*deep\.yml is nested too deeply to be options$'):
+        read_option_file(str(path))
+
+
 def test_checks_depend_on_the_pipeline_and_accept_any_network_key():
     opt = tiny_options(network_d={'type': 'UNetDiscriminatorSN', 'num_in_ch': 3})
     check_options(opt, 'train.yml', is_train=True)  # network_d is a network key; UNetDiscriminatorSN is BasicSR's
