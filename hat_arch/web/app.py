@@ -11,7 +11,7 @@ import gradio as gr
 from hat_arch.api import upscale_file
 from hat_arch.checkpoint import PRECISIONS, ModelInfo
 from hat_arch.errors import first_line
-from hat_arch.image_io import IMAGE_EXTENSIONS, output_extension, read_image, write_image
+from hat_arch.image_io import IMAGE_EXTENSIONS, for_format, output_extension, read_image, write_image
 from hat_arch.inference import check_tile_size
 from hat_arch.web.catalogue import ModelCache, label
 from hat_arch.web.workspace import Workspace, unique_path, zip_files
@@ -126,8 +126,8 @@ def _upscale_handler(by_label: dict[str, ModelInfo], models: ModelCache, workspa
 def _preview(source: Path) -> Path:
     if source.suffix.lower() in BROWSER_FORMATS:
         return source
-    preview = source.with_name(f'{source.name}.preview.png')
-    write_image(preview, read_image(source))
+    preview = source.with_name(f'{source.name}.preview.png')  # the slider's input side, for TIFF, BMP, GIF inputs
+    write_image(preview, for_format(read_image(source), preview))
     return preview
 
 
