@@ -53,7 +53,13 @@ def atomic_save(obj, path: str) -> None:
 
 
 def current_umask() -> int:
-    """The process's umask (reading it means setting it: it is put straight back)."""
+    """The process's umask, from /proc where Linux shows it; elsewhere reading it means setting it for a moment, during
+    which a file made by another thread (a DataLoader's, a TensorBoard writer's) would get the private mode."""
+    with contextlib.suppress(OSError, ValueError):
+        with open('/proc/self/status') as status:
+            for line in status:
+                if line.startswith('Umask:'):
+                    return int(line.split()[1], 8)
     mask = os.umask(0o077)
     os.umask(mask)
     return mask
