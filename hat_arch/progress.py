@@ -1,6 +1,6 @@
 """Progress of long work: the callback the library calls, and a tqdm bar that shows it.
 
-Long-running functions (:func:`hat_arch.upscale`, :func:`hat_arch.lam`, the ONNX export) take
+Long-running functions (:func:`hat_arch.upscale`, :func:`hat_arch.lam`) take
 ``progress(done, total)``, called with ``done = 0`` before the first unit of work and after each one. ``total`` can
 change while the work runs (a run retried with smaller tiles has more of them), and ``done`` can go back then.
 """
