@@ -23,13 +23,12 @@ from typing import Sequence
 
 import torch
 import torch.nn.functional as F
-from basicsr.archs.arch_util import Upsample
-from basicsr.utils.registry import ARCH_REGISTRY
 from einops import rearrange
 from timm.layers import DropPath, to_2tuple, trunc_normal_
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from hat_arch.archs.registry import ARCH_REGISTRY
 from hat_arch.layers.attention import fused_attention, naive_attention
 from hat_arch.layers.context import BlockContext, block_context, check_attn_impl
 from hat_arch.layers.head_padding import head_padded
@@ -351,6 +350,26 @@ class RHAG(nn.Module):
         y = self.patch_unembed(self.residual_group(x, x_size, ctx), x_size)
         # x first: the sum takes the token-major layout of x
         return x + self.patch_embed(self.conv(conv_input(y, ctx.reference)))
+
+
+class Upsample(nn.Sequential):
+    """Conv and pixel shuffle by 2 per doubling (or one by 3), as BasicSR's ``Upsample``: the same layers and keys.
+
+    Not imported from ``basicsr.archs.arch_util``: that imports all of BasicSR (seconds), and the network must load
+    without it (``hat-sr upscale``).
+    """
+
+    def __init__(self, scale: int, num_feat: int):
+        if scale & (scale - 1) == 0:
+            factors = [2] * (scale.bit_length() - 1)
+        elif scale == 3:
+            factors = [3]
+        else:
+            raise ValueError(f'scale {scale} is not supported. Supported scales: 2^n and 3.')
+        layers = []
+        for factor in factors:
+            layers += [nn.Conv2d(num_feat, factor**2 * num_feat, 3, 1, 1), nn.PixelShuffle(factor)]
+        super().__init__(*layers)
 
 
 class UpsampleOneStep(nn.Sequential):
