@@ -1,8 +1,9 @@
 """hat_arch: HAT (Hybrid Attention Transformer) for BasicSR.
 
-``import hat_arch`` first makes BasicSR 1.4.2 work on today's stack, then registers HAT's networks, models and
-datasets in BasicSR's registries, so any BasicSR option file can say ``type: HAT``. The Python API
-(``load_model``, ``upscale``, ``lam``) is imported on first use.
+``import hat_arch`` makes BasicSR 1.4.2 work on today's stack and registers HAT's networks, models and datasets in
+BasicSR's registries, so any BasicSR option file can say ``type: HAT``: at once if ``basicsr`` is loaded, else when
+something first imports it (:func:`hat_arch.compat.apply`), so that ``import hat_arch`` costs no BasicSR start-up.
+The network (``HAT``) and the Python API (``load_model``, ``upscale``, ``lam``) are imported on first use.
 """
 import hat_arch_launcher
 
@@ -13,18 +14,16 @@ from hat_arch import compat  # noqa: E402
 
 compat.apply()
 
-from hat_arch import archs, data, models  # noqa: E402  (registration, after the fixes)
-from hat_arch.archs.hat_arch import HAT  # noqa: E402
 from hat_arch.errors import HatError  # noqa: E402
 
 __version__ = '0.1.0'
 
-_LAZY = {'load_model': 'hat_arch.checkpoint', 'upscale': 'hat_arch.api', 'lam': 'hat_arch.attribution'}
-__all__ = ['HAT', 'HatError', '__version__', *_LAZY]
+_LAZY = {'HAT': 'hat_arch.archs.hat_arch', 'load_model': 'hat_arch.checkpoint', 'upscale': 'hat_arch.api', 'lam': 'hat_arch.attribution'}
+__all__ = ['HatError', '__version__', *_LAZY]
 
 
 def __getattr__(name: str):
-    # The API modules pull in image I/O and plotting; load them only when used.
+    # The network pulls in torch and timm, the API modules image I/O and plotting: load them only when used.
     if name in _LAZY:
         import importlib
 

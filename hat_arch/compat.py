@@ -1,13 +1,17 @@
 """BasicSR 1.4.2 (its last release) on today's PyTorch / torchvision / Python, CPU-only or CUDA.
 
 Every fix is feature-detected (a BasicSR or torchvision that no longer needs it is left alone: the fixes of BasicSR
-functions look for the faulty call in their source), idempotent, and applied from :func:`apply`, the import fixes
-before anything imports ``basicsr``. Nothing in site-packages is edited.
+functions look for the faulty call in their source) and idempotent. Nothing in site-packages is edited.
 
 Every place where hat_arch replaces or patches BasicSR's behaviour, with the symptom it fixes:
 
 Patched here (see each function's comment):
 
+- ``_BasicSRHook`` (installed by :func:`apply`, which ``import hat_arch`` calls): importing BasicSR takes seconds
+  (torchvision, torch._dynamo, SciPy, all its networks), which ``import hat_arch`` and ``hat-sr upscale`` need not
+  pay. So the fixes wait for the first ``import basicsr``, by anyone: the import fixes run before BasicSR's own code
+  and, once its package has loaded, the other fixes and :func:`register` (HAT, HATModel, the Real-HAT models and
+  the datasets join BasicSR's registries). With ``basicsr`` already loaded, :func:`apply` does all of it at once.
 - ``_fix_functional_tensor``: ``import basicsr`` dies on torchvision >= 0.17 (no ``functional_tensor``).
 - ``_loose_version_for_basicsr``: ``import basicsr`` dies on Python >= 3.12 without setuptools (no ``distutils``),
   and with setuptools imports all of it and ``pkg_resources`` (0.4 s) for one class.
@@ -40,6 +44,7 @@ Replaced elsewhere, through BasicSR's extension points:
 from __future__ import annotations
 
 import functools
+import importlib
 import importlib.util
 import inspect
 import sys
@@ -269,12 +274,14 @@ def _fix_unreadable_images() -> None:
         dataset.__getitem__ = __getitem__
 
 
-def apply() -> None:
-    """Apply every fix that the installed BasicSR needs. Safe to call more than once."""
+def _import_fixes() -> None:
+    """The fixes that must precede BasicSR's own code."""
     _fix_functional_tensor()
     _fix_scipy_filters()
-    with _loose_version_for_basicsr():
-        importlib.import_module('basicsr')
+
+
+def register() -> None:
+    """Fix BasicSR's functions and register hat_arch's networks, models and datasets (``basicsr`` must be loaded)."""
     _fix_loose_version_warning()
     _fix_load_resume_state()
     _fix_init_dist()
@@ -282,3 +289,51 @@ def apply() -> None:
     _fix_in_place_saves()
     _fix_meshgrid_warning()
     _fix_unreadable_images()
+    from hat_arch import archs, data, models  # noqa: F401  (their modules register on import)
+    from hat_arch.archs.registry import ARCH_REGISTRY
+
+    ARCH_REGISTRY.hand_over()  # networks imported before basicsr (hat-sr upscale, load_model)
+
+
+class _RegisteringLoader:
+    """BasicSR's own loader, running its package code with the LooseVersion shim, then :func:`register`."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        with _loose_version_for_basicsr():
+            self.loader.exec_module(module)
+        register()
+
+    def __getattr__(self, name: str):  # get_source, get_resource_reader, ...: the original loader's
+        return getattr(self.loader, name)
+
+
+class _BasicSRHook:
+    """A ``sys.meta_path`` finder that fires once, at the first ``import basicsr``, and then removes itself."""
+
+    def find_spec(self, fullname: str, path=None, target=None):
+        if fullname != 'basicsr':
+            return None
+        sys.meta_path.remove(self)
+        _import_fixes()
+        spec = importlib.util.find_spec('basicsr')
+        if spec is not None and spec.loader is not None:
+            spec.loader = _RegisteringLoader(spec.loader)
+        return spec
+
+
+def apply() -> None:
+    """Make BasicSR work and hold hat_arch's classes: now if ``basicsr`` is loaded, else at its first import.
+
+    Safe to call more than once.
+    """
+    if 'basicsr' in sys.modules:
+        _import_fixes()
+        register()
+    elif not any(isinstance(finder, _BasicSRHook) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _BasicSRHook())

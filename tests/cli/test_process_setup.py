@@ -41,10 +41,12 @@ def probe(tmp_path: Path, args: list[str], **environment: str) -> tuple[str, sub
 
 @pytest.mark.slow
 @pytest.mark.parametrize('args', [['-c', CONSOLE_SCRIPT.format('basicsr_main', 'basicsr'), 'train', '-opt', 'x.yml'],
-                                  ['-c', CONSOLE_SCRIPT.format('hat_sr_main', 'hat-sr'), 'upscale', '-m', 'x.pth'],
+                                  ['-c', CONSOLE_SCRIPT.format('hat_sr_main', 'hat-sr'), 'upscale', '-m', 'x.pth',
+                                   '-o', 'out', str(ROOT / 'datasets' / 'Set5' / 'LRbicx4' / 'head.png')],
                                   ['-m', 'hat_arch.train', '-opt', 'x.yml'], ['-m', 'hat_arch.test', '-opt', 'x.yml']],
                          ids=['basicsr', 'hat-sr', 'python -m hat_arch.train', 'python -m hat_arch.test'])
-def test_commands_load_torch_with_passive_waiting(tmp_path, args):  # (the files are missing: each stops at once)
+def test_commands_load_torch_with_passive_waiting(tmp_path, args):  # (no valid file: each stops at once)
+    (tmp_path / 'x.pth').write_bytes(b'not a checkpoint')  # hat-sr loads torch only to read a checkpoint
     assert probe(tmp_path, args)[0] == 'PASSIVE'
 
 
@@ -55,7 +57,7 @@ def test_the_users_wait_policy_is_kept(tmp_path):
 
 @pytest.mark.slow
 def test_importing_hat_arch_elsewhere_leaves_the_policy_alone(tmp_path):
-    assert probe(tmp_path, ['-c', 'import hat_arch'])[0] == 'unset'
+    assert probe(tmp_path, ['-c', 'import hat_arch; hat_arch.HAT'])[0] == 'unset'  # (HAT loads torch)
 
 
 @pytest.mark.slow
