@@ -1,4 +1,4 @@
-"""Console scripts ``basicsr`` (train, test, prepare data) and ``hat-sr`` (upscale, export, lam): the dispatcher.
+"""Console scripts ``basicsr`` (train, test, prepare data), ``hat-sr`` (upscale, export, lam, serve) and ``hat-yolo``.
 
 It lives outside the ``hat_arch`` package because importing anything inside it runs ``hat_arch/__init__``, which
 imports torch and BasicSR (seconds): here ``hat-sr --help`` answers without them, and a command sets its process up
@@ -108,3 +108,11 @@ def basicsr_main(argv: list[str] | None = None) -> int:
 def hat_sr_main(argv: list[str] | None = None) -> int:
     """``hat-sr upscale|export|lam ...``: use released HAT checkpoints without option files."""
     return _dispatch('hat-sr', 'Super-resolve images with HAT checkpoints.', HAT_SR_COMMANDS, argv)
+
+
+def hat_yolo_main() -> int:
+    """``hat-yolo MODE ARG=VALUE ...``: Ultralytics' ``yolo`` with HAT registered, in a process set up as the others."""
+    prepare_process()
+    from hat_arch.cli import yolo
+
+    return yolo.main()

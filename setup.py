@@ -32,7 +32,7 @@ setup(
         'console_scripts': [
             'basicsr = hat_arch_launcher:basicsr_main',
             'hat-sr = hat_arch_launcher:hat_sr_main',
-            'hat-yolo = hat_arch.cli.yolo:main',
+            'hat-yolo = hat_arch_launcher:hat_yolo_main',
         ],
     },
     license='Apache-2.0',

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from hat_arch.errors import HatError, report_user_errors
+from hat_arch.errors import report_user_errors
 
 PROG = 'hat-yolo'
 
@@ -26,12 +26,16 @@ def resolve_model_arg(argument: str) -> str:
 
 def run(argv: list[str]) -> int:
     import hat_arch.yolo  # noqa: F401  (registers HAT before Ultralytics parses any model)
-    from ultralytics.cfg import entrypoint
+    from ultralytics import cfg
 
-    argv = [resolve_model_arg(argument) for argument in argv]
-    if any(' ' in argument for argument in argv):  # the entry point splits one string on spaces
-        raise HatError(f'arguments may not contain spaces: {next(a for a in argv if " " in a)!r}')
-    entrypoint(' '.join([PROG, *argv]))
+    # Ultralytics' CLI reads the command line it captured at import (cfg.ARGV, the list sys.argv was): it gets ours
+    # there, whole, as `yolo` gets its own; the string form of entrypoint() would split an argument at its spaces.
+    captured = list(cfg.ARGV)
+    cfg.ARGV[:] = [PROG, *(resolve_model_arg(argument) for argument in argv)]
+    try:
+        cfg.entrypoint()
+    finally:
+        cfg.ARGV[:] = captured
     return 0
 
 

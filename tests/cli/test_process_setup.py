@@ -43,8 +43,9 @@ def probe(tmp_path: Path, args: list[str], **environment: str) -> tuple[str, sub
 @pytest.mark.parametrize('args', [['-c', CONSOLE_SCRIPT.format('basicsr_main', 'basicsr'), 'train', '-opt', 'x.yml'],
                                   ['-c', CONSOLE_SCRIPT.format('hat_sr_main', 'hat-sr'), 'upscale', '-m', 'x.pth',
                                    '-o', 'out', str(ROOT / 'datasets' / 'Set5' / 'LRbicx4' / 'head.png')],
-                                  ['-m', 'hat_arch.train', '-opt', 'x.yml'], ['-m', 'hat_arch.test', '-opt', 'x.yml']],
-                         ids=['basicsr', 'hat-sr', 'python -m hat_arch.train', 'python -m hat_arch.test'])
+                                  ['-m', 'hat_arch.train', '-opt', 'x.yml'], ['-m', 'hat_arch.test', '-opt', 'x.yml'],
+                                  ['-c', CONSOLE_SCRIPT.format('hat_yolo_main', 'hat-yolo'), 'val', 'model=x.yaml']],
+                         ids=['basicsr', 'hat-sr', 'python -m hat_arch.train', 'python -m hat_arch.test', 'hat-yolo'])
 def test_commands_load_torch_with_passive_waiting(tmp_path, args):  # (no valid file: each stops at once)
     (tmp_path / 'x.pth').write_bytes(b'not a checkpoint')  # hat-sr loads torch only to read a checkpoint
     assert probe(tmp_path, args)[0] == 'PASSIVE'

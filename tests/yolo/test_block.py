@@ -154,6 +154,18 @@ def test_cli_prints_bad_hat_arguments_as_one_line(tmp_path, capsys):
     assert err[-1].startswith(f'hat-yolo: error: {path} layer 1: HAT on 16 channels cannot build')
 
 
+def test_cli_hands_every_argument_to_ultralytics_whole(monkeypatch):
+    # Joined into one string for entrypoint(), an argument with a space (a path) was refused.
+    from ultralytics import cfg
+
+    seen = []
+    monkeypatch.setattr(cfg, 'entrypoint', lambda: seen.append(list(cfg.ARGV)))
+    before = list(cfg.ARGV)
+    assert yolo_cli.main(['predict', 'source=/my photos/a.jpg', 'model=yolov8n-hat-neck.yaml']) == 0
+    assert seen == [['hat-yolo', 'predict', 'source=/my photos/a.jpg', f"model={model_yaml('yolov8n-hat-neck')}"]]
+    assert cfg.ARGV == before
+
+
 def test_cli_finds_shipped_model_yamls_by_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert yolo_cli.resolve_model_arg('model=yolov8s-hat-neck.yaml') == f"model={model_yaml('yolov8s-hat-neck')}"
