@@ -38,8 +38,21 @@ Replaced elsewhere, through BasicSR's extension points:
   ``restore_training_state`` puts them back. :mod:`hat_arch.train` replaces ``basicsr.train.train_pipeline``.
 - :class:`hat_arch.models.hat_model.HATModel` overrides ``load_network`` (one reader, one-line errors), ``test``
   (the tiling policy, any input size, self-ensemble) and ``optimize_parameters`` (mixed precision).
+  It also drops the best-so-far record in a test (``_log_validation_metric_values``): a test log said
+  ``Best: ... @ <run name> iter``.
 - The Real-HAT models call ``super(RealESRGANModel, self).__init__`` / ``super(RealESRNetModel, self).__init__``,
   skipping the Real-ESRGAN ``__init__`` that only moves modules to CUDA (it dies on a CPU-only machine).
+- :mod:`hat_arch.models.degradation`: ``ContiguousDiffJPEG`` (BasicSR's DiffJPEG returns a channels-last view that
+  its ``filter2D`` cannot ``.view()`` on the CPU) and ``_dequeue_and_enqueue`` (the training-pair pool was allocated
+  on CUDA, dying on a CPU-only machine).
+- :class:`hat_arch.training.logs.MessageLogger`: BasicSR's ETA counts one iteration too few and shows
+  ``-1 day, 23:59:59`` at the last one.
+
+Ultralytics is adapted in one place, :func:`hat_arch.yolo.parser.register` (``import hat_arch.yolo``), never by
+editing its files: ``ultralytics.nn.tasks.parse_model`` is wrapped (its YAML parser builds an unknown module with the
+YAML's arguments only, so a ``HAT`` row could not get its input channels: the article's recipe edited
+``parse_model``), ``HAT``/``HATBlock`` join ``tasks``' names (the parser looks modules up there), and HAT's classes
+join torch's weights-only allow-list (Ultralytics' safe loading refused a ``best.pt`` holding them).
 """
 from __future__ import annotations
 
