@@ -52,9 +52,11 @@ def python312() -> str | None:
     return None
 
 
-@pytest.mark.slow  # spawns processes
-@pytest.mark.skipif(python312() is None, reason='no Python 3.12 on this machine')
+@pytest.mark.slow  # spawns processes (also to look for a Python 3.12: not at collection, which -m "not slow" does too)
 def test_distutils_shim_on_python_312():
+    python = python312()
+    if python is None:
+        pytest.skip('no Python 3.12 on this machine')
     code = ('import importlib.util, sys\n'
             f'spec = importlib.util.spec_from_file_location("compat", {str(ROOT / "hat_arch" / "compat.py")!r})\n'
             'compat = importlib.util.module_from_spec(spec); spec.loader.exec_module(compat)\n'
@@ -62,7 +64,7 @@ def test_distutils_shim_on_python_312():
             '    from distutils.version import LooseVersion\n'
             'assert LooseVersion("0.29.1") >= LooseVersion("0.9.0") and sys.version_info >= (3, 12)\n'
             'assert "distutils.version" not in sys.modules\n')
-    run = subprocess.run([python312(), '-c', code], capture_output=True, text=True, env=python312_env())
+    run = subprocess.run([python, '-c', code], capture_output=True, text=True, env=python312_env())
     assert run.returncode == 0, run.stderr
 
 
