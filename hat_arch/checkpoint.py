@@ -65,24 +65,24 @@ def read_state_dict_entry(path: str | Path, param_key: str | None = None,
         else:
             with open(path, 'rb') as file:
                 if not file.read(4).startswith((b'PK\x03\x04', b'\x80')):  # torch.save's zip, or a legacy pickle
-                    raise HatError(f'cannot read checkpoint {path}: not a PyTorch checkpoint (.pth) file')
-            checkpoint = load_weights_only(path)
+                    raise HatError(f'cannot read {what} {path}: not a PyTorch checkpoint (.pth) file')
+            checkpoint = load_weights_only(path, what)
     except HatError:
         raise
     except Exception as error:  # torch and safetensors raise many types for a bad file; all mean "cannot read"
-        raise HatError(f'cannot read checkpoint {path}: {first_line(error)}') from None
+        raise HatError(f'cannot read {what} {path}: {first_line(error)}') from None
     entry = None
     if isinstance(checkpoint, dict) and param_key is not None and not _is_state_dict(checkpoint):
         entry = param_key if param_key in checkpoint or 'params' not in checkpoint else 'params'
         if entry not in checkpoint:
             first = ', '.join(map(str, list(checkpoint)[:5])) + (', ...' if len(checkpoint) > 5 else '')
-            raise HatError(f'checkpoint {path} has no {param_key!r} entry (its keys: {first})')
+            raise HatError(f'{what} {path} has no {param_key!r} entry (its keys: {first})')
         checkpoint = checkpoint[entry]
     elif isinstance(checkpoint, dict):
         entry = next((key for key in STATE_DICT_KEYS if isinstance(checkpoint.get(key), dict)), None)
         checkpoint = checkpoint[entry] if entry else checkpoint
     if not _is_state_dict(checkpoint):
-        raise HatError(f'{path} holds no state dict (expected tensors, under {" or ".join(STATE_DICT_KEYS)} '
+        raise HatError(f'{what} {path} holds no state dict (expected tensors, under {" or ".join(STATE_DICT_KEYS)} '
                        'or at the top level)')
     return {_strip_prefixes(key): value for key, value in checkpoint.items()}, entry
 

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from hat_arch.errors import HatError
+from hat_arch.errors import HatError, first_line
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.webp', '.bmp', '.tif', '.tiff', '.ppm', '.pgm', '.gif')
 OUTPUT_EXTENSIONS = ('png', 'jpg', 'webp')  # what hat-sr upscale writes
@@ -48,7 +48,7 @@ def read_image(path: str | Path) -> np.ndarray:
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as error:
-        raise HatError(f'cannot read {path}: {error.strerror or error}') from None
+        raise HatError(f'cannot read {path}: {first_line(error)}') from None
     with _decoder_messages() as said:
         image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if image is None:
@@ -110,7 +110,7 @@ def write_image(path: str | Path, image: np.ndarray, params: Sequence[int] = ())
         os.replace(temporary, path)
     except OSError as error:
         temporary.unlink(missing_ok=True)
-        raise HatError(f'cannot write {path}: {error.strerror or error}') from None
+        raise HatError(f'cannot write {path}: {first_line(error)}') from None
 
 
 def output_extension(source: str | Path, ext: str = 'auto') -> str:

@@ -152,6 +152,24 @@ def test_unreadable_checkpoints(tmp_path, content, expected):
     assert str(path) in message and expected.replace('bad.pth', str(path)) in message
 
 
+@pytest.mark.parametrize('content, expected', [
+    (b'\x89PNG\r\n\x1a\nnot really', 'cannot read pretrained network {}: not a PyTorch checkpoint'),
+    (b'PK\x03\x04truncated', 'cannot read pretrained network {}: damaged or truncated'),
+    ({'params': {'w': torch.zeros(1)}, 'opt': torch.optim.SGD}, 'pretrained network {} was refused'),
+    ({'params': {'iter': 5}}, 'pretrained network {} holds no state dict'),
+    ({'net': {'w': torch.zeros(1)}}, "pretrained network {} has no 'params' entry"),
+])
+def test_every_failure_names_the_file_as_the_caller_calls_it(tmp_path, content, expected):
+    # HATModel reads with what='pretrained network': each message said 'checkpoint' but the missing file's.
+    path = tmp_path / 'net_g.pth'
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        torch.save(content, path)
+    message = one_line_error(lambda: read_state_dict(path, param_key='params', what='pretrained network'))
+    assert expected.format(path) in message and 'checkpoint' not in message.split(':')[0]
+
+
 def test_pickled_code_is_refused_in_one_line_that_suggests_nothing_unsafe(tmp_path):
     torch.save({'params': {'w': torch.zeros(1)}, 'opt': torch.optim.SGD}, tmp_path / 'code.pth')
     message = one_line_error(lambda: read_state_dict(tmp_path / 'code.pth'))

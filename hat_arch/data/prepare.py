@@ -27,7 +27,7 @@ from basicsr.utils.matlab_functions import imresize
 from tqdm import tqdm
 
 from hat_arch.data.checks import image_shape
-from hat_arch.errors import HatError
+from hat_arch.errors import HatError, first_line
 from hat_arch.image_io import IMAGE_EXTENSIONS, is_image_name, read_image, write_image
 from hat_arch.limits import ImageHeader, check_image_memory, downscale_bytes
 from hat_arch.outputs import check_outputs
@@ -214,8 +214,7 @@ class _Guarded:
         except HatError as error:
             return 0, str(error)
         except Exception as error:  # noqa: BLE001  a library's error on one image: name the image, go on
-            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
-            return 0, f'{osp.join(self.job.src, name)}: {first}'
+            return 0, f'{osp.join(self.job.src, name)}: {first_line(error)}'
 
 
 def run_job(job, names: Sequence[str], workers: int, desc: str, max_pixels: int | None = None) -> Report:
