@@ -69,3 +69,16 @@ def cannot_write(folder: str | Path, create: bool = True) -> str | None:
     except OSError as error:
         return first_line(error)
     return None
+
+
+def check_writable_folder(folder: str | Path, what: str = 'output folder') -> None:
+    """HatError ``cannot write to <what> <folder>: <reason>`` unless files can be written in ``folder``, which may
+    not exist yet (then its nearest existing parent is probed: the caller creates it when it writes). Nothing is
+    created."""
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    problem = cannot_write(existing, create=False)
+    if problem:
+        raise HatError(f'cannot write to {what} {folder}: {problem}')

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from hat_arch.errors import cannot_write, first_line
+from hat_arch.errors import HatError, cannot_write, check_writable_folder, first_line
 
 
 def test_first_line_of_an_error():
@@ -34,3 +34,18 @@ def test_cannot_write_in_a_read_only_folder(tmp_path):
         assert cannot_write(tmp_path) == 'Permission denied'
     finally:
         tmp_path.chmod(0o700)
+
+
+def test_check_writable_folder_takes_a_folder_to_come_and_creates_nothing(tmp_path):
+    check_writable_folder(tmp_path / 'new' / 'deeper')
+    check_writable_folder(tmp_path)
+    assert os.listdir(tmp_path) == []
+
+
+def test_check_writable_folder_names_the_folder_and_the_reason(tmp_path):
+    (tmp_path / 'file').write_text('x')
+    with pytest.raises(HatError) as error:
+        check_writable_folder(tmp_path / 'file' / 'out')
+    assert str(error.value) == f'cannot write to output folder {tmp_path / "file" / "out"}: Not a directory'
+    with pytest.raises(HatError, match=r'^cannot write to figure folder .*file: Not a directory$'):
+        check_writable_folder(tmp_path / 'file', what='figure folder')

@@ -16,7 +16,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from hat_arch.cli.arguments import positive_float
-from hat_arch.errors import HatError, cannot_write, report_user_errors
+from hat_arch.errors import HatError, check_writable_folder, report_user_errors
 from hat_arch.onnx_export import MAX_OPSET, MIN_OPSET, TOLERANCE, export_onnx, verify_onnx
 
 
@@ -56,8 +56,7 @@ def _run(args: argparse.Namespace) -> int:
         raise HatError(f'{target} is a folder; name the ONNX file to write, e.g. {target / "model.onnx"}')
     if target.exists() and not args.overwrite:
         raise HatError(f'{target} exists; pass --overwrite to replace it')
-    if cannot_write(target.parent, create=False):
-        raise HatError(f'output folder {target.parent} does not exist or is not writable')
+    check_writable_folder(target.parent)
     overrides = {} if args.img_range is None else {'img_range': args.img_range}
     partial = target.with_name(f'.{target.name}.partial')
     stages = 2 if args.no_verify else 3
@@ -69,6 +68,7 @@ def _run(args: argparse.Namespace) -> int:
         bar.update()
         try:
             bar.set_description_str('export: tracing to ONNX (minutes for a full-size HAT)')
+            target.parent.mkdir(parents=True, exist_ok=True)
             export_onnx(model, partial, args.opset)
             bar.update()
             if args.no_verify:

@@ -17,7 +17,7 @@ import numpy as np
 import hat_arch
 from hat_arch import attribution
 from hat_arch.cli.arguments import add_max_pixels, non_negative_float, positive_int
-from hat_arch.errors import HatError, cannot_write, report_user_errors
+from hat_arch.errors import HatError, check_writable_folder, report_user_errors
 from hat_arch.image_io import write_image
 from hat_arch.limits import check_image_memory, upscale_bytes
 from hat_arch.progress import progress_bar
@@ -94,6 +94,7 @@ def _run(args: argparse.Namespace) -> int:
                               kernel_size=args.kernel_size, batch_size=args.batch_size, progress=progress)
     seconds = time.perf_counter() - start
 
+    figure_path.parent.mkdir(parents=True, exist_ok=True)
     write_image(figure_path, result.figure(args.alpha), [cv2.IMWRITE_PNG_COMPRESSION, 9])
     x, y, w, h = args.box
     report = {
@@ -131,7 +132,5 @@ def _output_paths(args: argparse.Namespace) -> tuple[Path, Path]:
     for path in (figure, json_path):
         if path.exists() and not args.overwrite:
             raise HatError(f'{path} exists; pass --overwrite to replace it')
-    folder = figure.parent
-    if cannot_write(folder, create=False):
-        raise HatError(f'output folder {folder} does not exist or is not writable')
+    check_writable_folder(figure.parent)
     return figure, json_path

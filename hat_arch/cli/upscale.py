@@ -17,7 +17,7 @@ import cv2
 from tqdm import tqdm
 
 from hat_arch.cli.arguments import add_max_pixels, non_negative_int, positive_float, tile_size
-from hat_arch.errors import HatError, cannot_write, first_line, report_user_errors
+from hat_arch.errors import HatError, check_writable_folder, first_line, report_user_errors
 from hat_arch.image_io import OUTPUT_EXTENSIONS, is_image_name, output_extension
 from hat_arch.outputs import check_outputs
 from hat_arch.progress import progress_bar
@@ -75,7 +75,7 @@ def _run(args: argparse.Namespace, prog: str) -> int:
     device = resolve_device(args.device)
     sources, failures = collect_inputs(args.inputs, prog)
     out_dir = Path(args.output)
-    _check_writable_folder(out_dir)
+    check_writable_folder(out_dir)
     jobs = plan_outputs(sources, out_dir, args.suffix, args.ext)
     todo = []
     for job in jobs:
@@ -151,17 +151,6 @@ def collect_inputs(patterns: list[str], prog: str) -> tuple[list[Path], list[str
     for pattern in failures:  # the others are upscaled; the exit status says some failed
         print(f'{prog}: error: {pattern}: no such file, or no images there', file=sys.stderr)
     return sources, failures
-
-
-def _check_writable_folder(folder: Path) -> None:
-    """HatError unless ``folder`` is, or can be created as, a folder this process may write to; nothing is created
-    (the probe is written in the nearest folder that exists)."""
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    problem = cannot_write(existing, create=False)
-    if problem:
-        raise HatError(f'cannot write to output folder {folder}: {problem}')
 
 
 def plan_outputs(sources: list[Path], out_dir: Path, suffix: str, ext: str) -> list[Job]:

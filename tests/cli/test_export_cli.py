@@ -86,9 +86,18 @@ def test_export_needs_the_reference_attention():
 
 def test_export_shows_its_stages(tmp_path, capsys):
     torch.save({'params_ema': load_golden('tiny_x3')['params']}, tmp_path / 'tiny_x3.pth')
-    assert hat_sr_main(['export', '-m', str(tmp_path / 'tiny_x3.pth'), '--onnx', str(tmp_path / 'tiny_x3.onnx'),
-                        '--no-verify']) == 0
+    target = tmp_path / 'new' / 'tiny_x3.onnx'  # its folder is made, as hat-sr upscale's -o
+    assert hat_sr_main(['export', '-m', str(tmp_path / 'tiny_x3.pth'), '--onnx', str(target), '--no-verify']) == 0
+    assert [p.name for p in target.parent.iterdir()] == ['tiny_x3.onnx']
     err = capsys.readouterr().err
     assert 'export: loading the checkpoint [0/2 stages' in err
     assert 'export: tracing to ONNX (minutes for a full-size HAT) [1/2 stages' in err
     assert 'export: done [2/2 stages' in err
+
+
+def test_an_unwritable_folder_is_named_with_the_reason_before_any_work(tmp_path, capsys):
+    (tmp_path / 'file').write_text('x')
+    code = hat_sr_main(['export', '-m', str(tmp_path / 'missing.pth'), '--onnx', str(tmp_path / 'file' / 'x.onnx')])
+    assert code == 2  # it said 'does not exist or is not writable', whichever it was
+    assert capsys.readouterr().err == (f'hat-sr export: error: cannot write to output folder {tmp_path / "file"}: '
+                                       'Not a directory\n')

@@ -63,6 +63,17 @@ def test_existing_outputs_are_kept_unless_overwrite(checkpoint, small_image, tmp
     assert cv2.imread(str(figure)) is not None and figure.with_suffix('.json').exists()
 
 
+def test_the_figure_folder_is_made_and_an_unwritable_one_is_named_with_the_reason(checkpoint, small_image, tmp_path,
+                                                                                 capsys):
+    argv = ['-m', str(checkpoint), '-i', str(small_image), '--box', '0,0,8,8', '--steps', '1', '--device', 'cpu']
+    (tmp_path / 'file').write_text('x')
+    assert main(argv + ['-o', str(tmp_path / 'file' / 'f.png')]) == 2
+    assert capsys.readouterr().err == (f'hat-sr lam: error: cannot write to output folder {tmp_path / "file"}: '
+                                       'Not a directory\n')
+    assert main(argv + ['-o', str(tmp_path / 'new' / 'f.png')]) == 0  # it said 'does not exist or is not writable'
+    assert sorted(p.name for p in (tmp_path / 'new').iterdir()) == ['f.json', 'f.png']
+
+
 @pytest.mark.parametrize('option, message', [(['--box', '1,2,3'], 'expected x,y,w,h'),
                                              (['--box', '0,0,0,4'], 'expected x,y,w,h'),
                                              (['--kernel-size', '8'], 'expected an odd number'),
