@@ -281,20 +281,16 @@ def load_model(path: str | Path, device: str | torch.device = 'auto', precision:
     return model.to(device=device, dtype=PRECISIONS[precision]).eval()
 
 
-# HAT reflect-pads any input to the window multiple (a single row or column repeats): one pixel is enough.
-MIN_INPUT_SIZE = 1
-
-
 @dataclass(frozen=True)
 class ModelInfo:
-    """What callers need to know about a HAT, read from its tensors: the CLI, the API, ``HATModel``, export and LAM
-    read this instead of the network's internals."""
+    """What callers need to know about a HAT, read from its tensors: the API, the tiling policy (so ``HATModel`` too),
+    ``hat-sr`` (upscale, lam, export), the ONNX export and the web page read scale, channels and window here, not
+    from the network's attributes. (Any input of one pixel or more runs: the network reflect-pads to its window.
+    The precisions are the same for every model: :data:`PRECISIONS`.)"""
     config: dict[str, Any]  # the HAT(...) arguments that rebuild it
     scale: int
     in_chans: int
     window_size: int
-    min_input_size: int  # smallest input side (pixels) the network takes
-    precisions: tuple[str, ...]  # what load_model(precision=...) accepts
     num_params: int
     path: Path | None  # the checkpoint it was read from, if any
 
@@ -318,5 +314,4 @@ def describe(source: str | Path | HAT) -> ModelInfo:
         config = detect_config(state_dict, name=str(path))
     num_params = sum(tensor.numel() for key, tensor in state_dict.items() if key not in POSITION_INDEX_KEYS)
     return ModelInfo(config=config, scale=config['upscale'], in_chans=config['in_chans'],
-                     window_size=config['window_size'], min_input_size=MIN_INPUT_SIZE, precisions=tuple(PRECISIONS),
-                     num_params=num_params, path=path)
+                     window_size=config['window_size'], num_params=num_params, path=path)

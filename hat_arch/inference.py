@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from hat_arch.archs.hat_arch import HAT, NUM_FEAT
+from hat_arch.checkpoint import describe
 from hat_arch.errors import HatError
 from hat_arch.limits import available_memory
 from hat_arch.progress import Progress
@@ -169,18 +170,19 @@ def run_tiled(model: HAT, x: torch.Tensor, tile_size: TileSize = 'auto', tile_pa
     """The tiling policy: :func:`run_network` in tiles of ``tile_size`` ('auto': the largest that fits in free memory,
     see :func:`auto_tile`; 0 / None: the whole image), retried with tiles half as large (window multiples) while
     memory runs out. Used by the API, ``hat-sr`` and :class:`~hat_arch.models.hat_model.HATModel`."""
-    check_tile_size(tile_size, model.window_size)
+    info = describe(model)
+    check_tile_size(tile_size, info.window_size)
     tile_size = auto_tile(model, x, tile_pad) if tile_size == 'auto' else tile_size or None
     while True:
         try:
-            return run_network(model, x, model.upscale, tile_size, tile_pad, ensemble, progress)
+            return run_network(model, x, info.scale, tile_size, tile_pad, ensemble, progress)
         except RuntimeError as error:
             if not _is_out_of_memory(error):
                 raise
             failed = tile_size or max(x.shape[-2:])
         # Retry outside the except block, so the traceback no longer holds the failed run's tensors.
         _release_cached_memory(x.device)
-        tile_size = _round_tile(failed // 2, model.window_size)
+        tile_size = _round_tile(failed // 2, info.window_size)
         if tile_size >= failed:
             raise HatError(f'out of memory on {x.device} even with {failed}-pixel tiles; free memory, use '
                            '--precision bf16/fp16 or the CPU')
@@ -198,7 +200,7 @@ def auto_tile(model: HAT, x: torch.Tensor, tile_pad: int = 32) -> int | None:
     pixels = budget / per_pixel
     if h * w <= pixels:
         return None
-    return _round_tile(math.isqrt(int(pixels)) - 2 * tile_pad, model.window_size)
+    return _round_tile(math.isqrt(int(pixels)) - 2 * tile_pad, describe(model).window_size)
 
 
 def _round_tile(size: int, window_size: int) -> int:
@@ -207,8 +209,9 @@ def _round_tile(size: int, window_size: int) -> int:
 
 def _bytes_per_pixel(model: HAT, x: torch.Tensor) -> float:
     """Peak memory of a run per input pixel (for one image of the batch)."""
+    info = describe(model)
     if x.device.type == 'cuda':
-        side = 4 * model.window_size
+        side = 4 * info.window_size
         probe = x.new_zeros(1, x.shape[1], side, side)
         torch.cuda.synchronize(x.device)
         torch.cuda.reset_peak_memory_stats(x.device)
@@ -219,7 +222,7 @@ def _bytes_per_pixel(model: HAT, x: torch.Tensor) -> float:
     # Live tensors at the peak, measured on the CPU (HAT-S, x2 and x4): about 20 feature maps of the body (attention
     # gathers windows of q, k, v); the last upsampling conv's input and output (2 x 64 channels at the output
     # resolution); with explicit attention, its matrices and their softmax (2 x heads x overlapping-window pixels).
-    values = 20 * model.conv_first.out_channels + 2 * NUM_FEAT * model.upscale**2
+    values = 20 * info.config['embed_dim'] + 2 * NUM_FEAT * info.scale**2
     if model.attn_impl == 'naive':
         heads = max(table.shape[1] for name, table in model.named_parameters()
                     if name.endswith('relative_position_bias_table'))

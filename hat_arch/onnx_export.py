@@ -6,6 +6,8 @@ from pathlib import Path
 
 import torch
 
+from hat_arch.archs.hat_arch import HAT
+from hat_arch.checkpoint import describe
 from hat_arch.errors import HatError, first_line
 
 MIN_OPSET = 17
@@ -15,14 +17,15 @@ MAX_OPSET = getattr(torch.onnx._constants, 'ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET'
 TOLERANCE = 1e-3
 
 
-def export_onnx(model: torch.nn.Module, path: Path, opset: int = MIN_OPSET) -> None:
+def export_onnx(model: HAT, path: Path, opset: int = MIN_OPSET) -> None:
     """Trace ``model`` (a HAT with ``attn_impl='naive'``) into an ONNX file with dynamic batch, height and width."""
     if getattr(model, 'attn_impl', 'naive') != 'naive':
         raise HatError(f"ONNX export traces the reference attention: build the HAT with attn_impl='naive', not "
                        f'{model.attn_impl!r} (the weights are the same)')
-    window = model.window_size
+    info = describe(model)
+    window = info.window_size
     # Not a multiple of the window in either direction: the padding is traced as done, valid for every size.
-    example = torch.rand(1, model.in_chans, 2 * window + 3, 3 * window + 5)
+    example = torch.rand(1, info.in_chans, 2 * window + 3, 3 * window + 5)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # tracer and deprecation warnings about shapes as values; verified instead
         try:
@@ -34,7 +37,7 @@ def export_onnx(model: torch.nn.Module, path: Path, opset: int = MIN_OPSET) -> N
             raise HatError(f'ONNX export failed: {first_line(error)}') from None
 
 
-def verify_onnx(model: torch.nn.Module, path: Path, tolerance: float = TOLERANCE) -> float | None:
+def verify_onnx(model: HAT, path: Path, tolerance: float = TOLERANCE) -> float | None:
     """Largest difference between onnxruntime and PyTorch over a few input sizes (None without onnxruntime); raises
     HatError above ``tolerance``."""
     try:
@@ -42,11 +45,12 @@ def verify_onnx(model: torch.nn.Module, path: Path, tolerance: float = TOLERANCE
     except ImportError:
         return None
     session = onnxruntime.InferenceSession(str(path), providers=['CPUExecutionProvider'])
-    window = model.window_size
+    info = describe(model)
+    window = info.window_size
     largest = 0.0
     # A multiple of the window, sizes that need padding, and one smaller than a window; a batch of 2.
     for batch, h, w in ((1, 2 * window, window), (2, window + 3, 2 * window + 1), (1, window // 2 + 1, 3)):
-        x = torch.rand(batch, model.in_chans, h, w)
+        x = torch.rand(batch, info.in_chans, h, w)
         with torch.no_grad():
             expected = model(x).numpy()
         got = session.run(None, {'input': x.numpy()})[0]

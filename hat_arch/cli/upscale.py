@@ -92,8 +92,9 @@ def _run(args: argparse.Namespace, prog: str) -> int:
 
         overrides = {} if args.img_range is None else {'img_range': args.img_range}
         model = load_model(args.model, device=device, precision=args.precision, **overrides)
-        check_tile_size(args.tile, model.window_size)
-        print(f'{describe(model).summary()} on {next(model.parameters()).device}, {args.precision}', file=sys.stderr)
+        info = describe(model)
+        check_tile_size(args.tile, info.window_size)
+        print(f'{info.summary()} on {next(model.parameters()).device}, {args.precision}', file=sys.stderr)
         bar = tqdm(todo, unit='image', file=sys.stderr, dynamic_ncols=True)
         for job in bar:
             start = time.perf_counter()

@@ -100,7 +100,7 @@ def _upscale_handler(by_label: dict[str, ModelInfo], models: ModelCache, workspa
         tile_size = 'auto' if tile == 'auto' else int(tile)
         try:
             model = models.get(checkpoint, precision)
-            check_tile_size(tile_size, model.window_size)
+            check_tile_size(tile_size, checkpoint.window_size)
         except Exception as error:  # a checkpoint that cannot run here (precision, device): say so on the page
             raise gr.Error(f'{checkpoint.path.name}: {first_line(error)}') from None
         job = workspace.new_job()
