@@ -16,11 +16,12 @@ from typing import Callable
 
 import cv2
 import numpy as np
-import torch
 
 from hat_arch.archs.hat_arch import HAT
+from hat_arch.checkpoint import describe
 from hat_arch.errors import HatError
 from hat_arch.image_io import for_format, read_image, write_image
+from hat_arch.image_tensor import from_model_channels, image_planes, planes_tensor, to_model_channels
 from hat_arch.inference import TileSize, eval_mode, run_tiled
 from hat_arch.limits import check_image_memory, upscale_bytes
 from hat_arch.progress import Progress
@@ -30,7 +31,7 @@ ALPHA_MODES = ('model', 'bicubic')
 
 def upscale(model: HAT, image: np.ndarray, tile: TileSize = 'auto', tile_pad: int = 32,
             ensemble: bool = False, alpha: str = 'model', progress: Progress | None = None) -> np.ndarray:
-    """Super-resolve ``image`` by ``model.upscale``, keeping its layout, channels and dtype.
+    """Super-resolve ``image`` by the model's scale, keeping its layout, channels and dtype.
 
     Args:
         model: a HAT (:func:`hat_arch.load_model`); it runs in eval mode, and is left in the mode it was in. The
@@ -51,21 +52,21 @@ def upscale(model: HAT, image: np.ndarray, tile: TileSize = 'auto', tile_pad: in
     Gray images run through a 3-channel model as gray RGB and come back as the mean of its output channels; colour
     images run through a 1-channel model one channel at a time. The result is (h*s, w*s[, c]), clipped to the range.
     """
-    planes, alpha_plane, dtype = _split(image)
+    planes, alpha_plane, dtype = image_planes(image)
+    info = describe(model)
     runs = _OverRuns(progress, 1 + (alpha_plane is not None and _alpha_by_network(alpha_plane, alpha)))
 
     def run(x: np.ndarray) -> np.ndarray:
-        out = _run_planes(model, x, tile, tile_pad, ensemble, runs)
+        out = _run_planes(model, info.in_chans, x, tile, tile_pad, ensemble, runs)
         runs.end_run()
         return out
 
     with eval_mode(model):
-        if planes.shape[2] == 3:  # BGR, as cv2; the networks are trained on RGB
-            out = run(planes[..., ::-1])[..., ::-1]
-        else:
-            out = run(planes)
+        out = run(planes)
+        if out.shape[2] == 3:  # back to BGR, as OpenCV
+            out = out[..., ::-1]
         if alpha_plane is not None:
-            out = np.concatenate([out, _upscale_alpha(alpha_plane, model.upscale, alpha, run)], axis=2)
+            out = np.concatenate([out, _upscale_alpha(alpha_plane, info.scale, alpha, run)], axis=2)
     return _to_dtype(out, dtype, squeeze=image.ndim == 2)
 
 
@@ -80,7 +81,7 @@ def upscale_file(model: HAT, source: str | Path, target: str | Path, tile: TileS
     more than one) for a log.
     """
     source, target = Path(source), Path(target)
-    scale = model.upscale
+    scale = describe(model).scale
     header = check_image_memory(source, lambda h: upscale_bytes(h, scale), f'upscale x{scale}', max_pixels)
     if header is not None and header.frames and warn is not None:
         warn(f'warning: {source} has several frames (animated or multi-page); only the first is upscaled')
@@ -98,27 +99,6 @@ def upscale_file(model: HAT, source: str | Path, target: str | Path, tile: TileS
     write_image(target, output)
     sizes = f'{image.shape[1]}x{image.shape[0]} -> {output.shape[1]}x{output.shape[0]}'
     return sizes + (f' ({calls[0]} network calls)' if calls[0] > 1 else '')
-
-
-def _split(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.dtype]:
-    """Float32 (h, w, 1 or 3) colour planes in [0, 1], the (h, w, 1) alpha plane or None, and the input dtype."""
-    if not isinstance(image, np.ndarray) or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] > 4):
-        shape = getattr(image, 'shape', type(image).__name__)
-        raise HatError(f'expected an (h, w) or (h, w, 1-4) image array, got {shape}')
-    if image.dtype == np.uint8 or image.dtype == np.uint16:
-        scale = np.iinfo(image.dtype).max
-    elif np.issubdtype(image.dtype, np.floating):
-        scale = 1.0
-    else:
-        raise HatError(f'image dtype {image.dtype} is not supported (uint8, uint16 or float in [0, 1])')
-    if min(image.shape[:2]) == 0:
-        raise HatError(f'image has no pixels: shape {image.shape}')
-    if image.ndim == 2:
-        image = image[..., None]
-    planes = image.astype(np.float32) / scale
-    if planes.shape[2] in (2, 4):
-        return planes[..., :-1], planes[..., -1:], image.dtype
-    return planes, None, image.dtype
 
 
 def _to_dtype(image: np.ndarray, dtype: np.dtype, squeeze: bool) -> np.ndarray:
@@ -160,19 +140,11 @@ def _upscale_alpha(alpha: np.ndarray, scale: int, mode: str, run: Callable[[np.n
     return cv2.resize(alpha, (w * scale, h * scale), interpolation=cv2.INTER_CUBIC)[..., None]
 
 
-def _run_planes(model: HAT, planes: np.ndarray, tile: TileSize, tile_pad: int, ensemble: bool,
+def _run_planes(model: HAT, model_channels: int, planes: np.ndarray, tile: TileSize, tile_pad: int, ensemble: bool,
                 progress: Progress | None) -> np.ndarray:
-    """The network on (h, w, c) float32 RGB or gray planes -> (h*s, w*s, c), matching channels to the model's."""
+    """The network on (h, w, c) float32 RGB or gray planes -> (h*s, w*s, c), matching channels to the model's
+    (:mod:`hat_arch.image_tensor`)."""
     parameter = next(model.parameters())
-    x = torch.from_numpy(np.ascontiguousarray(planes.transpose(2, 0, 1)))[None]
-    x = x.to(device=parameter.device, dtype=parameter.dtype)
-    channels, model_channels = x.shape[1], model.in_chans
-    if channels == 1 and model_channels == 3:
-        out = run_tiled(model, x.expand(-1, 3, -1, -1), tile, tile_pad, ensemble, progress).mean(1, keepdim=True)
-    elif channels == 3 and model_channels == 1:
-        out = run_tiled(model, x.transpose(0, 1), tile, tile_pad, ensemble, progress).transpose(0, 1)
-    elif channels == model_channels:
-        out = run_tiled(model, x, tile, tile_pad, ensemble, progress)
-    else:
-        raise HatError(f'the model takes {model_channels}-channel images; this one has {channels} colour channels')
-    return out[0].float().permute(1, 2, 0).cpu().numpy()
+    x = planes_tensor(planes).to(device=parameter.device, dtype=parameter.dtype)
+    out = run_tiled(model, to_model_channels(x, model_channels), tile, tile_pad, ensemble, progress)
+    return from_model_channels(out, x.shape[1])[0].float().permute(1, 2, 0).cpu().numpy()

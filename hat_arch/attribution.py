@@ -29,7 +29,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from hat_arch.errors import HatError
-from hat_arch.image_io import read_image
 from hat_arch.inference import eval_mode
 from hat_arch.progress import Progress
 
@@ -264,32 +263,3 @@ def _titled(panel: np.ndarray, title: str) -> np.ndarray:
     strip = np.full((22, panel.shape[1], 3), 255, np.uint8)
     cv2.putText(strip, title, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
     return np.concatenate([strip, panel], axis=0)
-
-
-def in_channels(model: torch.nn.Module) -> int:
-    """Channels the model takes: HAT's ``in_chans``, else the first conv's input channels, else 3."""
-    if hasattr(model, 'in_chans'):
-        return int(model.in_chans)
-    first_conv = next((m for m in model.modules() if isinstance(m, torch.nn.Conv2d)), None)
-    return first_conv.in_channels if first_conv is not None else 3
-
-
-def image_tensor(path: str, channels: int) -> torch.Tensor:
-    """An 8- or 16-bit image file as (channels, h, w) RGB or gray in [0, 1]; alpha dropped, colour <-> gray as the
-    model needs."""
-    array = read_image(path)
-    if array.dtype not in (np.uint8, np.uint16):
-        raise HatError(f'image {path} is not an 8- or 16-bit image')
-    scale = 65535.0 if array.dtype == np.uint16 else 255.0
-    array = array.astype(np.float32) / scale
-    if array.ndim == 2:
-        array = array[..., None]
-    if array.shape[-1] == 4:
-        array = array[..., :3]
-    if array.shape[-1] == 3:
-        array = cv2.cvtColor(array, cv2.COLOR_BGR2GRAY)[..., None] if channels == 1 else array[..., ::-1]
-    elif channels == 3:
-        array = np.repeat(array, 3, axis=-1)
-    if array.shape[-1] != channels:
-        raise HatError(f'image {path} has {array.shape[-1]} channels; the model takes {channels}')
-    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)

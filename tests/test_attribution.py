@@ -11,7 +11,7 @@ from torch import nn
 
 from hat_arch import HAT, HatError
 from hat_arch.attribution import (KERNEL_EPS, blur_path, box_gradient_magnitude, diffusion_index, gaussian_blur, gini,
-                                  image_tensor, in_channels, lam)
+                                  lam)
 from tests.conftest import DATA, TINY_HAT
 
 
@@ -154,13 +154,3 @@ def test_figure_shows_four_panels_with_the_box(butterfly):
     y, x = np.unravel_index(int(result.lam_map.argmax()), result.lam_map.shape)
     hot = lam_panel[2 * y:2 * y + 2, 2 * x:2 * x + 2]
     assert hot[..., 1].mean() < lam_panel[..., 1].mean()
-
-
-def test_image_tensor_is_rgb_or_gray_in_0_1_as_the_model_takes(tmp_path):
-    bgr = np.zeros((2, 3, 3), np.uint16)
-    bgr[..., 2] = 65535  # red
-    cv2.imwrite(str(tmp_path / 'red.png'), bgr)
-    rgb = image_tensor(str(tmp_path / 'red.png'), 3)
-    assert rgb.shape == (3, 2, 3) and rgb[0].eq(1).all() and rgb[1:].eq(0).all()
-    assert image_tensor(str(tmp_path / 'red.png'), 1).shape == (1, 2, 3)
-    assert in_channels(HAT(**{**TINY_HAT, 'in_chans': 1})) == 1 and in_channels(nn.Conv2d(4, 2, 1)) == 4

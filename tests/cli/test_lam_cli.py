@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 import torch
 
@@ -48,6 +49,17 @@ def test_lam_writes_figure_and_json_with_the_diffusion_index(checkpoint, tmp_pat
     image = cv2.imread(str(figure))
     assert image.shape == (22 + 256, 4 * 256 + 3 * 4, 3)
     assert f"DI {report['diffusion_index']:.2f}" in capsys.readouterr().out
+
+
+def test_lam_reads_images_as_upscale_does_a_gray_float_tiff_too(checkpoint, small_image, tmp_path):
+    gray = cv2.cvtColor(cv2.imread(str(small_image)), cv2.COLOR_BGR2GRAY).astype(np.float32) / 255
+    cv2.imwrite(str(tmp_path / 'gray.tif'), gray)
+    argv = ['-m', str(checkpoint), '-i', str(tmp_path / 'gray.tif'), '--box', '0,0,8,8', '-o', str(tmp_path / 'f.png'),
+            '--steps', '1', '--device', 'cpu']
+    assert main(argv) == 0  # it said 'is not an 8- or 16-bit image'
+    output_panel = cv2.imread(str(tmp_path / 'f.png'))[22 + 10:, -64 + 10:]  # past the box's frame
+    # Gray, as hat-sr upscale writes it (the mean of the model's RGB); it was the model's RGB for a gray input.
+    assert (output_panel[..., 0] == output_panel[..., 1]).all() and (output_panel[..., 1] == output_panel[..., 2]).all()
 
 
 def test_existing_outputs_are_kept_unless_overwrite(checkpoint, small_image, tmp_path, capsys):
