@@ -61,7 +61,8 @@ def _serve(args: argparse.Namespace, prog: str) -> int:
         except ImportError as error:
             raise HatError(f"the web page needs the web extra ({error.name} is missing): "
                            "pip install 'hat_arch[web]'") from None
-        app = build_app(checkpoints, ModelCache(args.device), workspace, args.max_pixels)
+        app = build_app(checkpoints, ModelCache(args.device), workspace, args.max_pixels,
+                        log=lambda line: print(f'{prog}: {line}', file=sys.stderr, flush=True))
         app.queue(max_size=args.queue_size, default_concurrency_limit=1)
         signal.signal(signal.SIGTERM, _stop)
         print(f'{prog}: {len(checkpoints)} model(s); uploads and results in {workspace.root} (removed on exit)',

@@ -1,7 +1,9 @@
 """The page: pick images and a model, upscale them one request at a time, compare input and result, download."""
 from __future__ import annotations
 
+import itertools
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -50,11 +52,11 @@ class TileProgress:
 
 
 def build_app(checkpoints: list[ModelInfo], models: ModelCache, workspace: Workspace,
-              max_pixels: int | None = None) -> gr.Blocks:
+              max_pixels: int | None = None, log: Callable[[str], None] | None = None) -> gr.Blocks:
     """The page; ``max_pixels`` lifts the check of each image against the memory there is, as ``hat-sr upscale``'s
-    ``--max-pixels``."""
+    ``--max-pixels``; ``log`` gets a line when each request's run starts and when it ends (the server's log)."""
     by_label = {label(info): info for info in checkpoints}
-    upscale = _upscale_handler(by_label, models, workspace, max_pixels)
+    upscale = _upscale_handler(by_label, models, workspace, max_pixels, log or (lambda line: None))
     with gr.Blocks(title='HAT super-resolution', analytics_enabled=False,
                    delete_cache=(600, int(workspace.keep_seconds))) as app:
         gr.Markdown('## HAT super-resolution\nUpscale images with a HAT checkpoint on this machine. Results keep '
@@ -88,9 +90,21 @@ def _show(name: str, results: list[Result]) -> tuple[str, str] | None:
 
 
 def _upscale_handler(by_label: dict[str, ModelInfo], models: ModelCache, workspace: Workspace,
-                     max_pixels: int | None) -> Callable[..., tuple[Any, ...]]:
+                     max_pixels: int | None, log: Callable[[str], None]) -> Callable[..., tuple[Any, ...]]:
+    runs = itertools.count(1)
+
     def upscale(files: list[str] | None, model_label: str, tile: str, precision: str, ensemble: bool,
                 progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+        run = next(runs)
+        log(f'run {run} started: {len(files or [])} image(s)')
+        start = time.perf_counter()
+        try:
+            return run_request(files, model_label, tile, precision, ensemble, progress)
+        finally:
+            log(f'run {run} ended after {time.perf_counter() - start:.2f} s')
+
+    def run_request(files: list[str] | None, model_label: str, tile: str, precision: str, ensemble: bool,
+                    progress: gr.Progress) -> tuple[Any, ...]:
         if not files:
             raise gr.Error('Choose one or more images first.')
         checkpoint = by_label.get(model_label)

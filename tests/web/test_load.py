@@ -1,7 +1,9 @@
-"""hat-sr serve under load, on loopback: several clients at once all get their result, one run at a time, and the
-server's memory stays bounded; stopping it removes its temporary folder."""
+"""hat-sr serve under load, on loopback: several clients at once all get their result, one run at a time (from the
+server's log of each run's start and end), and the server's memory stays bounded; stopping it removes its temporary
+folder."""
 from __future__ import annotations
 
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -18,9 +20,10 @@ pytestmark = pytest.mark.slow
 
 CLIENTS = 4
 DEADLINE_SECONDS = 150
-# The queue runs one request at a time, so the server should need about one request's working memory more than
-# when idle, however many wait; four at once in memory would take about four times as much.
+# The server's memory grows by about one request's working memory, however many wait (no upload or result kept in
+# memory). Four tiny runs at once would fit in it too: one at a time is checked from the log.
 RSS_GROWTH_LIMIT = 256 * 2**20
+RUN_LINE = re.compile(r'^hat-sr serve: run (\d+) (started|ended)')
 
 
 def upscale_as_a_new_client(url: str, model: str, image, folder) -> tuple[str, str]:
@@ -29,6 +32,17 @@ def upscale_as_a_new_client(url: str, model: str, image, folder) -> tuple[str, s
     status, _, _, files, *_ = client.predict([gradio_client.handle_file(str(image))], model, '64', 'fp32', False,
                                             api_name='/upscale')
     return status, files[0]
+
+
+def run_log(server, lines: int, seconds: float = 10) -> list[tuple[str, str]]:
+    """(run number, 'started' or 'ended') from the server's log, once it holds ``lines`` of them (its last line may
+    still be on its way through the pipe) or after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        runs = [match.groups() for match in map(RUN_LINE.match, server.log) if match]
+        if len(runs) >= lines or time.monotonic() > deadline:
+            return runs
+        time.sleep(0.05)
 
 
 def test_concurrent_clients_all_finish_with_bounded_memory_and_the_folder_goes_on_exit(checkpoint, tmp_path):
@@ -65,6 +79,9 @@ def test_concurrent_clients_all_finish_with_bounded_memory_and_the_folder_goes_o
         for status, output in results:
             assert status == 'Upscaled 1 image(s).'
             np.testing.assert_array_equal(cv2.imread(output, cv2.IMREAD_UNCHANGED), first)
+        runs = run_log(server, 2 * (CLIENTS + 1))
+        # One at a time: each run ends before the next starts (the warm-up's run, then the clients').
+        assert runs == [(str(n), event) for n in range(1, CLIENTS + 2) for event in ('started', 'ended')], runs
         assert peak[0] - idle < RSS_GROWTH_LIMIT
         assert server.process.poll() is None
     finally:
