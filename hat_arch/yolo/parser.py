@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from hat_arch.errors import HatError
+from hat_arch.yolo import scaled_names
 from hat_arch.yolo.block import HATBlock, resolve_options
 
 ROW_NAME = 'HAT'  # what model YAMLs write
@@ -150,8 +151,12 @@ def safe_globals() -> list[type]:
 
 
 def register() -> None:
-    """Make ``HAT`` rows of Ultralytics model YAMLs build :class:`HATBlock`; idempotent."""
+    """Make ``HAT`` rows of Ultralytics model YAMLs build :class:`HATBlock`, and scaled YAML names load from any
+    folder; idempotent."""
+    from ultralytics.engine import model as engine_model
     from ultralytics.nn import tasks
+
+    scaled_names.patch(tasks, engine_model)
 
     parse_model = check_parser(tasks)
     if not getattr(tasks.parse_model, 'hat_arch_hook', False):

@@ -67,6 +67,31 @@ def test_neck_layout_takes_its_channels_from_the_graph_at_every_scale(scale, cha
         assert model(torch.rand(1, 3, 96, 64))[0].shape == (1, 84, 12 * 8 + 6 * 4 + 3 * 2)
 
 
+def test_scaled_names_load_from_a_folder_with_a_digit_before_a_scale_letter(tmp_path):
+    from ultralytics import YOLO
+
+    folder = tmp_path / 'tmp.Q4sGxc' / 'envs' / 'yolo11m'  # Ultralytics' scale pattern matches here first
+    folder.mkdir(parents=True)
+    (folder / 'yolov8-hat-neck.yaml').write_text((hat_arch.yolo.CFG_DIR / 'yolov8-hat-neck.yaml').read_text())
+    scaled = folder / 'yolov8s-hat-neck.yaml'
+    model = detection_model(str(scaled))
+    assert model.yaml['scale'] == 's' and model.yaml['yaml_file'] == str(scaled)
+    assert [b.in_channels for b in hat_layers(model)] == [128, 256, 512]
+    assert [b.in_channels for b in hat_layers(YOLO(scaled).model)] == [128, 256, 512]
+    with pytest.raises(FileNotFoundError, match='yolov8x-hat-head.yaml'):  # a missing file is still Ultralytics' error
+        detection_model(str(folder / 'yolov8x-hat-head.yaml'))
+
+
+def test_registering_twice_wraps_the_loader_once():
+    from ultralytics.engine import model as engine_model
+    from ultralytics.nn import tasks
+
+    parser.register()
+    for module in (tasks, engine_model):
+        assert getattr(module.yaml_model_load, 'hat_arch_scaled_names', False)
+        assert not getattr(module.yaml_model_load.__wrapped__, 'hat_arch_scaled_names', False)
+
+
 def test_yaml_argument_forms():
     assert resolve_options(32, [])['embed_dim'] == FEATURE_MAP_DEFAULTS['embed_dim']
     positional = resolve_options(32, [48, [1, 1], [3, 6], 4])
