@@ -285,12 +285,14 @@ def load_model(path: str | Path, device: str | torch.device = 'auto', precision:
 class ModelInfo:
     """What callers need to know about a HAT, read from its tensors: the API, the tiling policy (so ``HATModel`` too),
     ``hat-sr`` (upscale, lam, export), the ONNX export and the web page read scale, channels and window here, not
-    from the network's attributes. (Any input of one pixel or more runs: the network reflect-pads to its window.
-    The precisions are the same for every model: :data:`PRECISIONS`.)"""
+    from the network's attributes. Like spandrel's descriptors it also states the size and precision requirements,
+    which for HAT are the same for every checkpoint."""
     config: dict[str, Any]  # the HAT(...) arguments that rebuild it
     scale: int
     in_chans: int
     window_size: int
+    min_input_size: int  # smallest input side in pixels: the network reflect-pads any input to its window multiple
+    precisions: tuple[str, ...]  # what load_model(precision=...) accepts
     num_params: int
     path: Path | None  # the checkpoint it was read from, if any
 
@@ -314,4 +316,5 @@ def describe(source: str | Path | HAT) -> ModelInfo:
         config = detect_config(state_dict, name=str(path))
     num_params = sum(tensor.numel() for key, tensor in state_dict.items() if key not in POSITION_INDEX_KEYS)
     return ModelInfo(config=config, scale=config['upscale'], in_chans=config['in_chans'],
-                     window_size=config['window_size'], num_params=num_params, path=path)
+                     window_size=config['window_size'], min_input_size=1, precisions=tuple(PRECISIONS),
+                     num_params=num_params, path=path)

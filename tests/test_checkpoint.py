@@ -241,7 +241,8 @@ def test_describe_reads_a_checkpoint_and_a_built_model_alike(tmp_path):
     torch.save({'params': case['params']}, tmp_path / 'm.pth')
     info = describe(tmp_path / 'm.pth')
     assert isinstance(info, ModelInfo) and info.path == tmp_path / 'm.pth'
-    assert (info.scale, info.in_chans, info.window_size) == (3, 3, 8)
+    assert (info.scale, info.in_chans, info.window_size, info.min_input_size) == (3, 3, 8, 1)
+    assert info.precisions == ('fp32', 'bf16', 'fp16')
     model = load_model(tmp_path / 'm.pth', device='cpu')
     assert info.num_params == sum(p.numel() for p in model.parameters())
     assert_config_matches(info.config, case['config'])
