@@ -24,6 +24,7 @@ from torch import nn
 
 from hat_arch.archs.hat_arch import HAT, NUM_FEAT
 from hat_arch.errors import HatError, first_line
+from hat_arch.layers.init import weights_loaded_after
 from hat_arch.state_dict import POSITION_INDEX_KEYS, StateDictMismatch, describe_state_dict_mismatch
 
 # Where a checkpoint keeps the state dict: BasicSR's keys, the EMA weights first (the released ones), then the keys
@@ -272,9 +273,11 @@ def load_model(path: str | Path, device: str | torch.device = 'auto', precision:
         raise HatError(f'precision {precision!r} is not one of {", ".join(PRECISIONS)}')
     device = resolve_device(device)
     state_dict = read_state_dict(path)
-    config = {**detect_config(state_dict, name=str(path)), **overrides}
+    # Stochastic depth does nothing in eval mode, and without it (and its initialisation) the network imports no timm.
+    config = {**detect_config(state_dict, name=str(path)), 'drop_path_rate': 0.0, **overrides}
     try:
-        model = HAT(**config)
+        with weights_loaded_after():
+            model = HAT(**config)
     except (TypeError, ValueError) as error:
         raise HatError(f'{path}: cannot build HAT: {error}') from None
     load_weights(model, state_dict, f'checkpoint {path}')

@@ -24,14 +24,15 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 from einops import rearrange
-from timm.layers import DropPath, to_2tuple, trunc_normal_
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from hat_arch.archs.registry import ARCH_REGISTRY
 from hat_arch.layers.attention import fused_attention, naive_attention
 from hat_arch.layers.context import BlockContext, block_context, check_attn_impl
+from hat_arch.layers.drop_path import drop_path as drop_path_layer
 from hat_arch.layers.head_padding import head_padded
+from hat_arch.layers.init import trunc_normal_
 from hat_arch.layers.memory_format import conv_input
 from hat_arch.layers.mlp import LeanMlp
 from hat_arch.layers.padding import reflect_pad_to_multiple
@@ -169,9 +170,9 @@ class HAB(nn.Module):
         self.shift_size = 0 if min(input_resolution) <= window_size else shift_size
         self.conv_scale = conv_scale
         self.norm1 = norm_layer(dim)
-        self.attn = WindowAttention(dim, to_2tuple(window_size), num_heads, qkv_bias, qk_scale, attn_drop, drop)
+        self.attn = WindowAttention(dim, (window_size, window_size), num_heads, qkv_bias, qk_scale, attn_drop, drop)
         self.conv_block = CAB(dim, compress_ratio, squeeze_factor)
-        self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
+        self.drop_path = drop_path_layer(drop_path)
         self.norm2 = norm_layer(dim)
         self.mlp = LeanMlp(dim, int(dim * mlp_ratio), act_layer, drop)
 
@@ -508,7 +509,7 @@ class HAT(nn.Module):
         self.patch_embed = PatchEmbed(embed_dim, norm_layer if patch_norm else None)
         self.patch_unembed = PatchUnEmbed()
         self.pos_drop = nn.Dropout(p=drop_rate)
-        input_resolution = to_2tuple(img_size)
+        input_resolution = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
         dpr = torch.linspace(0, drop_path_rate, sum(depths), device='cpu').tolist()  # stochastic depth, rising with depth
         self.layers = nn.ModuleList()
         for i, (depth, heads) in enumerate(zip(depths, num_heads)):

@@ -1,9 +1,12 @@
-"""The transformer blocks' MLP, with the GELU recomputed in the backward to hold one hidden activation instead of two."""
+"""The transformer blocks' MLP, with the GELU recomputed in the backward to hold one hidden activation instead of two.
+
+It is written here rather than taken from ``timm.layers.Mlp`` (same parameters, same outputs): importing timm runs its
+package init, which loads torchvision's feature extraction and ``torch._dynamo`` (about 2 s), and ``hat-sr upscale``
+would pay that on every call for two linear layers (issue 19: start-up within about a second of torch)."""
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from timm.layers import Mlp
 from torch import nn
 
 
@@ -26,16 +29,21 @@ class GeluLinear(torch.autograd.Function):
         return grad_h, grad_weight, grad_bias
 
 
-class LeanMlp(Mlp):
-    """timm's ``Mlp`` (same parameters); called with ``recompute_gelu=True``, training keeps only fc1's output (see
-    :class:`GeluLinear`) where the MLP is GELU without dropout. Tokens (..., in) -> (..., in)."""
+class LeanMlp(nn.Module):
+    """fc1, activation, dropout, fc2, dropout: the reference HAT's MLP (its state-dict keys ``fc1``/``fc2``); called
+    with ``recompute_gelu=True``, training keeps only fc1's output (see :class:`GeluLinear`) where the MLP is GELU
+    without dropout. Tokens (..., in) -> (..., in)."""
 
     def __init__(self, in_features: int, hidden_features: int, act_layer: type[nn.Module] = nn.GELU, drop: float = 0.0):
-        super().__init__(in_features=in_features, hidden_features=hidden_features, act_layer=act_layer, drop=drop)
+        super().__init__()
+        self.fc1 = nn.Linear(in_features, hidden_features)
+        self.act = act_layer()
+        self.fc2 = nn.Linear(hidden_features, in_features)
+        self.drop = nn.Dropout(drop)
         self.can_recompute_gelu = act_layer is nn.GELU and drop == 0
 
     def forward(self, x: torch.Tensor, recompute_gelu: bool = False) -> torch.Tensor:
         if recompute_gelu and self.can_recompute_gelu and torch.is_grad_enabled():
             h = self.fc1(x)
             return GeluLinear.apply(h.reshape(-1, h.shape[-1]), self.fc2.weight, self.fc2.bias).view(*h.shape[:-1], -1)
-        return super().forward(x)
+        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))

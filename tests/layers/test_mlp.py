@@ -1,7 +1,8 @@
-"""The lean MLP: recomputing the GELU in the backward gives timm's Mlp's outputs and gradients."""
+"""The lean MLP: timm's Mlp with the same weights, and recomputing the GELU in the backward changes nothing."""
 from __future__ import annotations
 
 import torch
+from timm.layers import Mlp
 
 from hat_arch.layers.mlp import LeanMlp
 
@@ -24,3 +25,16 @@ def test_recompute_only_for_gelu_without_dropout():
     assert LeanMlp(6, 12).can_recompute_gelu
     assert not LeanMlp(6, 12, act_layer=torch.nn.ReLU).can_recompute_gelu
     assert not LeanMlp(6, 12, drop=0.1).can_recompute_gelu
+
+
+def test_same_keys_and_outputs_as_timms_mlp():
+    lean, timm_mlp = LeanMlp(6, 12, drop=0.1), Mlp(6, 12, drop=0.1)
+    assert lean.state_dict().keys() == timm_mlp.state_dict().keys() == {'fc1.weight', 'fc1.bias', 'fc2.weight',
+                                                                       'fc2.bias'}
+    timm_mlp.load_state_dict(lean.state_dict())
+    x = torch.randn(3, 6)
+    torch.testing.assert_close(lean.eval()(x), timm_mlp.eval()(x))
+    torch.manual_seed(0)
+    dropped = lean.train()(x)
+    torch.manual_seed(0)
+    torch.testing.assert_close(dropped, timm_mlp.train()(x))  # dropout after the activation and after fc2, as timm
