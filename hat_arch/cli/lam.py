@@ -17,8 +17,8 @@ import numpy as np
 import hat_arch
 from hat_arch import attribution
 from hat_arch.cli.arguments import add_max_pixels, non_negative_float, positive_int
-from hat_arch.errors import HatError, check_writable_folder, report_user_errors
 from hat_arch.checkpoint import describe
+from hat_arch.errors import HatError, check_writable_folder, report_user_errors
 from hat_arch.image_io import read_image, write_image
 from hat_arch.image_tensor import ImageChannels, image_planes, planes_tensor
 from hat_arch.limits import check_image_memory, upscale_bytes

@@ -9,7 +9,6 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from hat_arch import HAT
-from hat_arch.archs import hat_arch as arch
 from hat_arch.layers import attention, context
 from hat_arch.layers.head_padding import has_hooks, head_padded
 from tests.conftest import DEVICE, TINY_HAT
