@@ -95,7 +95,7 @@ def check_writable(folder: str, needed_bytes: int = 0) -> None:
     """Fail now, with a clear message, if checkpoints could not be written to ``folder`` later."""
     problem = cannot_write(folder)
     if problem:
-        raise HatError(f'experiment folder {folder} is not writable: {problem}')
+        raise HatError(f'cannot write to experiment folder {folder}: {problem}')
     free = shutil.disk_usage(folder).free
     if free < needed_bytes:
         raise HatError(f'not enough free space for checkpoints in {folder}: one checkpoint takes about '

@@ -90,7 +90,7 @@ def test_full_disk_during_training_stops_with_the_last_checkpoint_intact(tmp_pat
 def test_check_writable_reports_the_folder(tmp_path):
     blocker = tmp_path / 'experiments'
     blocker.write_text('a file where the experiment folder should be')
-    with pytest.raises(HatError, match=r'experiment folder .*experiments/x/models is not writable: Not a directory'):
+    with pytest.raises(HatError, match=r'cannot write to experiment folder .*experiments/x/models: Not a directory'):
         check_writable(str(blocker / 'x' / 'models'))
     with pytest.raises(HatError, match=r'not enough free space for checkpoints in .* MiB free'):
         check_writable(str(tmp_path / 'ok'), needed_bytes=1 << 62)
