@@ -18,14 +18,19 @@ from hat_arch.errors import HatError  # noqa: E402
 
 __version__ = '0.1.0'
 
-_LAZY = {'HAT': 'hat_arch.archs.hat_arch', 'load_model': 'hat_arch.checkpoint', 'upscale': 'hat_arch.api', 'lam': 'hat_arch.attribution'}
+_LAZY = {'HAT': 'hat_arch.archs.hat_arch', 'load_model': 'hat_arch.checkpoint', 'upscale': 'hat_arch.api',
+         'lam': 'hat_arch.attribution'}
 __all__ = ['HatError', '__version__', *_LAZY]
 
 
 def __getattr__(name: str):
-    # The network pulls in torch and timm, the API modules image I/O and plotting: load them only when used.
-    if name in _LAZY:
-        import importlib
+    # The network and the API pull in torch (seconds): load them, and any submodule (hat_arch.progress, ...), on
+    # first use, so that `import hat_arch` stays instant and `hat_arch.progress.progress_bar` works after it.
+    import importlib
+    import importlib.util
 
+    if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
+    if not name.startswith('_') and importlib.util.find_spec(f'{__name__}.{name}') is not None:
+        return importlib.import_module(f'{__name__}.{name}')
     raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
