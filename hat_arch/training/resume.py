@@ -8,6 +8,7 @@ load it), and a state counts only if it and the network files it names load.
 """
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import re
@@ -52,8 +53,12 @@ def continuation_note(opt: dict, command: list[str]) -> str:
     ``command`` (the run's own, as words) that does it, or that no checkpoint was saved yet."""
     saved = saved_iterations(opt)
     if not saved:
-        return (f"no checkpoint was saved yet (the first comes at iteration {opt['logger']['save_checkpoint_freq']}): "
+        note = (f"no checkpoint was saved yet (the first comes at iteration {opt['logger']['save_checkpoint_freq']}): "
                 'the same command starts the run again')
+        archived = sorted(glob.glob(glob.escape(opt['path']['experiments_root']) + '_archived_*'))
+        if archived:  # BasicSR renamed the earlier run of this name when this one started: say where it went
+            note += f'; the earlier run of this name is in {os.path.relpath(archived[-1])}'
+        return note
     files = [os.path.join(opt['path']['training_states'], f'{saved[0]}.state'), *network_files(opt, saved[0])]
     resume = [] if {'--auto_resume', '--auto-resume'} & set(command) else ['--auto_resume']
     launcher = ' under torchrun or srun, as before' if opt.get('dist') else ''

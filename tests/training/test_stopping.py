@@ -42,6 +42,16 @@ def test_ctrl_c_before_the_first_checkpoint_says_there_is_none(tmp_path, monkeyp
         'starts the run again')
 
 
+def test_ctrl_c_of_a_rerun_says_where_basicsr_moved_the_earlier_run(tmp_path, monkeypatch, capsys):
+    earlier = tmp_path / 'experiments' / 'again'
+    (earlier / 'models').mkdir(parents=True)
+    (earlier / 'models' / 'net_g_latest.pth').write_bytes(b'the earlier run')
+    line = last_line_after_ctrl_c(tmp_path, monkeypatch, capsys, 'again', 1)
+    archived = [p for p in (tmp_path / 'experiments').iterdir() if p.name.startswith('again_archived_')]
+    assert len(archived) == 1 and (archived[0] / 'models' / 'net_g_latest.pth').read_bytes() == b'the earlier run'
+    assert line.endswith(f'starts the run again; the earlier run of this name is in experiments/{archived[0].name}')
+
+
 def test_ctrl_c_names_the_kept_checkpoint_and_the_command_that_continues(tmp_path, monkeypatch, capsys):
     assert last_line_after_ctrl_c(tmp_path, monkeypatch, capsys, 'late', 3) == (
         'basicsr train: interrupted; the checkpoint of iteration 2 is kept (experiments/late/training_states/2.state, '
