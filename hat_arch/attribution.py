@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator
 
 import cv2
@@ -28,8 +29,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hat_arch.checkpoint import describe
 from hat_arch.errors import HatError
+from hat_arch.image_io import read_image
+from hat_arch.image_tensor import ImageChannels, image_planes, planes_tensor
 from hat_arch.inference import eval_mode
+from hat_arch.limits import check_image_memory, upscale_bytes
 from hat_arch.progress import Progress
 
 SIGMA = 1.2
@@ -111,6 +116,21 @@ def lam(model: nn.Module, image: torch.Tensor, box: Box, *, sigma: float = SIGMA
     return LAMResult(image=image[0].float().cpu(), output=output[0].float().cpu(), attribution=attribution,
                      lam_map=lam_map, diffusion_index=diffusion_index(lam_map), box=tuple(box), sigma=sigma,
                      steps=steps, kernel_size=kernel_size)
+
+
+def lam_file(model: nn.Module, source: str | Path, box: Box, *, max_pixels: int | None = None, sigma: float = SIGMA,
+             steps: int = STEPS, kernel_size: int = KERNEL_SIZE, batch_size: int = 1,
+             progress: Progress | None = None) -> LAMResult:
+    """:func:`lam` of a HAT for the image file ``source``, read as ``hat-sr upscale`` reads it (gray, 16-bit or float
+    images run as the model's channels, :class:`~hat_arch.image_tensor.ImageChannels`; an alpha plane is not
+    explained), once :func:`~hat_arch.limits.check_image_memory` has passed it. ``hat-sr lam`` and the web page's LAM
+    tab run this."""
+    scale = describe(model).scale
+    # The image and its output at least; the network's gradients over the whole image come on top.
+    check_image_memory(source, lambda header: upscale_bytes(header, scale), f'attribute x{scale}', max_pixels)
+    planes, _alpha, _dtype = image_planes(read_image(source))
+    return lam(ImageChannels(model), planes_tensor(planes), box, sigma=sigma, steps=steps, kernel_size=kernel_size,
+               batch_size=batch_size, progress=progress)
 
 
 def _check_settings(box: Box, sigma: float, steps: int, kernel_size: int, batch_size: int) -> None:

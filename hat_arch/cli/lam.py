@@ -17,11 +17,8 @@ import numpy as np
 import hat_arch
 from hat_arch import attribution
 from hat_arch.cli.arguments import add_max_pixels, non_negative_float, positive_int
-from hat_arch.checkpoint import describe
 from hat_arch.errors import HatError, check_writable_folder, report_user_errors
-from hat_arch.image_io import read_image, write_image
-from hat_arch.image_tensor import ImageChannels, image_planes, planes_tensor
-from hat_arch.limits import check_image_memory, upscale_bytes
+from hat_arch.image_io import write_image
 from hat_arch.progress import progress_bar
 
 
@@ -85,15 +82,11 @@ def main(argv: list[str] | None = None, prog: str = 'hat-sr lam') -> int:
 def _run(args: argparse.Namespace) -> int:
     figure_path, json_path = _output_paths(args)
     model = hat_arch.load_model(args.model, device=args.device)
-    scale = describe(model).scale
-    # The image and its output at least; the network's gradients over the whole image come on top.
-    check_image_memory(args.input, lambda header: upscale_bytes(header, scale), f'attribute x{scale}', args.max_pixels)
-    planes, _alpha, _dtype = image_planes(read_image(args.input))  # as hat-sr upscale reads it; alpha not explained
-
     start = time.perf_counter()
     with progress_bar('LAM', 'step') as progress:
-        result = hat_arch.lam(ImageChannels(model), planes_tensor(planes), args.box, sigma=args.sigma, steps=args.steps,
-                              kernel_size=args.kernel_size, batch_size=args.batch_size, progress=progress)
+        result = attribution.lam_file(model, args.input, args.box, max_pixels=args.max_pixels, sigma=args.sigma,
+                                      steps=args.steps, kernel_size=args.kernel_size, batch_size=args.batch_size,
+                                      progress=progress)
     seconds = time.perf_counter() - start
 
     figure_path.parent.mkdir(parents=True, exist_ok=True)
