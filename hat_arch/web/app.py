@@ -1,16 +1,21 @@
-"""The page: pick images and a model, upscale them one request at a time, compare input and result, download."""
+"""The page: pick images and a model, upscale them one request at a time, compare input and result, download; a second
+tab shows the local attribution map (LAM) of a box the user clicks."""
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import gradio as gr
+from PIL import Image
 
 from hat_arch.api import upscale_file
+from hat_arch.attribution import STEPS, lam_file
 from hat_arch.checkpoint import PRECISIONS, ModelInfo
 from hat_arch.errors import first_line
 from hat_arch.image_io import IMAGE_EXTENSIONS, for_format, output_extension, read_image, write_image
@@ -25,6 +30,7 @@ TILE_PAD = 32  # as hat-sr upscale's default
 # Zoomed in, the slider shows pixels as squares (the browser would smooth them away).
 PAGE_CSS = '#compare img { image-rendering: pixelated; }'
 GRADIO_CONCURRENCY_ID = 'model'  # every run of a model shares one slot: one at a time per server (one device)
+LAM_BOX = 16  # output pixels, as the LAM paper's boxes
 
 
 def theme() -> gr.themes.Base:
@@ -37,6 +43,22 @@ class Result:
     name: str
     preview: Path  # the input as a browser shows it
     output: Path
+
+
+class RunLog:
+    """The server's log of model runs, upscaling and LAM alike: a line when each starts and when it ends."""
+
+    def __init__(self, log: Callable[[str], None]) -> None:
+        self.log, self.numbers = log, itertools.count(1)
+
+    @contextmanager
+    def run(self, what: str) -> Iterator[None]:
+        number, start = next(self.numbers), time.perf_counter()
+        self.log(f'run {number} started: {what}')
+        try:
+            yield
+        finally:
+            self.log(f'run {number} ended after {time.perf_counter() - start:.2f} s')
 
 
 class TileProgress:
@@ -56,32 +78,62 @@ def build_app(checkpoints: list[ModelInfo], models: ModelCache, workspace: Works
     """The page; ``max_pixels`` lifts the check of each image against the memory there is, as ``hat-sr upscale``'s
     ``--max-pixels``; ``log`` gets a line when each request's run starts and when it ends (the server's log)."""
     by_label = {label(info): info for info in checkpoints}
-    upscale = _upscale_handler(by_label, models, workspace, max_pixels, log or (lambda line: None))
+    runs = RunLog(log or (lambda line: None))
+    upscale = _upscale_handler(by_label, models, workspace, max_pixels, runs)
+    explain = _lam_handler(by_label, models, workspace, max_pixels, runs)
     with gr.Blocks(title='HAT super-resolution', analytics_enabled=False,
                    delete_cache=(600, int(workspace.keep_seconds))) as app:
         gr.Markdown('## HAT super-resolution\nUpscale images with a HAT checkpoint on this machine. Results keep '
                     'the format, bit depth, gray or colour and transparency of the input, as `hat-sr upscale`.')
-        with gr.Row():
-            with gr.Column(scale=1):
-                files = gr.File(label='Images', file_count='multiple', type='filepath',
-                                file_types=list(IMAGE_EXTENSIONS), elem_id='images')
-                model = gr.Dropdown(choices=list(by_label), value=next(iter(by_label)), label='Model')
-                tile = gr.Dropdown(choices=TILE_CHOICES, value='auto', label='Tile size (input pixels)',
-                                   info='auto: the largest that fits in memory; 0: the whole image')
-                precision = gr.Radio(choices=list(PRECISIONS), value='fp32', label='Precision')
-                ensemble = gr.Checkbox(label='Self-ensemble (8 flips and transposes, x8 time)')
-                run = gr.Button('Upscale', variant='primary', elem_id='run')
-            with gr.Column(scale=2):
-                status = gr.Markdown(elem_id='status')
-                compare = gr.ImageSlider(label='Input | result: drag the slider; scroll to zoom, drag to pan',
-                                         type='filepath', format='png', buttons=['fullscreen', 'download'],
-                                         elem_id='compare')
-                pick = gr.Dropdown(choices=[], label='Compare', interactive=True)
-                downloads = gr.File(label='Results', file_count='multiple', interactive=False, elem_id='results')
+        with gr.Tab('Upscale'):
+            with gr.Row():
+                with gr.Column(scale=1):
+                    files = gr.File(label='Images', file_count='multiple', type='filepath',
+                                    file_types=list(IMAGE_EXTENSIONS), elem_id='images')
+                    model = gr.Dropdown(choices=list(by_label), value=next(iter(by_label)), label='Model')
+                    tile = gr.Dropdown(choices=TILE_CHOICES, value='auto', label='Tile size (input pixels)',
+                                       info='auto: the largest that fits in memory; 0: the whole image')
+                    precision = gr.Radio(choices=list(PRECISIONS), value='fp32', label='Precision')
+                    ensemble = gr.Checkbox(label='Self-ensemble (8 flips and transposes, x8 time)')
+                    run = gr.Button('Upscale', variant='primary', elem_id='run')
+                with gr.Column(scale=2):
+                    status = gr.Markdown(elem_id='status')
+                    compare = gr.ImageSlider(label='Input | result: drag the slider; scroll to zoom, drag to pan',
+                                             type='filepath', format='png', buttons=['fullscreen', 'download'],
+                                             elem_id='compare')
+                    pick = gr.Dropdown(choices=[], label='Compare', interactive=True)
+                    downloads = gr.File(label='Results', file_count='multiple', interactive=False, elem_id='results')
+        with gr.Tab('Attribution (LAM)', elem_id='lam-tab'):
+            gr.Markdown('Which input pixels the network used for one box of its output, and the diffusion index '
+                        '(DI, 0-100: higher means more pixels used); Gu & Dong, CVPR 2021, as `hat-sr lam`.')
+            with gr.Row():
+                with gr.Column(scale=1):
+                    lam_upload = gr.File(label='Image (low resolution)', file_count='single', type='filepath',
+                                         file_types=list(IMAGE_EXTENSIONS), elem_id='lam-upload')
+                    lam_view = gr.Image(label='Click the image where the box should be', type='filepath',
+                                        interactive=False, format='png', elem_id='lam-view')
+                    lam_model = gr.Dropdown(choices=list(by_label), value=next(iter(by_label)), label='Model')
+                    with gr.Row():
+                        box_x = gr.Number(label='Box x', value=0, precision=0, minimum=0, elem_id='lam-x')
+                        box_y = gr.Number(label='Box y', value=0, precision=0, minimum=0, elem_id='lam-y')
+                        box_side = gr.Number(label='Box side', value=LAM_BOX, precision=0, minimum=1,
+                                             info='output pixels', elem_id='lam-side')
+                    steps = gr.Slider(1, 200, value=STEPS, step=1, label='Path steps',
+                                      info='one forward and backward pass each')
+                    explain_button = gr.Button('Explain', variant='primary', elem_id='explain')
+                with gr.Column(scale=2):
+                    lam_status = gr.Markdown(elem_id='lam-status')
+                    lam_figure = gr.Image(label='Input with the box | LAM | area used | output', type='filepath',
+                                          interactive=False, format='png', buttons=['download'], elem_id='lam-figure')
         results = gr.State([])
+        lam_size = gr.State(None)  # (width, height) of the uploaded image, read here: no client-sent path is opened
         run.click(upscale, [files, model, tile, precision, ensemble], [status, compare, pick, downloads, results],
                   api_name='upscale', concurrency_limit=1, concurrency_id=GRADIO_CONCURRENCY_ID)
         pick.input(_show, [pick, results], compare, api_name=False)
+        lam_upload.change(_lam_preview(workspace), lam_upload, [lam_view, lam_size], api_name=False)
+        lam_view.select(_place_box(by_label), [lam_model, box_side, lam_size], [box_x, box_y], api_name=False)
+        explain_button.click(explain, [lam_upload, lam_model, box_x, box_y, box_side, steps], [lam_status, lam_figure],
+                             api_name='lam', concurrency_limit=1, concurrency_id=GRADIO_CONCURRENCY_ID)
     return app
 
 
@@ -90,18 +142,11 @@ def _show(name: str, results: list[Result]) -> tuple[str, str] | None:
 
 
 def _upscale_handler(by_label: dict[str, ModelInfo], models: ModelCache, workspace: Workspace,
-                     max_pixels: int | None, log: Callable[[str], None]) -> Callable[..., tuple[Any, ...]]:
-    runs = itertools.count(1)
-
+                     max_pixels: int | None, runs: RunLog) -> Callable[..., tuple[Any, ...]]:
     def upscale(files: list[str] | None, model_label: str, tile: str, precision: str, ensemble: bool,
                 progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
-        run = next(runs)
-        log(f'run {run} started: {len(files or [])} image(s)')
-        start = time.perf_counter()
-        try:
+        with runs.run(f'{len(files or [])} image(s)'):
             return run_request(files, model_label, tile, precision, ensemble, progress)
-        finally:
-            log(f'run {run} ended after {time.perf_counter() - start:.2f} s')
 
     def run_request(files: list[str] | None, model_label: str, tile: str, precision: str, ensemble: bool,
                     progress: gr.Progress) -> tuple[Any, ...]:
@@ -135,6 +180,72 @@ def _upscale_handler(by_label: dict[str, ModelInfo], models: ModelCache, workspa
         return _page_update(results, failures, job)
 
     return upscale
+
+
+def _lam_handler(by_label: dict[str, ModelInfo], models: ModelCache, workspace: Workspace,
+                 max_pixels: int | None, runs: RunLog) -> Callable[..., tuple[str, str]]:
+    def explain(upload: str | None, model_label: str, x: float | None, y: float | None, side: float | None,
+                steps: float, progress: gr.Progress = gr.Progress()) -> tuple[str, str]:
+        if not upload:
+            raise gr.Error('Choose an image first.')
+        checkpoint = by_label.get(model_label)
+        if checkpoint is None or None in (x, y, side):
+            raise gr.Error('Unknown model, or the box is not filled in; reload the page.')
+        box = (int(x), int(y), int(side), int(side))
+        with runs.run(f'LAM of box {box}'):
+            job = workspace.new_job()
+            hide_folder = lambda text: text.replace(f'{job / "inputs"}{os.sep}', '')  # noqa: E731
+            try:
+                model = models.get(checkpoint, 'fp32')
+                source = workspace.accept_upload(upload, job)
+                result = lam_file(model, source, box, max_pixels=max_pixels, steps=int(steps),
+                                  progress=lambda done, total: progress(done / total, desc=f'step {done}/{total}'))
+            except Exception as error:  # a box outside the output, a file that is not an image: say so on the page
+                raise gr.Error(hide_folder(first_line(error))) from None
+            figure = job / f'{source.stem}_lam.png'
+            write_image(figure, result.figure())
+        di = result.diffusion_index
+        text = ('DI undefined: the attribution is zero everywhere (the box does not depend on the input)'
+                if math.isnan(di) else f'**DI {di:.2f}**')
+        return f'{text} for the box x={box[0]}, y={box[1]}, {box[2]}x{box[3]} of the output.', str(figure)
+
+    return explain
+
+
+def _lam_preview(workspace: Workspace) -> Callable[[str | None], tuple[str | None, tuple[int, int] | None]]:
+    """The uploaded image as the browser shows it, to click the box on, and its size."""
+
+    def preview(upload: str | None) -> tuple[str | None, tuple[int, int] | None]:
+        if not upload:
+            return None, None
+        try:
+            shown = _preview(workspace.accept_upload(upload, workspace.new_job()))
+            with Image.open(shown) as image:
+                return str(shown), image.size
+        except Exception as error:
+            raise gr.Error(first_line(error).replace(f'{workspace.jobs}{os.sep}', '')) from None
+
+    return preview
+
+
+def _place_box(by_label: dict[str, ModelInfo]) -> Callable[..., tuple[int, int]]:
+    """A click on the input at (column, row) as the top-left corner of the output box centred on that pixel, kept
+    inside the output."""
+
+    def place(model_label: str, side: float | None, size: tuple[int, int] | None,
+              event: gr.SelectData) -> tuple[int, int]:
+        checkpoint = by_label.get(model_label)
+        if checkpoint is None or size is None:
+            raise gr.Error('Choose a model and an image first.')
+        scale, side = checkpoint.scale, int(side or LAM_BOX)
+
+        def corner(at: int, extent: int) -> int:
+            return min(max(at * scale + scale // 2 - side // 2, 0), max(extent * scale - side, 0))
+
+        (column, row), (width, height) = event.index, size
+        return corner(column, width), corner(row, height)
+
+    return place
 
 
 def _preview(source: Path) -> Path:

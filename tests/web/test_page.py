@@ -1,5 +1,5 @@
 """The page in headless Chromium (Debian's, driven by Playwright): results equal hat-sr upscale's, bad files get a
-message and the server goes on."""
+message and the server goes on; a click on the LAM tab's image places the box it explains."""
 from __future__ import annotations
 
 import os
@@ -16,8 +16,9 @@ pytest.importorskip('gradio', reason="hat-sr serve needs the web extra: pip inst
 sync_api = pytest.importorskip('playwright.sync_api', reason="the page's tests drive Chromium with playwright")
 CHROMIUM = shutil.which('chromium')
 TIMEOUT_MS = 90_000
-# Set to a path (docs/web_app.png) to keep the screenshot of the page after a run.
+# Set to a path (docs/web_app.png, docs/web_lam.png) to keep the screenshot of the page after a run, of its LAM tab.
 SCREENSHOT_ENV = 'HAT_WEB_SCREENSHOT'
+LAM_SCREENSHOT_ENV = 'HAT_WEB_LAM_SCREENSHOT'
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")]
@@ -107,4 +108,31 @@ def test_a_file_that_is_not_an_image_gets_a_message_and_the_next_upload_works(se
     page.locator('#status').get_by_text('Upscaled 1 image(s).').wait_for()
     result_link(page, 'head_x4.png').wait_for()
     assert server.process.poll() is None
+    page.close()
+
+
+def test_lam_tab_places_the_box_where_the_image_is_clicked_and_shows_the_di(server, browser, tmp_path):
+    page = open_page(browser, server)
+    page.get_by_role('tab', name='Attribution (LAM)').click()
+    page.locator('#lam-upload input[type=file]').set_input_files(str(SET5 / 'head.png'))  # 70x70, x4
+    shown = page.locator('#lam-view img')
+    shown.wait_for()
+    page.wait_for_function("document.querySelector('#lam-view img').naturalWidth === 70")
+    # Where the image is drawn in its element (Gradio's object-fit: scale-down, centred): then click the input pixel
+    # (column 50, row 20); the 16-pixel box is centred on its x4 output, at 202-16/2 and 82-16/2.
+    box = shown.bounding_box()
+    drawn = min(1.0, box['width'] / 70, box['height'] / 70) * 70
+    left, top = box['x'] + (box['width'] - drawn) / 2, box['y'] + (box['height'] - drawn) / 2
+    page.mouse.click(left + (50 + 0.5) * drawn / 70, top + (20 + 0.5) * drawn / 70)
+    page.wait_for_function("document.querySelector('#lam-x input').value === '194'")
+    assert page.locator('#lam-y input').input_value() == '74'
+    page.locator('#explain').click()
+    status = page.locator('#lam-status').get_by_text('for the box x=194, y=74, 16x16 of the output')
+    status.wait_for()
+    assert status.inner_text().startswith('DI ')
+    page.locator('#lam-figure img').wait_for()
+    page.wait_for_timeout(500)  # the figure drawn
+    page.screenshot(path=str(tmp_path / 'web_lam.png'), full_page=True)
+    if os.environ.get(LAM_SCREENSHOT_ENV):
+        shutil.copyfile(tmp_path / 'web_lam.png', os.environ[LAM_SCREENSHOT_ENV])
     page.close()
