@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hat_arch.archs.hat_arch import HAT
 from hat_arch.checkpoint import describe
 from hat_arch.errors import HatError
 from hat_arch.image_io import read_image
@@ -118,7 +119,7 @@ def lam(model: nn.Module, image: torch.Tensor, box: Box, *, sigma: float = SIGMA
                      steps=steps, kernel_size=kernel_size)
 
 
-def lam_file(model: nn.Module, source: str | Path, box: Box, *, max_pixels: int | None = None, sigma: float = SIGMA,
+def lam_file(model: HAT, source: str | Path, box: Box, *, max_pixels: int | None = None, sigma: float = SIGMA,
              steps: int = STEPS, kernel_size: int = KERNEL_SIZE, batch_size: int = 1,
              progress: Progress | None = None) -> LAMResult:
     """:func:`lam` of a HAT for the image file ``source``, read as ``hat-sr upscale`` reads it (gray, 16-bit or float

@@ -260,7 +260,8 @@ def resolve_device(device: str | torch.device = 'auto') -> torch.device:
 
 def load_model(path: str | Path, device: str | torch.device = 'auto', precision: str = 'fp32',
                **overrides: Any) -> HAT:
-    """A HAT in eval mode on ``device`` with the weights of the checkpoint at ``path``; no option file needed.
+    """A HAT in eval mode on ``device`` with the weights of the checkpoint at ``path``; no option file needed. It is
+    built for inference: no stochastic depth (``drop_path_rate=0`` unless overridden) and no weight initialisation.
 
     Args:
         path: a ``.pth`` or ``.safetensors`` checkpoint (released HAT / Real-HAT-GAN, or any BasicSR-trained HAT).
