@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from hat_arch.archs.hat_arch import HAT, NUM_FEAT
-from hat_arch.checkpoint import describe
+from hat_arch.checkpoint import ModelInfo, describe
 from hat_arch.errors import HatError
 from hat_arch.limits import available_memory
 from hat_arch.progress import Progress
@@ -172,7 +172,7 @@ def run_tiled(model: HAT, x: torch.Tensor, tile_size: TileSize = 'auto', tile_pa
     memory runs out. Used by the API, ``hat-sr`` and :class:`~hat_arch.models.hat_model.HATModel`."""
     info = describe(model)
     check_tile_size(tile_size, info.window_size)
-    tile_size = auto_tile(model, x, tile_pad) if tile_size == 'auto' else tile_size or None
+    tile_size = auto_tile(model, x, tile_pad, info) if tile_size == 'auto' else tile_size or None
     while True:
         try:
             return run_network(model, x, info.scale, tile_size, tile_pad, ensemble, progress)
@@ -188,28 +188,29 @@ def run_tiled(model: HAT, x: torch.Tensor, tile_size: TileSize = 'auto', tile_pa
                            '--precision bf16/fp16 or the CPU')
 
 
-def auto_tile(model: HAT, x: torch.Tensor, tile_pad: int = 32) -> int | None:
+def auto_tile(model: HAT, x: torch.Tensor, tile_pad: int = 32, info: ModelInfo | None = None) -> int | None:
     """The largest tile side (a multiple of the window) whose run fits in free memory; None if the whole image fits.
 
     CUDA: measured on a small probe run against the free GPU memory. CPU: an estimate from the network's widths
-    against the available RAM.
+    against the available RAM. ``info``: the model's :func:`~hat_arch.checkpoint.describe`, if the caller has it.
     """
+    info = info or describe(model)
     batch, _, h, w = x.shape
-    per_pixel = batch * _bytes_per_pixel(model, x)
+    per_pixel = batch * _bytes_per_pixel(model, x, info)
     budget = MEMORY_FRACTION * _free_memory(x.device)
     pixels = budget / per_pixel
     if h * w <= pixels:
         return None
-    return _round_tile(math.isqrt(int(pixels)) - 2 * tile_pad, describe(model).window_size)
+    return _round_tile(math.isqrt(int(pixels)) - 2 * tile_pad, info.window_size)
 
 
 def _round_tile(size: int, window_size: int) -> int:
     return max(window_size, size // window_size * window_size)
 
 
-def _bytes_per_pixel(model: HAT, x: torch.Tensor) -> float:
+def _bytes_per_pixel(model: HAT, x: torch.Tensor, info: ModelInfo | None = None) -> float:
     """Peak memory of a run per input pixel (for one image of the batch)."""
-    info = describe(model)
+    info = info or describe(model)
     if x.device.type == 'cuda':
         side = 4 * info.window_size
         probe = x.new_zeros(1, x.shape[1], side, side)
