@@ -163,7 +163,6 @@ def _upscale_handler(by_label: dict[str, ModelInfo], models: ModelCache, workspa
         except Exception as error:  # a checkpoint that cannot run here (precision, device): say so on the page
             raise gr.Error(f'{checkpoint.path.name}: {first_line(error)}') from None
         job = workspace.new_job()
-        hide_folder = lambda text: text.replace(f'{job / "inputs"}{os.sep}', '')  # noqa: E731  no server paths shown
         results, failures = [], []
         for index, upload in enumerate(files):
             name = Path(upload).name
@@ -172,11 +171,11 @@ def _upscale_handler(by_label: dict[str, ModelInfo], models: ModelCache, workspa
                 source = workspace.accept_upload(upload, job)
                 target = unique_path(job / f'{source.stem}_x{checkpoint.scale}.{output_extension(source)}')
                 upscale_file(model, source, target, tile=tile_size, tile_pad=TILE_PAD, ensemble=bool(ensemble),
-                             max_pixels=max_pixels, warn=lambda note: gr.Warning(hide_folder(note)),
+                             max_pixels=max_pixels, warn=lambda note: gr.Warning(_hide_inputs(note, job)),
                              progress=TileProgress(progress, name, index, len(files)))
                 results.append(Result(target.name, _preview(source), target))
             except Exception as error:  # one bad file: say which, go on with the others
-                failures.append(f'{name}: {hide_folder(first_line(error))}')
+                failures.append(f'{name}: {_hide_inputs(first_line(error), job)}')
         return _page_update(results, failures, job)
 
     return upscale
@@ -194,14 +193,13 @@ def _lam_handler(by_label: dict[str, ModelInfo], models: ModelCache, workspace: 
         box = (int(x), int(y), int(side), int(side))
         with runs.run(f'LAM of box {box}'):
             job = workspace.new_job()
-            hide_folder = lambda text: text.replace(f'{job / "inputs"}{os.sep}', '')  # noqa: E731
             try:
                 model = models.get(checkpoint, 'fp32')
                 source = workspace.accept_upload(upload, job)
                 result = lam_file(model, source, box, max_pixels=max_pixels, steps=int(steps),
                                   progress=lambda done, total: progress(done / total, desc=f'step {done}/{total}'))
             except Exception as error:  # a box outside the output, a file that is not an image: say so on the page
-                raise gr.Error(hide_folder(first_line(error))) from None
+                raise gr.Error(_hide_inputs(first_line(error), job)) from None
             figure = job / f'{source.stem}_lam.png'
             write_image(figure, result.figure())
         di = result.diffusion_index
@@ -218,12 +216,13 @@ def _lam_preview(workspace: Workspace) -> Callable[[str | None], tuple[str | Non
     def preview(upload: str | None) -> tuple[str | None, tuple[int, int] | None]:
         if not upload:
             return None, None
+        job = workspace.new_job()
         try:
-            shown = _preview(workspace.accept_upload(upload, workspace.new_job()))
+            shown = _preview(workspace.accept_upload(upload, job))
             with Image.open(shown) as image:
                 return str(shown), image.size
         except Exception as error:
-            raise gr.Error(first_line(error).replace(f'{workspace.jobs}{os.sep}', '')) from None
+            raise gr.Error(_hide_inputs(first_line(error), job)) from None
 
     return preview
 
@@ -246,6 +245,11 @@ def _place_box(by_label: dict[str, ModelInfo]) -> Callable[..., tuple[int, int]]
         return corner(column, width), corner(row, height)
 
     return place
+
+
+def _hide_inputs(text: str, job: Path) -> str:
+    """``text`` without the job's inputs folder before file names: the page shows no server paths."""
+    return text.replace(f'{job / "inputs"}{os.sep}', '')
 
 
 def _preview(source: Path) -> Path:
