@@ -261,8 +261,8 @@ def _colorize(values: np.ndarray) -> np.ndarray:
 
 def _density(lam_map: np.ndarray) -> np.ndarray:
     """Where the attribution lies: a kernel density of the pixel positions weighted by the LAM map, normalised to a
-    maximum of 1. LAM uses scipy's weighted ``gaussian_kde``; here the same Scott's-rule bandwidth per axis is applied as
-    one Gaussian blur (axis-aligned, no cross-covariance), which takes milliseconds instead of minutes."""
+    maximum of 1. LAM uses scipy's weighted ``gaussian_kde``; here the same Scott's-rule bandwidth per axis is applied
+    as one Gaussian blur (axis-aligned, no cross-covariance), which takes milliseconds instead of minutes."""
     total = float(lam_map.sum())
     if total == 0:
         return np.zeros_like(lam_map)

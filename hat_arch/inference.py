@@ -157,7 +157,8 @@ def check_tile_size(tile_size: TileSize, window_size: int | None = None) -> None
     """HatError unless ``tile_size`` is a number of pixels (at least ``window_size``, if given), 0 / None (the whole
     image) or 'auto'. A tile below the window would run the whole network for a few pixels (``--tile 1``: once per
     pixel, hours for a small image)."""
-    if not (tile_size is None or tile_size == 'auto' or (isinstance(tile_size, int) and not isinstance(tile_size, bool) and tile_size >= 0)):
+    whole_or_auto = tile_size is None or tile_size == 'auto'
+    if not (whole_or_auto or (isinstance(tile_size, int) and not isinstance(tile_size, bool) and tile_size >= 0)):
         raise HatError(f"tile must be a positive number of pixels, 0 / None (whole image) or 'auto', got "
                        f'{tile_size!r}')
     if window_size and isinstance(tile_size, int) and 0 < tile_size < window_size:

@@ -150,7 +150,8 @@ def test_bad_option_files_are_one_line_errors(case, tmp_path, monkeypatch, capsy
         (tmp_path / name).write_text(content if isinstance(content, str) else yaml.safe_dump(content))
     assert basicsr_main(['train', '-opt', name, *flags]) == 2
     err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and err.startswith('basicsr train: error: ') and re.search(message, err), err
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith('basicsr train: error: ') and re.search(message, err), err
     assert not (tmp_path / 'experiments').exists()
 
 
@@ -160,7 +161,8 @@ def test_test_needs_a_val_section(tmp_path, monkeypatch, capsys):
     write_options(tmp_path, {k: opt[k] for k in ('name', 'model_type', 'scale', 'num_gpu', 'datasets', 'path',
                                                  'network_g')})
     assert basicsr_main(['test', '-opt', 'tiny.yml']) == 2
-    assert re.fullmatch(r'basicsr test: error: option file tiny\.yml: missing required key\(s\) val\n', capsys.readouterr().err)
+    assert re.fullmatch(r'basicsr test: error: option file tiny\.yml: missing required key\(s\) val\n',
+                        capsys.readouterr().err)
 
 
 @pytest.mark.parametrize('launcher, environment, message', [
@@ -185,7 +187,8 @@ def test_unwritable_root_is_reported(tmp_path, monkeypatch, capsys):
     write_options(tmp_path, tiny_options())
     assert basicsr_main(['train', '-opt', 'tiny.yml']) == 2
     err = capsys.readouterr().err
-    assert re.fullmatch(r'basicsr train: error: cannot create the experiment folder .*experiments/tiny: .*Not a directory.*\n', err)
+    assert re.fullmatch(r'basicsr train: error: cannot create the experiment folder .*experiments/tiny: '
+                        r'.*Not a directory.*\n', err)
 
 
 @pytest.mark.parametrize('module', ['hat_arch.train', 'hat_arch.test'])

@@ -36,8 +36,9 @@ from hat_arch.layers.init import trunc_normal_
 from hat_arch.layers.memory_format import conv_input
 from hat_arch.layers.mlp import LeanMlp
 from hat_arch.layers.padding import reflect_pad_to_multiple
-from hat_arch.layers.windows import (OverlappingWindows, WindowOrder, relative_position_bias, relative_position_index_oca,
-                                     relative_position_index_sa, shift_region_masks, window_partition, window_reverse)
+from hat_arch.layers.windows import (OverlappingWindows, WindowOrder, relative_position_bias,
+                                     relative_position_index_oca, relative_position_index_sa, shift_region_masks,
+                                     window_partition, window_reverse)
 from hat_arch.state_dict import POSITION_INDEX_KEYS, StateDictMismatch, describe_state_dict_mismatch
 
 NUM_FEAT = 64  # width of the reconstruction convs (fixed, as in the reference)
@@ -510,7 +511,8 @@ class HAT(nn.Module):
         self.patch_unembed = PatchUnEmbed()
         self.pos_drop = nn.Dropout(p=drop_rate)
         input_resolution = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
-        dpr = torch.linspace(0, drop_path_rate, sum(depths), device='cpu').tolist()  # stochastic depth, rising with depth
+        # stochastic depth, rising with depth
+        dpr = torch.linspace(0, drop_path_rate, sum(depths), device='cpu').tolist()
         self.layers = nn.ModuleList()
         for i, (depth, heads) in enumerate(zip(depths, num_heads)):
             self.layers.append(

@@ -16,7 +16,8 @@ HEAD_WIDTH_MULTIPLE = 8
 
 
 def pad_heads(t: torch.Tensor, head_dim: int, width: int, dim: int) -> torch.Tensor:
-    """t with every run of ``head_dim`` entries along ``dim`` (one head's q, k, v or output) zero-padded to ``width``."""
+    """t with every run of ``head_dim`` entries along ``dim`` (one head's q, k, v or output) zero-padded to
+    ``width``."""
     runs = t.unflatten(dim, (-1, head_dim))
     return F.pad(runs, [0, 0] * (runs.dim() - dim - 2) + [0, width - head_dim]).flatten(dim, dim + 1)
 

@@ -140,9 +140,11 @@ def test_a_parser_that_is_not_recognised_fails_loudly():
     def parse_model(d, ch, verbose=True):
         return globals()[d]  # a lookup the hook does not rely on
     for fake, match in [(types.SimpleNamespace(), 'ultralytics.nn.tasks has no parse_model'),
-                        (types.SimpleNamespace(parse_model=lambda cfg, channels: None), r"parse_model takes \('cfg', 'channels'\)"),
+                        (types.SimpleNamespace(parse_model=lambda cfg, channels: None),
+                         r"parse_model takes \('cfg', 'channels'\)"),
                         (types.SimpleNamespace(parse_model=parse_model), 'no longer looks modules up by name')]:
-        one_line_error(lambda: parser.check_parser(fake), f'Ultralytics .* is not supported by hat_arch.yolo: .*{match}')
+        one_line_error(lambda: parser.check_parser(fake),
+                       f'Ultralytics .* is not supported by hat_arch.yolo: .*{match}')
 
 
 def test_a_model_built_without_the_hook_fails_instead_of_skipping_hat():
