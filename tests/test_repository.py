@@ -28,6 +28,9 @@ def test_ci_runs_the_readme_test_commands_in_a_bare_clone():
     readme = (ROOT / 'README.md').read_text()
     block = re.search(r'## Tests\n\n```bash\n(.*?)```', readme, re.S)[1]
     readme_commands = [c.strip() for line in block.splitlines() for c in line.split('&&')]
+    cpu_wheels = 'pip install torch torchvision --index-url https://download.pytorch.org/whl/cpu'
+    assert [c for c in readme_commands if c.startswith(cpu_wheels)]  # users without a GPU are told in the block
+    readme_commands = [c for c in readme_commands if not c.startswith(cpu_wheels)]  # CI reaches PyPI alone
     ci = [line for line in (ROOT / '.ci' / 'run').read_text().splitlines() if line and not line.startswith('#')]
     clone = ci.index('cd "$clone"')
     assert ci[clone - 1].startswith('git clone') and ci[clone - 2].startswith('clone="$(mktemp -d)')
