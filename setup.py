@@ -19,7 +19,7 @@ setup(
     long_description_content_type='text/markdown',
     python_requires='>=3.9',
     packages=find_packages(include=['hat_arch', 'hat_arch.*']),
-    package_data={'hat_arch.yolo': ['cfg/*.yaml']},
+    package_data={'hat_arch.yolo': ['cfg/*.yaml'], 'hat_arch': ['weights/*.safetensors']},
     py_modules=['hat_arch_launcher'],  # the console scripts' dispatcher: no torch before the command is chosen
     install_requires=requirements(),
     extras_require={

@@ -25,6 +25,7 @@ from torch import nn
 from hat_arch.archs.hat_arch import HAT, NUM_FEAT
 from hat_arch.errors import HatError, first_line
 from hat_arch.layers.init import weights_loaded_after
+from hat_arch.shipped_model import checkpoint_or_shipped
 from hat_arch.state_dict import POSITION_INDEX_KEYS, StateDictMismatch, describe_state_dict_mismatch
 
 # Where a checkpoint keeps the state dict: BasicSR's keys, the EMA weights first (the released ones), then the keys
@@ -258,13 +259,14 @@ def resolve_device(device: str | torch.device = 'auto') -> torch.device:
     return device
 
 
-def load_model(path: str | Path, device: str | torch.device = 'auto', precision: str = 'fp32',
+def load_model(path: str | Path | None = None, device: str | torch.device = 'auto', precision: str = 'fp32',
                **overrides: Any) -> HAT:
     """A HAT in eval mode on ``device`` with the weights of the checkpoint at ``path``; no option file needed. It is
     built for inference: no stochastic depth (``drop_path_rate=0`` unless overridden) and no weight initialisation.
 
     Args:
-        path: a ``.pth`` or ``.safetensors`` checkpoint (released HAT / Real-HAT-GAN, or any BasicSR-trained HAT).
+        path: a ``.pth`` or ``.safetensors`` checkpoint (released HAT / Real-HAT-GAN, or any BasicSR-trained HAT);
+            None: the small x4 model shipped in the package (:mod:`hat_arch.shipped_model`).
         device: 'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:1', ...
         precision: 'fp32', 'bf16' or 'fp16' for the weights and the computation.
         overrides: ``HAT(...)`` arguments replacing detected or default ones, e.g. ``img_range=255.``,
@@ -273,6 +275,7 @@ def load_model(path: str | Path, device: str | torch.device = 'auto', precision:
     if precision not in PRECISIONS:
         raise HatError(f'precision {precision!r} is not one of {", ".join(PRECISIONS)}')
     device = resolve_device(device)
+    path = checkpoint_or_shipped(path)
     state_dict = read_state_dict(path)
     # Stochastic depth does nothing in eval mode, and without it (and its initialisation) the network imports no timm.
     config = {**detect_config(state_dict, name=str(path)), 'drop_path_rate': 0.0, **overrides}

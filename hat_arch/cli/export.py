@@ -18,6 +18,7 @@ from tqdm import tqdm
 from hat_arch.cli.arguments import positive_float
 from hat_arch.errors import HatError, check_writable_folder, report_user_errors
 from hat_arch.onnx_export import MAX_OPSET, MIN_OPSET, TOLERANCE, export_onnx, verify_onnx
+from hat_arch.shipped_model import SHIPPED_MODEL_NAME, checkpoint_or_shipped
 
 
 def _opset(text: str) -> int:
@@ -31,7 +32,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         prog=prog, description='Export a HAT checkpoint to ONNX with dynamic batch, height and width; verified '
         f'against PyTorch with onnxruntime (max difference <= {TOLERANCE:g}) when it is installed '
         "(pip install 'hat_arch[onnx]').")
-    parser.add_argument('-m', '--model', required=True, metavar='CHECKPOINT', help='HAT checkpoint')
+    parser.add_argument('-m', '--model', metavar='CHECKPOINT',
+                        help=f'HAT checkpoint (default: the built-in {SHIPPED_MODEL_NAME}, x4)')
     parser.add_argument('--onnx', required=True, metavar='OUT.onnx', help='ONNX file to write')
     parser.add_argument('--opset', type=_opset, default=MIN_OPSET, help=f'ONNX opset (default: {MIN_OPSET})')
     parser.add_argument('--img-range', type=positive_float, default=None,
@@ -43,10 +45,10 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None, prog: str = 'hat-sr export') -> int:
     args = build_parser(prog).parse_args(sys.argv[1:] if argv is None else argv)
-    return report_user_errors(lambda: _run(args), prog)
+    return report_user_errors(lambda: _run(args, prog), prog)
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, prog: str) -> int:
     from hat_arch.checkpoint import describe, load_model
 
     if importlib.util.find_spec('onnx') is None:
@@ -64,7 +66,7 @@ def _run(args: argparse.Namespace) -> int:
         bar.set_description_str('export: loading the checkpoint')
         # The explicit attention exports to plain MatMul/Softmax; the fused path's custom autograd Functions (window
         # gathers, overlapping windows) do not trace.
-        model = load_model(args.model, device='cpu', attn_impl='naive', **overrides)
+        model = load_model(checkpoint_or_shipped(args.model, announce=lambda note: bar.write(f'{prog}: {note}')), device='cpu', attn_impl='naive', **overrides)
         bar.update()
         try:
             bar.set_description_str('export: tracing to ONNX (minutes for a full-size HAT)')

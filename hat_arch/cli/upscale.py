@@ -21,6 +21,7 @@ from hat_arch.errors import HatError, check_writable_folder, first_line, report_
 from hat_arch.image_io import OUTPUT_EXTENSIONS, is_image_name, output_extension
 from hat_arch.outputs import check_outputs
 from hat_arch.progress import progress_bar
+from hat_arch.shipped_model import SHIPPED_MODEL_NAME, checkpoint_or_shipped
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
@@ -31,7 +32,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument('inputs', nargs='+', metavar='INPUT', help='image files, folders (their images) or globs')
     parser.add_argument('-o', '--output', required=True, metavar='OUTDIR',
                         help='output folder (created with the first output)')
-    parser.add_argument('-m', '--model', required=True, metavar='CHECKPOINT', help='HAT checkpoint')
+    parser.add_argument('-m', '--model', metavar='CHECKPOINT',
+                        help=f'HAT checkpoint (default: the built-in {SHIPPED_MODEL_NAME}, x4)')
     parser.add_argument('--tile', type=tile_size, default='auto', metavar='N|auto',
                         help='tile side in input pixels, at least the network\'s window; auto: the largest that '
                         'fits in free memory, the whole image when it fits; 0: the whole image (default: auto). Out '
@@ -91,7 +93,8 @@ def _run(args: argparse.Namespace, prog: str) -> int:
         from hat_arch.inference import check_tile_size
 
         overrides = {} if args.img_range is None else {'img_range': args.img_range}
-        model = load_model(args.model, device=device, precision=args.precision, **overrides)
+        checkpoint = checkpoint_or_shipped(args.model, announce=lambda note: print(f'{prog}: {note}', file=sys.stderr))
+        model = load_model(checkpoint, device=device, precision=args.precision, **overrides)
         info = describe(model)
         check_tile_size(args.tile, info.window_size)
         print(f'{info.summary()} on {next(model.parameters()).device}, {args.precision}', file=sys.stderr)
