@@ -12,7 +12,7 @@ import torch
 
 import hat_arch
 from hat_arch.cli import hat_sr_main
-from hat_arch.finite import NonFiniteOutput
+from hat_arch.finite import NonFiniteOutput, all_finite
 from tests.conftest import DATA, load_golden
 
 HEAD = DATA / 'Set5' / 'LRbicx4' / 'head.png'
@@ -120,3 +120,18 @@ def test_lam_refuses_nan_weights_instead_of_an_undefined_di(tmp_path, small_imag
         f'hat-sr lam: error: checkpoint {bad} gives non-finite values (NaN or inf): its weight conv_last.weight '
         'holds NaN or inf')
     assert list(tmp_path.glob('l.*')) == []
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float16, torch.bfloat16])
+def test_the_finiteness_check_is_exact(dtype):
+    values = torch.rand(3, 16, 16).to(dtype)
+    assert all_finite(values)
+    for bad in (math.nan, math.inf, -math.inf):
+        with_bad = values.clone()
+        with_bad[2, 15, 15] = bad
+        assert not all_finite(with_bad)
+    huge = torch.full((3, 16, 16), torch.finfo(dtype).max, dtype=dtype)
+    assert all_finite(huge)  # its sum overflows; its values do not
+    both = huge.clone()
+    both[0, 0, 0] = -math.inf
+    assert not all_finite(both)
