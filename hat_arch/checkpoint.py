@@ -118,10 +118,10 @@ def load_weights_only(path: str | Path, what: str = 'checkpoint', mmap: bool = F
     try:
         return torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as error:
-        code = PICKLED_GLOBAL.search(str(error))
+        code = refused_object(error)
         if code:
             raise HatError(f'{what} {path} was refused: loading it would run code (it names the Python object '
-                           f'{code[1]}); hat_arch reads only files of tensors, such as a state dict saved by '
+                           f'{code}); hat_arch reads only files of tensors, such as a state dict saved by '
                            'torch.save or a .safetensors file') from None
         raise HatError(f'cannot read {what} {path}: damaged, or not a file of tensors ({_first_sentence(error)})') \
             from None
@@ -129,6 +129,13 @@ def load_weights_only(path: str | Path, what: str = 'checkpoint', mmap: bool = F
         raise HatError(f'cannot read {what} {path}: {first_line(error)}') from None
     except Exception as error:  # a truncated zip (RuntimeError), a pickle that ends early (EOFError), ...
         raise HatError(f'cannot read {what} {path}: damaged or truncated ({_first_sentence(error)})') from None
+
+
+def refused_object(error: Exception) -> str | None:
+    """The Python object (``posix.system``) whose loading a weights-only ``torch.load`` refused with ``error``; None
+    when it failed for another reason."""
+    code = PICKLED_GLOBAL.search(str(error)) if isinstance(error, pickle.UnpicklingError) else None
+    return code[1] if code else None
 
 
 def _first_sentence(error: Exception) -> str:
@@ -285,6 +292,7 @@ def load_model(path: str | Path | None = None, device: str | torch.device = 'aut
     except (TypeError, ValueError) as error:
         raise HatError(f'{path}: cannot build HAT: {error}') from None
     load_weights(model, state_dict, f'checkpoint {path}')
+    model.checkpoint_path = Path(path)  # for messages about what it computes (hat_arch.finite)
     return model.to(device=device, dtype=PRECISIONS[precision]).eval()
 
 

@@ -22,6 +22,8 @@ Patched here (see each function's comment):
 - ``_fix_ddp_on_cpu``: distributed training on CPU dies in ``model_to_device`` (CUDA device ids).
 - ``_fix_in_place_saves``: a kill or a full disk mid-save leaves a truncated newest checkpoint; ``save_network`` and
   ``save_training_state`` become the atomic ones of :mod:`hat_arch.training.checkpoint`.
+- ``_fix_in_place_image_writes``: validation/test images are written in place (a kill leaves a torn PNG; a link
+  planted at a result's name is written through); ``imwrite`` becomes :func:`hat_arch.image_io.basicsr_imwrite`.
 - ``_fix_meshgrid_warning``: a torch.meshgrid UserWarning from ``flow_warp``.
 - ``_fix_unreadable_images``: an image unreadable mid-run crashes with an AttributeError that names no file.
 
@@ -55,7 +57,9 @@ YAML's arguments only, so a ``HAT`` row could not get its input channels: the ar
 join torch's weights-only allow-list (Ultralytics' safe loading refused a ``best.pt`` holding them), and
 ``yaml_model_load`` (in ``tasks`` and ``engine.model``) is wrapped by :mod:`hat_arch.yolo.scaled_names` (it strips the
 scale letter from the whole path, so 'yolov8n-hat-neck.yaml' in a folder such as ``/tmp/tmp.Q4sGxc/`` "does not
-exist").
+exist"), and :mod:`hat_arch.yolo.safe_load` turns on Ultralytics' weights-only loading (``ULTRALYTICS_SAFE_LOAD``)
+and makes its shared ``torch_load`` weights-only (a ``.pt`` pickling ``os.system`` ran it; ``HAT_YOLO_UNSAFE_LOAD=1``
+opts out by name).
 """
 from __future__ import annotations
 
@@ -242,6 +246,17 @@ def _fix_in_place_saves() -> None:
             setattr(BaseModel, name, replacement)
 
 
+def _fix_in_place_image_writes() -> None:
+    # Symptom: validation and test images (save_img) are written in place by cv2.imwrite: a kill leaves a torn PNG,
+    # and a symbolic link planted at a result's name gets the image written through it, over an unrelated file.
+    import basicsr.utils.img_util
+
+    from hat_arch.image_io import basicsr_imwrite
+
+    if _needs_fix(basicsr.utils.img_util.imwrite, 'cv2.imwrite('):
+        _replace(basicsr.utils.img_util.imwrite, basicsr_imwrite)
+
+
 def _fix_meshgrid_warning() -> None:
     # Symptom: "UserWarning: torch.meshgrid: in an upcoming release, it will be required to pass the indexing
     # argument" from flow_warp (basicsr.archs.arch_util; used by the video and flow networks) on every call.
@@ -303,6 +318,7 @@ def register() -> None:
     _fix_init_dist()
     _fix_ddp_on_cpu()
     _fix_in_place_saves()
+    _fix_in_place_image_writes()
     _fix_meshgrid_warning()
     _fix_unreadable_images()
     from hat_arch import archs, data, models  # noqa: F401  (their modules register on import)

@@ -55,11 +55,13 @@ def first_line(error: BaseException) -> str:
 def cannot_write(folder: str | Path, create: bool = True) -> str | None:
     """Why no file can be written in ``folder`` (see :func:`first_line`), or None when one can: a probe file is
     written, synced and removed there, after the folder is made with its parents when ``create``."""
+    from hat_arch.atomic_write import TEMPORARY_SUFFIX  # here: that module reports errors with this one's classes
+
     try:
         if create:
             os.makedirs(folder, exist_ok=True)
-        # '.tmp': a probe left by a kill is removed with training's temporary files
-        descriptor, probe = tempfile.mkstemp(prefix='.write-check.', suffix='.tmp', dir=folder)
+        # named as the atomic writer's files: a probe left by a kill is removed with their leftovers
+        descriptor, probe = tempfile.mkstemp(prefix='.write-check.', suffix=TEMPORARY_SUFFIX, dir=folder)
         try:
             os.write(descriptor, b'hat_arch')
             os.fsync(descriptor)

@@ -16,6 +16,7 @@ from torch import nn
 from hat_arch.archs.hat_arch import HAT, NUM_FEAT
 from hat_arch.checkpoint import ModelInfo, describe
 from hat_arch.errors import HatError
+from hat_arch.finite import finite_network
 from hat_arch.limits import available_memory
 from hat_arch.progress import Progress
 
@@ -167,16 +168,19 @@ def check_tile_size(tile_size: TileSize, window_size: int | None = None) -> None
 
 
 def run_tiled(model: HAT, x: torch.Tensor, tile_size: TileSize = 'auto', tile_pad: int = 32, ensemble: bool = False,
-              progress: Progress | None = None) -> torch.Tensor:
+              progress: Progress | None = None, warn: Callable[[str], None] | None = None) -> torch.Tensor:
     """The tiling policy: :func:`run_network` in tiles of ``tile_size`` ('auto': the largest that fits in free memory,
     see :func:`auto_tile`; 0 / None: the whole image), retried with tiles half as large (window multiples) while
-    memory runs out. Used by the API, ``hat-sr`` and :class:`~hat_arch.models.hat_model.HATModel`."""
+    memory runs out; every tile's output checked to be finite (:func:`hat_arch.finite.finite_network`: fp16/bf16
+    tiles redone in fp32, ``warn`` told once; the output is fp32). Used by the API, ``hat-sr`` and
+    :class:`~hat_arch.models.hat_model.HATModel`."""
     info = describe(model)
     check_tile_size(tile_size, info.window_size)
     tile_size = auto_tile(model, x, tile_pad, info) if tile_size == 'auto' else tile_size or None
+    net = finite_network(model, warn)
     while True:
         try:
-            return run_network(model, x, info.scale, tile_size, tile_pad, ensemble, progress)
+            return run_network(net, x, info.scale, tile_size, tile_pad, ensemble, progress)
         except RuntimeError as error:
             if not _is_out_of_memory(error):
                 raise

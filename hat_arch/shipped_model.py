@@ -34,6 +34,7 @@ def ship_weights(checkpoint: str | Path, target: str | Path = SHIPPED_MODEL_PATH
     ``experiments/HAT-T_SRx4_T91/models/net_g_latest.pth``) as the shipped ``.safetensors`` file, tensors only."""
     from safetensors.torch import save
 
+    from hat_arch.atomic_write import write_bytes_atomic
     from hat_arch.checkpoint import detect_config, read_state_dict
 
     state_dict = read_state_dict(checkpoint)
@@ -41,7 +42,7 @@ def ship_weights(checkpoint: str | Path, target: str | Path = SHIPPED_MODEL_PATH
     data = save({key: tensor.contiguous() for key, tensor in state_dict.items()},
                 metadata={'name': SHIPPED_MODEL_NAME, 'recipe': f'options/train/train_{SHIPPED_MODEL_NAME}.yml'})
     target = Path(target)
-    target.write_bytes(data)  # MERGE: through the atomic writer
+    write_bytes_atomic(target, data)
     return target
 
 

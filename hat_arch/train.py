@@ -26,8 +26,8 @@ from basicsr.data.prefetch_dataloader import CPUPrefetcher, CUDAPrefetcher
 from basicsr.models import build_model
 from basicsr.train import init_tb_loggers
 from basicsr.utils import AvgTimer, make_exp_dirs, mkdir_and_rename
-from basicsr.utils.options import copy_opt_file
 
+from hat_arch.atomic_write import write_text_atomic
 from hat_arch.data.checks import check_dataset_options
 from hat_arch.errors import HatError
 from hat_arch.training.checkpoint import check_writable, checkpoint_bytes, remove_temporary_files, save_checkpoint
@@ -72,7 +72,7 @@ def prepare_and_train(opt: dict, args: argparse.Namespace, root_path: str, prog:
                 mkdir_and_rename(osp.join(root_path, 'tb_logger', opt['name']))
         copied = osp.join(opt['path']['experiments_root'], osp.basename(args.opt))
         if not (osp.exists(copied) and osp.samefile(args.opt, copied)):  # resumed from the run's own copy: keep it
-            copy_opt_file(args.opt, opt['path']['experiments_root'])
+            copy_options_file(args.opt, opt['path']['experiments_root'])
     except OSError as error:
         raise HatError(f'cannot create the experiment folder {opt["path"]["experiments_root"]}: {error}') from error
     with pipeline_log(opt, 'train') as logger:
@@ -84,6 +84,15 @@ def prepare_and_train(opt: dict, args: argparse.Namespace, root_path: str, prog:
                 for name in remove_temporary_files(folder):
                     logger.info(f'Removed {name}, left by a save that was interrupted.')
         train_loop(opt, model, data, resume_state, logger)
+
+
+def copy_options_file(opt_file: str, experiments_root: str) -> None:
+    """BasicSR's ``copy_opt_file`` (the option file in the experiment folder, headed by the time and the command),
+    written with :func:`hat_arch.atomic_write.write_atomic`: BasicSR copies and rewrites it in place."""
+    with open(opt_file, encoding='utf-8') as file:
+        options = file.read()
+    header = f'# GENERATE TIME: {time.asctime()}\n# CMD:\n# {" ".join(sys.argv)}\n\n'
+    write_text_atomic(osp.join(experiments_root, osp.basename(opt_file)), header + options)
 
 
 def train_loop(opt: dict, model, data, resume_state: dict | None, logger: logging.Logger) -> None:

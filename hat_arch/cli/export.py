@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import os
 import sys
 from pathlib import Path
 
 from tqdm import tqdm
 
+from hat_arch.atomic_write import write_bytes_atomic
 from hat_arch.cli.arguments import positive_float
 from hat_arch.errors import HatError, check_writable_folder, report_user_errors
+from hat_arch.finite import NonFiniteOutput, first_non_finite_weight, non_finite_message
 from hat_arch.onnx_export import MAX_OPSET, MIN_OPSET, TOLERANCE, export_onnx, verify_onnx
 from hat_arch.shipped_model import SHIPPED_MODEL_NAME, checkpoint_or_shipped
 
@@ -60,32 +61,31 @@ def _run(args: argparse.Namespace, prog: str) -> int:
         raise HatError(f'{target} exists; pass --overwrite to replace it')
     check_writable_folder(target.parent)
     overrides = {} if args.img_range is None else {'img_range': args.img_range}
-    partial = target.with_name(f'.{target.name}.partial')
     stages = 2 if args.no_verify else 3
     with tqdm(total=stages, unit='stage', file=sys.stderr, bar_format='{desc} [{n}/{total} stages, {elapsed}]') as bar:
         bar.set_description_str('export: loading the checkpoint')
         # The explicit attention exports to plain MatMul/Softmax; the fused path's custom autograd Functions (window
         # gathers, overlapping windows) do not trace.
-        model = load_model(checkpoint_or_shipped(args.model, announce=lambda note: bar.write(f'{prog}: {note}')), device='cpu', attn_impl='naive', **overrides)
+        model = load_model(checkpoint_or_shipped(args.model, announce=lambda note: bar.write(f'{prog}: {note}')),
+                           device='cpu', attn_impl='naive', **overrides)
+        if first_non_finite_weight(model) is not None:  # also with --no-verify: an ONNX model that outputs NaN
+            raise NonFiniteOutput(non_finite_message(model))
         bar.update()
-        try:
-            bar.set_description_str('export: tracing to ONNX (minutes for a full-size HAT)')
-            target.parent.mkdir(parents=True, exist_ok=True)
-            export_onnx(model, partial, args.opset)
+        bar.set_description_str('export: tracing to ONNX (minutes for a full-size HAT)')
+        onnx_model = export_onnx(model, args.opset)
+        bar.update()
+        if args.no_verify:
+            bar.write('not verified (--no-verify)')
+        else:
+            bar.set_description_str('export: comparing onnxruntime with PyTorch')
+            difference = verify_onnx(model, onnx_model)
             bar.update()
-            if args.no_verify:
-                bar.write('not verified (--no-verify)')
+            if difference is None:
+                bar.write("not verified: onnxruntime is not installed (pip install 'hat_arch[onnx]')")
             else:
-                bar.set_description_str('export: comparing onnxruntime with PyTorch')
-                difference = verify_onnx(model, partial)
-                bar.update()
-                if difference is None:
-                    bar.write("not verified: onnxruntime is not installed (pip install 'hat_arch[onnx]')")
-                else:
-                    bar.write(f'verified: max |onnxruntime - torch| = {difference:.2e} over several sizes')
-            os.replace(partial, target)
-        finally:
-            partial.unlink(missing_ok=True)
+                bar.write(f'verified: max |onnxruntime - torch| = {difference:.2e} over several sizes')
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(target, onnx_model)
         bar.set_description_str('export: done')
     info = describe(model)
     print(f'wrote {target} ({target.stat().st_size / 2**20:.1f} MiB): input (b, {info.in_chans}, h, w) in [0, 1], '

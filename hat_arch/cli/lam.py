@@ -16,6 +16,7 @@ import numpy as np
 
 import hat_arch
 from hat_arch import attribution
+from hat_arch.atomic_write import write_text_atomic
 from hat_arch.cli.arguments import add_max_pixels, non_negative_float, positive_int
 from hat_arch.errors import HatError, check_writable_folder, report_user_errors
 from hat_arch.image_io import write_image
@@ -109,7 +110,7 @@ def _run(args: argparse.Namespace, prog: str) -> int:
         'figure': str(figure_path),
         'hat_arch_version': hat_arch.__version__,
     }
-    json_path.write_text(json.dumps(report, indent=2) + '\n')
+    write_text_atomic(json_path, json.dumps(report, indent=2) + '\n')
     if np.isnan(result.diffusion_index):
         print('DI undefined: the attribution is zero everywhere (the box does not depend on the input)')
     else:

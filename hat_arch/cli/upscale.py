@@ -42,7 +42,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                         help='overlapping context around each tile, blended away (default: 32)')
     parser.add_argument('--device', default='auto', help="'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:1', ...")
     parser.add_argument('--precision', choices=('fp32', 'bf16', 'fp16'), default='fp32',
-                        help='weights and computation (default: fp32; bf16 or fp16 halve GPU memory)')
+                        help='weights and computation (default: fp32; bf16 or fp16 halve GPU memory; HAT is not '
+                        'fp16-safe: tiles that overflow in fp16 are redone in fp32)')
     parser.add_argument('--ensemble', action='store_true', help='x8 self-ensemble (flips and transposes; x8 time)')
     parser.add_argument('--suffix', default='', help="added to each output name, e.g. '_x4' (default: none)")
     parser.add_argument('--ext', choices=('auto', *OUTPUT_EXTENSIONS), default='auto',
