@@ -19,6 +19,7 @@ from hat_arch.errors import HatError
 from hat_arch.training.launch import run_pipeline
 from hat_arch.training.logs import pipeline_log
 from hat_arch.training.options import parse_options
+from hat_arch.training.run_folder import hold_run_folder
 from hat_arch.training.validation import validate
 
 
@@ -30,6 +31,12 @@ def test_pipeline(root_path: str, argv: list[str], prog: str = 'basicsr test') -
     """Evaluate as the option file in ``argv`` says, writing results/<name>/ under ``root_path``."""
     opt, _ = parse_options(argv, root_path, is_train=False, prog=prog)
     check_dataset_options(opt)  # missing folders, unpaired or unreadable images: one line, before any work
+    with hold_run_folder(opt['path']['results_root'], [*prog.split(), *argv]):  # not archived while it runs
+        evaluate(opt)
+
+
+def evaluate(opt: dict) -> None:
+    """Build the test sets and the model of the parsed options ``opt``, and write each set's results and metrics."""
     torch.backends.cudnn.benchmark = True
     try:
         make_exp_dirs(opt)
