@@ -11,7 +11,8 @@ def options(models: str, network: str = 'HAT') -> dict:
 def test_the_hint_names_the_latest_model_relative_to_here(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert upscale_hint(options(str(tmp_path / 'experiments' / 'my run' / 'models'))) == (
-        "Upscale images with this model: hat-sr upscale IMAGE -o OUTDIR -m 'experiments/my run/models/net_g_latest.pth'")
+        'Upscale images with this model: hat-sr upscale IMAGE -o OUTDIR -m '
+        "'experiments/my run/models/net_g_latest.pth'")
 
 
 def test_a_model_outside_the_current_folder_is_named_by_its_full_path(tmp_path, monkeypatch):
