@@ -34,6 +34,7 @@ from basicsr.utils.options import copy_opt_file
 
 from hat_arch.data.checks import check_dataset_options
 from hat_arch.errors import HatError
+from hat_arch.problems import Problems
 from hat_arch.training.checkpoint import check_writable, checkpoint_bytes, remove_temporary_files, save_checkpoint
 from hat_arch.training.launch import run_pipeline
 from hat_arch.training.loaders import create_dataloaders
@@ -52,23 +53,27 @@ def main(argv: list[str] | None = None, prog: str = 'basicsr train') -> int:
 
 def train_pipeline(root_path: str, argv: list[str], prog: str = 'basicsr train') -> None:
     """Train as the option file in ``argv`` says, with ``root_path`` as the root of experiments/ and tb_logger/."""
-    opt, args = parse_options(argv, root_path, is_train=True, prog=prog)
+    problems = Problems()  # the option file's, reported with its data's before anything is written
+    opt, args = parse_options(argv, root_path, is_train=True, prog=prog, problems=problems)
+    resume_state = None
+    with problems.collect():  # before the data checks: resuming points pretrain_network_* at the run's own networks
+        resume_state = load_resume_state(opt)
+    check_dataset_options(opt, problems)  # missing folders, unpaired or unreadable images
+    problems.raise_if_any(f'option file {args.opt}')
     command = [*prog.split(), *argv]
     try:
         with hold_run_folder(opt['path']['experiments_root'], command):
-            prepare_and_train(opt, args, root_path, prog)
+            prepare_and_train(opt, args, root_path, prog, resume_state)
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: say what is kept, and how to go on (once: rank 0)
         raise type(stop)(continuation_note(opt, command) if opt['rank'] == 0 else '') from None
 
 
-def prepare_and_train(opt: dict, args: argparse.Namespace, root_path: str, prog: str) -> None:
-    """Resume or start the run of the parsed options ``opt``: check its data and folders, then train."""
-    # First, as it points pretrain_network_* at the run's own saved networks: a resumed run needs no pretrained file.
-    resume_state = load_resume_state(opt)
+def prepare_and_train(opt: dict, args: argparse.Namespace, root_path: str, prog: str,
+                      resume_state: dict | None) -> None:
+    """Resume from ``resume_state`` or start the run of the checked options ``opt``: make its folders, then train."""
     if resume_state is None and args.auto_resume and opt['rank'] == 0:
         print(f"{prog}: --auto_resume: nothing to resume (no complete training state in "
               f"{opt['path']['training_states']}); training starts from iteration 0", file=sys.stderr, flush=True)
-    check_dataset_options(opt)  # missing folders, unpaired or unreadable images: one line, before any work
     opt['root_path'] = root_path
     torch.backends.cudnn.benchmark = True
     is_main = opt['rank'] == 0
