@@ -267,6 +267,8 @@ def _check_train_options(opt: dict, path: str, problems: Problems) -> None:
             continue
         value = opt[section][key]
         whole = type(value) is int or (type(value) is float and value.is_integer())
+        if not whole and _number_read_as_text(value):  # check_numbers says so, with the fix
+            continue
         if not whole or value < 1:  # YAML reads 1e5 as a string: it would fail at the first use, mid-run
             problems.add(f'option file {path}: {section}: {key} must be a positive whole number (e.g. 100000), '
                          f'got {value!r}')
@@ -305,8 +307,8 @@ def check_optimization(opt: dict, path: str, problems: Problems) -> None:
     model_class = MODEL_REGISTRY.get(opt['model_type'])
     optimizers = []
     for key, section in opt['train'].items():
-        if not (str(key).startswith('optim_') and isinstance(section, dict)):
-            continue
+        if not (str(key).startswith('optim_') and isinstance(section, dict)) or _holds_number_read_as_text(section):
+            continue  # (check_numbers says so: one problem, one line)
         settings = dict(section)
         kind = settings.pop('type', None)
         try:
@@ -314,14 +316,25 @@ def check_optimization(opt: dict, path: str, problems: Problems) -> None:
         except NotImplementedError as error:
             problems.add(f"option file {path}: train: {key}: type {kind!r} is not an optimizer that "
                          f"{opt['model_type']} builds ({error})")
-        except (TypeError, ValueError, KeyError) as error:
+        except (TypeError, ValueError, KeyError, IndexError) as error:  # betas: [0.9] is an IndexError
             problems.add(f'option file {path}: train: {key}: the {kind} optimizer refuses these settings: {error}')
     if not isinstance(opt['train'].get('scheduler'), dict):
         problems.add(f'option file {path}: train: scheduler must be a mapping with a type (e.g. MultiStepLR), got '
                      f"{opt['train'].get('scheduler')!r}")
         return
-    with problems.collect():
-        _check_scheduler(model_class, optimizers, opt, path)
+    if not _holds_number_read_as_text(opt['train']['scheduler']):
+        with problems.collect():
+            _check_scheduler(model_class, optimizers, opt, path)
+
+
+def _number_read_as_text(value) -> bool:
+    return isinstance(value, str) and NUMBER_READ_AS_TEXT.fullmatch(value) is not None
+
+
+def _holds_number_read_as_text(node) -> bool:
+    values = node.values() if isinstance(node, dict) else node if isinstance(node, list) else [node]
+    return any(_holds_number_read_as_text(v) if isinstance(v, (dict, list)) else _number_read_as_text(v)
+               for v in values)
 
 
 def _check_scheduler(model_class, optimizers: list, opt: dict, path: str) -> None:
@@ -331,7 +344,7 @@ def _check_scheduler(model_class, optimizers: list, opt: dict, path: str) -> Non
                                                      schedulers=[]))
     except NotImplementedError as error:
         raise HatError(f'option file {path}: train: scheduler: {error}') from None
-    except (TypeError, ValueError, KeyError, AssertionError) as error:
+    except (TypeError, ValueError, KeyError, IndexError, AssertionError) as error:
         raise HatError(f"option file {path}: train: scheduler: the {opt['train']['scheduler'].get('type')} scheduler "
                        f'refuses these settings: {error}') from None
 
@@ -342,7 +355,7 @@ def check_numbers(node, path: str, problems: Problems, where: str = '') -> None:
     items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
     for key, value in items:
         at = f'{where}[{key}]' if isinstance(node, list) else f'{where}: {key}' if where else str(key)
-        if isinstance(value, str) and key != 'name' and NUMBER_READ_AS_TEXT.fullmatch(value):
+        if key != 'name' and _number_read_as_text(value):
             problems.add(f'option file {path}: {at} is the text {value!r}, not a number (YAML reads an exponent '
                          f'only after a dot and with a sign): write !!float {value}')
         check_numbers(value, path, problems, at)

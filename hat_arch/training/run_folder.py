@@ -20,7 +20,7 @@ from typing import Iterator
 
 from basicsr.utils.dist_util import get_dist_info
 
-from hat_arch.errors import HatError, first_line
+from hat_arch.errors import HatError
 from hat_arch.training.distributed import broadcast_object
 
 try:
@@ -36,20 +36,20 @@ def lock_path(folder: str) -> str:
 
 
 def acquire(folder: str, command: list[str]) -> int | None:
-    """An open descriptor holding the lock of ``folder`` (None without ``fcntl``); HatError naming the live run when
-    another process holds it."""
+    """An open descriptor holding the lock of ``folder``; HatError naming the live run when another process holds it.
+
+    None without ``fcntl``, or where the lock file cannot be made: then the run cannot make its folder either, and the
+    start-up check of the folder says why in its own words.
+    """
     if fcntl is None:
         return None
     path = lock_path(folder)
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-    except OSError as error:
-        raise HatError(f'cannot create the folder of {folder}: {first_line(error)}') from error
     while True:
         try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
             descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-        except OSError as error:
-            raise HatError(f'cannot create the lock file {path} of {folder}: {first_line(error)}') from error
+        except OSError:
+            return None
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

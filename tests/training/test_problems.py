@@ -64,7 +64,7 @@ def test_a_training_recipe_reports_its_bad_keys_values_and_paths_together(tmp_pa
     opt = tiny_options('everything')
     opt['logger']['print_frq'] = opt['logger'].pop('print_freq')  # a misspelt required key
     opt['tile'] = {'tile_sise': 64}  # an unknown key of a section
-    opt['train']['optim_g']['lr'] = '1e-4'  # a number YAML reads as text
+    opt['train']['pixel_opt']['loss_weight'] = '1e0'  # a number YAML reads as text
     opt['train']['optim_g']['betas'] = [0.9]  # a setting torch refuses
     opt['val']['metrics']['psnr']['crop_borderr'] = 4  # a misspelt argument of a metric
     opt['network_g'] = dict(opt['network_g'], upsampler='pixelshufle')  # a value HAT refuses
@@ -80,7 +80,7 @@ def test_a_training_recipe_reports_its_bad_keys_values_and_paths_together(tmp_pa
         "  unknown key tile: tile_sise (expected tile_size, tile_pad)",
         "  val: metrics: psnr: calculate_psnr has no argument 'crop_borderr' (did you mean 'crop_border'?)",
     ]
-    assert lines[4].startswith("  train: optim_g: lr is the text '1e-4', not a number")
+    assert lines[4].startswith("  train: pixel_opt: loss_weight is the text '1e0', not a number")
     assert lines[5].startswith("  network_g: upsampler 'pixelshufle' is not one of ")
     assert lines[6].startswith('  train: optim_g: the Adam optimizer refuses these settings: ')
     assert lines[7:] == [f"  datasets: val: dataroot_lq: folder {tmp_path / 'no_lr'} does not exist",
