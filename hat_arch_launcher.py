@@ -96,8 +96,7 @@ def show_user_errors_in_one_line() -> None:
         return
 
     def hook(kind, error, traceback):
-        errors = sys.modules.get('hat_arch.errors')
-        if errors is None or not isinstance(error, errors.HatError):
+        if not is_user_error(error):
             return previous(kind, error, traceback)
         module = module_command()
         command = f'python -m {module}' if module else ' '.join([Path(sys.argv[0]).name, *sys.argv[1:2]])
@@ -105,6 +104,12 @@ def show_user_errors_in_one_line() -> None:
 
     hook.shows_user_errors = True
     sys.excepthook = hook
+
+
+def is_user_error(error: BaseException) -> bool:
+    """Whether ``error`` is a ``hat_arch.errors.HatError`` (looked up where it is loaded: this module imports none)."""
+    errors = sys.modules.get('hat_arch.errors')
+    return errors is not None and isinstance(error, errors.HatError)
 
 
 def _dispatch(prog: str, description: str, commands: dict[str, tuple[str, str]], argv: list[str] | None) -> int:
@@ -115,8 +120,7 @@ def _dispatch(prog: str, description: str, commands: dict[str, tuple[str, str]],
         try:
             module = importlib.import_module(commands[argv[0]][0])
         except Exception as error:  # a user error while the command loads (torchvision made for another torch)
-            errors = sys.modules.get('hat_arch.errors')
-            if errors is None or not isinstance(error, errors.HatError):
+            if not is_user_error(error):
                 raise
             print(f'{prog} {argv[0]}: error: {error}', file=sys.stderr)
             return 2
