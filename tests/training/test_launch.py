@@ -56,7 +56,13 @@ def test_sigterm_stops_the_pipeline_as_ctrl_c_does_with_status_143(capsys):
         except KeyboardInterrupt as stop:  # what train_pipeline catches, to add its note
             raise type(stop)('the last checkpoint is kept') from None
 
-    before = signal.getsignal(signal.SIGTERM)
-    assert run_pipeline(pipeline, [], 'basicsr train') == 143
+    def unhandled(signum, frame):  # (what this test process would do without run_pipeline's handler: not die)
+        raise AssertionError('SIGTERM reached the handler that was there before run_pipeline')
+
+    before = signal.signal(signal.SIGTERM, unhandled)
+    try:
+        assert run_pipeline(pipeline, [], 'basicsr train') == 143
+        assert signal.getsignal(signal.SIGTERM) is unhandled  # put back
+    finally:
+        signal.signal(signal.SIGTERM, before)
     assert capsys.readouterr().err == 'basicsr train: terminated; the last checkpoint is kept\n'
-    assert signal.getsignal(signal.SIGTERM) is before
