@@ -90,8 +90,9 @@ def import_torchvision() -> None:
 
 
 def torchvision_mismatch(symptom: str) -> str:
-    """The one-line message for a torchvision that does not match the installed torch, with the command that fixes it
-    (torchvision 0.N is made for torch 2.(N-15): 0.20 for 2.5; the index of torch's build, e.g. +cpu, is kept)."""
+    """The one-line message for a torchvision that does not work with the installed torch, with the command that fixes
+    it. torchvision 0.N is the release for torch 2.(N-15) (0.20 for 2.5); a pair of matching releases that still fails
+    holds builds of two variants (CPU and CUDA): torchvision is reinstalled from the index of torch's build (+cpu)."""
     from importlib.metadata import version
 
     import torch
@@ -102,12 +103,15 @@ def torchvision_mismatch(symptom: str) -> str:
     except InvalidVersion:
         return (f'torchvision {version("torchvision")} does not match torch {torch.__version__}: reinstall both '
                 f'together ({symptom})')
-    made_for = ''
-    if vision.major == 0 and vision.minor >= 15:
-        made_for = f' (it is the release for torch 2.{vision.minor - 15})'
+    made_for = vision.minor - 15 if vision.major == 0 and vision.minor >= 15 else None
     pin = f"'torchvision==0.{wanted.minor + 15}.*'" if wanted.major == 2 else 'torchvision'
     index = f' --index-url https://download.pytorch.org/whl/{wanted.local}' if wanted.local else ''
-    return (f'torchvision {vision} does not match torch {torch.__version__}{made_for}: install the torchvision made '
+    if wanted.major == 2 and made_for == wanted.minor:
+        return (f'torchvision {vision} is the release for torch {torch.__version__} but its operators do not load: it '
+                f'was built for another variant (CPU or CUDA); reinstall it for this one, e.g. pip install '
+                f'--force-reinstall --no-deps {pin}{index} ({symptom})')
+    release = f' (it is the release for torch 2.{made_for})' if made_for is not None else ''
+    return (f'torchvision {vision} does not match torch {torch.__version__}{release}: install the torchvision made '
             f'for this torch, e.g. pip install {pin}{index} ({symptom})')
 
 

@@ -49,6 +49,10 @@ def expected_message(symptom: str = SYMPTOM) -> str:
     ('2.6.0', '0.22.0', "torchvision 0.22.0 does not match torch 2.6.0 (it is the release for torch 2.7): install the "
      "torchvision made for this torch, e.g. pip install 'torchvision==0.21.*' (operator torchvision::nms does not "
      'exist)'),
+    ('2.5.1+cpu', '0.20.1+cu121', 'torchvision 0.20.1+cu121 is the release for torch 2.5.1+cpu but its operators do '
+     'not load: it was built for another variant (CPU or CUDA); reinstall it for this one, e.g. pip install '
+     "--force-reinstall --no-deps 'torchvision==0.20.*' --index-url https://download.pytorch.org/whl/cpu (operator "
+     'torchvision::nms does not exist)'),
 ])
 def test_the_message_names_both_versions_and_the_matching_release(monkeypatch, torch_version, vision, message):
     monkeypatch.setattr(torch, '__version__', torch_version)
@@ -62,7 +66,8 @@ def test_a_mismatched_torchvision_is_one_line_where_basicsr_would_import_it(monk
     with pytest.raises(HatError) as error:
         compat.import_torchvision()
     assert str(error.value) == expected_message()
-    assert f'torchvision {version("torchvision")} does not match torch {torch.__version__}' in str(error.value)
+    assert str(error.value).startswith(f'torchvision {version("torchvision")} ')
+    assert f' torch {torch.__version__}' in str(error.value)
 
 
 def test_other_import_failures_are_not_called_a_mismatch(monkeypatch):
