@@ -12,6 +12,8 @@ Patched here (see each function's comment):
   pay. So the fixes wait for the first ``import basicsr``, by anyone: the import fixes run before BasicSR's own code
   and, once its package has loaded, the other fixes and :func:`register` (HAT, HATModel, the Real-HAT models and
   the datasets join BasicSR's registries). With ``basicsr`` already loaded, :func:`apply` does all of it at once.
+- :func:`import_torchvision`: with a torchvision made for another torch, ``import basicsr`` (and Ultralytics) dies in a
+  40-line traceback (``operator torchvision::nms does not exist``); it is one line naming both versions and the fix.
 - ``_fix_functional_tensor``: ``import basicsr`` dies on torchvision >= 0.17 (no ``functional_tensor``).
 - ``_loose_version_for_basicsr``: ``import basicsr`` dies on Python >= 3.12 without setuptools (no ``distutils``),
   and with setuptools imports all of it and ``pkg_resources`` (0.4 s) for one class.
@@ -72,6 +74,49 @@ import types
 import warnings
 from contextlib import contextmanager
 from typing import Iterator
+
+
+def import_torchvision() -> None:
+    """Import torchvision (BasicSR and Ultralytics need it); a one-line HatError naming both versions and the fix when
+    it was built for another torch."""
+    # Symptom: a torchvision made for another torch release dies on import with a 40-line traceback ending in
+    # "RuntimeError: operator torchvision::nms does not exist" (its compiled operators do not load into this torch).
+    if 'torchvision' in sys.modules or importlib.util.find_spec('torchvision') is None:
+        return
+    try:
+        importlib.import_module('torchvision')
+    except RuntimeError as error:
+        if 'torchvision::' not in str(error) and 'torchvision versions are incompatible' not in str(error):
+            raise
+        from hat_arch.errors import HatError
+
+        raise HatError(torchvision_mismatch(str(error).strip().splitlines()[0])) from None
+
+
+def torchvision_mismatch(symptom: str) -> str:
+    """The one-line message for a torchvision that does not work with the installed torch, with the command that fixes
+    it. torchvision 0.N is the release for torch 2.(N-15) (0.20 for 2.5); a pair of matching releases that still fails
+    holds builds of two variants (CPU and CUDA): torchvision is reinstalled from the index of torch's build (+cpu)."""
+    from importlib.metadata import version
+
+    import torch
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        wanted, vision = Version(torch.__version__), Version(version('torchvision'))
+    except InvalidVersion:
+        return (f'torchvision {version("torchvision")} does not match torch {torch.__version__}: reinstall both '
+                f'together ({symptom})')
+    made_for = vision.minor - 15 if vision.major == 0 and vision.minor >= 15 else None
+    pin = f"'torchvision==0.{wanted.minor + 15}.*'" if wanted.major == 2 else 'torchvision'
+    index = f' --index-url https://download.pytorch.org/whl/{wanted.local}' if wanted.local else ''
+    if wanted.major == 2 and made_for == wanted.minor:
+        return (f'torchvision {vision} is the release for torch {torch.__version__} but its operators do not load: it '
+                f'was built for another variant (CPU or CUDA); reinstall it for this one, e.g. pip install '
+                f'--force-reinstall --no-deps {pin}{index} ({symptom})')
+    release = f' (it is the release for torch 2.{made_for})' if made_for is not None else ''
+    return (f'torchvision {vision} does not match torch {torch.__version__}{release}: install the torchvision made '
+            f'for this torch, e.g. pip install {pin}{index} ({symptom})')
 
 
 def _fix_functional_tensor() -> None:
@@ -307,6 +352,7 @@ def _fix_unreadable_images() -> None:
 
 def _import_fixes() -> None:
     """The fixes that must precede BasicSR's own code."""
+    import_torchvision()
     _fix_functional_tensor()
     _fix_scipy_filters()
 
