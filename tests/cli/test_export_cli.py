@@ -1,8 +1,6 @@
 """hat-sr export: an ONNX model of any height and width that onnxruntime runs like PyTorch."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
