@@ -1,9 +1,8 @@
 """``HATConfig``: the settings of one HAT network, checked once when made.
 
-Every way of getting a HAT goes through it: ``HAT(...)`` makes one from its arguments, :func:`~hat_arch.create_model`
-takes one from a model name, checkpoint detection reads one from the tensors, and option files and the YOLO block
-check theirs by making one. A value that cannot build or run is a ``ValueError`` (``TypeError`` for a wrong type or
-an unknown name) here, before any layer is made.
+A HAT keeps the config it was built from (``HAT.config``), a model name stands for one, and checkpoint detection
+returns one. A value that cannot build or run is a ``ValueError`` (``TypeError`` for a wrong type or an unknown name)
+here, before any layer is made: checking settings from a file is making their config.
 """
 from __future__ import annotations
 
@@ -13,6 +12,7 @@ from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any
 
+from hat_arch.errors import did_you_mean
 from hat_arch.layers.context import check_attn_impl
 
 UPSAMPLERS = ('pixelshuffle', 'pixelshuffledirect', 'nearest+conv', '')
@@ -67,8 +67,6 @@ class HATConfig:
     def from_options(cls, options: Mapping[str, Any]) -> HATConfig:
         """The config of a mapping of ``HAT`` arguments (an option file's ``network_g`` without ``type``); an unknown
         name is a TypeError that names it and the closest known one."""
-        from hat_arch.errors import did_you_mean
-
         names = {f.name for f in dataclasses.fields(cls)}
         for name in options:
             if name not in names:
