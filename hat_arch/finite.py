@@ -84,9 +84,9 @@ def first_non_finite_weight(model: nn.Module) -> str | None:
 def _loaded_network(model: nn.Module) -> nn.Module:
     """The network :func:`~hat_arch.checkpoint.load_model` made that ``model`` is or wraps; else ``model``."""
     modules = model.modules() if isinstance(model, nn.Module) else ()
-    return next((m for m in modules if hasattr(m, 'checkpoint_path')), model)
+    return next((m for m in modules if getattr(m, 'model_info', None) is not None), model)
 
 
 def _checkpoint_name(model: nn.Module) -> str:
-    path = getattr(_loaded_network(model), 'checkpoint_path', None)
-    return f'checkpoint {path}' if path is not None else 'the network'
+    info = getattr(_loaded_network(model), 'model_info', None)
+    return f'checkpoint {info.path}' if info is not None and info.path is not None else 'the network'

@@ -228,7 +228,7 @@ def _bytes_per_pixel(model: HAT, x: torch.Tensor, info: ModelInfo | None = None)
     # Live tensors at the peak, measured on the CPU (HAT-S, x2 and x4): about 20 feature maps of the body (attention
     # gathers windows of q, k, v); the last upsampling conv's input and output (2 x 64 channels at the output
     # resolution); with explicit attention, its matrices and their softmax (2 x heads x overlapping-window pixels).
-    values = 20 * info.config['embed_dim'] + 2 * NUM_FEAT * info.scale**2
+    values = 20 * info.config.embed_dim + 2 * NUM_FEAT * info.scale**2
     if model.attn_impl == 'naive':
         heads = max(table.shape[1] for name, table in model.named_parameters()
                     if name.endswith('relative_position_bias_table'))

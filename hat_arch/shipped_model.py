@@ -2,8 +2,9 @@
 with no download: the model used when no checkpoint is named.
 
 It is HAT-T (HAT with every part, at 32 channels, two groups of two blocks, 8x8 windows; 121k parameters) trained
-on T91 alone by ``options/train/train_HAT-T_SRx4_T91.yml``; ``options/test/HAT-T_SRx4_T91.yml`` evaluates it on Set5
-and Set14. The weights are a ``.safetensors`` file (tensors only), read and checked like any other checkpoint. The
+on T91 alone by ``options/train/train_HAT-T_SRx4_T91.yml``, and named ``HAT-T_SRx4_T91``
+(``hat_arch.create_model('HAT-T_SRx4_T91', pretrained=True)``); ``options/test/HAT-T_SRx4_T91.yml`` evaluates it on
+Set5 and Set14. The weights are a ``.safetensors`` file (tensors only), read and checked like any other checkpoint. The
 released models are larger and sharper; they are named with ``-m``.
 """
 from __future__ import annotations
@@ -11,8 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from hat_arch.archs.named_models import named_model
+
 SHIPPED_MODEL_NAME = 'HAT-T_SRx4_T91'
-SHIPPED_MODEL_PATH = Path(__file__).parent / 'weights' / f'{SHIPPED_MODEL_NAME}.safetensors'
+SHIPPED_MODEL_PATH = named_model(SHIPPED_MODEL_NAME).weights_path
 RELEASED_MODELS_URL = 'https://github.com/XPixelGroup/HAT#how-to-test'
 SHIPPED_MODEL_NOTE = (f'using the built-in {SHIPPED_MODEL_NAME} (a small x4 model trained on T91); the released HAT '
                       f'checkpoints are sharper: download one ({RELEASED_MODELS_URL}) and pass it with -m')

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from hat_arch import HATConfig
+
 BENCH = Path(__file__).resolve().parents[1] / 'benchmarks' / 'bench_hat.py'
 
 
@@ -76,8 +78,9 @@ def test_peak_memory_leaves_out_what_the_first_run_keeps(bench, monkeypatch):
 
 @pytest.mark.parametrize('train', [False, True])
 def test_amp_cases_run_the_fused_path_under_autocast(bench, train, monkeypatch):
-    monkeypatch.setitem(bench.CONFIGS, 'tiny', dict(upscale=4, window_size=8, embed_dim=16, depths=[1], num_heads=[2],
-                                                    compress_ratio=4, squeeze_factor=4))
+    tiny = HATConfig(upscale=4, window_size=8, embed_dim=16, depths=[1], num_heads=[2], compress_ratio=4,
+                     squeeze_factor=4)
+    monkeypatch.setitem(bench.CONFIGS, 'tiny', tiny)
     dtypes = {}
     for impl in ('sdpa+bf16', 'naive'):
         case = bench.Case('tiny', 16, 1, impl, train=train)

@@ -101,7 +101,7 @@ def bad_option_cases():
         'hat_value': ({**good, 'network_g': {**good['network_g'], 'upsampler': 'pixelshufle'}}, [],
                       r"network_g: upsampler 'pixelshufle' is not one of \("),
         'hat_argument': ({**good, 'network_g': {**good['network_g'], 'upsamplr': 'pixelshuffle'}}, [],
-                         r"network_g: got an unexpected keyword argument 'upsamplr'"),
+                         r"network_g: HAT has no argument 'upsamplr' \(did you mean 'upsampler'\?\)$"),
         'optimizer': ({**good, 'train': {**good['train'], 'optim_g': {'type': 'Adamm', 'lr': 1e-3}}}, [],
                       r"train: optim_g: type 'Adamm' is not an optimizer that HATModel builds"),
         'betas': ({**good, 'train': {**good['train'], 'optim_g': {'type': 'Adam', 'lr': 1e-3, 'betas': 0.9}}}, [],

@@ -41,8 +41,8 @@ def test_the_file_is_small_tensors_only_and_detected_as_the_recipe_builds_it():
     assert header['__metadata__']['name'] == SHIPPED_MODEL_NAME
     info = describe(SHIPPED_MODEL_PATH)
     assert (info.scale, info.in_chans, info.window_size) == (4, 3, 8)
-    assert (info.config['embed_dim'], info.config['depths'], info.config['upsampler']) == (
-        32, [2, 2], 'pixelshuffledirect')
+    assert info.name == SHIPPED_MODEL_NAME
+    assert (info.config.embed_dim, info.config.depths, info.config.upsampler) == (32, (2, 2), 'pixelshuffledirect')
     assert 100_000 < info.num_params < 150_000
 
 
@@ -100,3 +100,12 @@ def test_basicsr_test_with_the_shipped_recipe_reaches_30_db_on_set5(tmp_path):
     metrics = json.loads((tmp_path / 'results' / SHIPPED_MODEL_NAME / 'metrics.json').read_text())
     assert metrics['Set5']['psnr'] >= 30.0
     assert metrics['Set14']['psnr'] > 26.09 + 0.5  # bicubic's 26.09, and a margin
+
+
+def test_it_is_a_named_model_with_packaged_weights():
+    assert hat_arch.list_models(pretrained=True) == [SHIPPED_MODEL_NAME]
+    model = hat_arch.create_model(SHIPPED_MODEL_NAME, pretrained=True).eval()
+    loaded = load_model(device='cpu')
+    assert describe(loaded).name == SHIPPED_MODEL_NAME
+    with torch.no_grad():
+        assert torch.equal(model(patch_input()), loaded(patch_input()))

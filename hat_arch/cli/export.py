@@ -1,8 +1,9 @@
 """``hat-sr export``: a HAT checkpoint as an ONNX model taking any batch, height and width, checked with onnxruntime.
 
-The graph is traced (TorchScript exporter) with the explicit attention and an input that is not a multiple of the
-window, so the network's own reflect padding and final crop are recorded for every size: the ONNX model takes
-(b, c, h, w) RGB (or gray) in [0, 1] of any size and returns (b, c, h*scale, w*scale), like the PyTorch model.
+The graph is traced (TorchScript exporter; HAT takes its naive attention path then) with an input that is not a
+multiple of the window, so the network's own reflect padding and final crop are recorded for every size: the ONNX
+model takes (b, c, h, w) RGB (or gray) in [0, 1] of any size and returns (b, c, h*scale, w*scale), like the PyTorch
+model.
 (``torch.export``-based ``dynamo=True`` export takes hours for HAT's symbolic shapes.)
 """
 from __future__ import annotations
@@ -64,10 +65,8 @@ def _run(args: argparse.Namespace, prog: str) -> int:
     stages = 2 if args.no_verify else 3
     with tqdm(total=stages, unit='stage', file=sys.stderr, bar_format='{desc} [{n}/{total} stages, {elapsed}]') as bar:
         bar.set_description_str('export: loading the checkpoint')
-        # The explicit attention exports to plain MatMul/Softmax; the fused path's custom autograd Functions (window
-        # gathers, overlapping windows) do not trace.
         model = load_model(checkpoint_or_shipped(args.model, announce=lambda note: bar.write(f'{prog}: {note}')),
-                           device='cpu', attn_impl='naive', **overrides)
+                           device='cpu', **overrides)
         if first_non_finite_weight(model) is not None:  # also with --no-verify: an ONNX model that outputs NaN
             raise NonFiniteOutput(non_finite_message(model))
         bar.update()

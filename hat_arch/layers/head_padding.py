@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 
-# The fused path zero-pads each head's q, k, v to a multiple of this width when that adds at most an eighth (HAT's
+# The sdpa path zero-pads each head's q, k, v to a multiple of this width when that adds at most an eighth (HAT's
 # 30 -> 32; HAT-S's 24 stays): PyTorch's CPU attention kernel runs 17-18 % faster at 32 than at 30, the qkv linear is
 # no slower at 576 outputs than at 540, and the zeros add nothing to any dot product or output.
 HEAD_WIDTH_MULTIPLE = 8

@@ -25,7 +25,7 @@ from basicsr.utils.options import ordered_yaml
 from basicsr.utils.options import parse_options as basicsr_parse_options
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
-from hat_arch.archs.hat_arch import HAT, validate_config
+from hat_arch.archs.config import HATConfig
 from hat_arch.errors import HatError, did_you_mean
 from hat_arch.inference import check_tile_size
 from hat_arch.problems import Problems
@@ -286,15 +286,13 @@ def _check_prefetch_mode(dataset: dict, path: str, problems: Problems) -> None:
 
 
 def check_networks(opt: dict, path: str, problems: Problems) -> None:
-    """The arguments of each HAT of the options go through HAT's own checks (no layer is made), so that a value HAT
-    refuses (upsampler, window_size, num_heads, an unknown argument) is one line here, not a traceback at start-up."""
+    """The arguments of each HAT of the options are made into its :class:`HATConfig` (no layer is made), so that a
+    value HAT refuses (upsampler, window_size, num_heads, a wrong type, an unknown argument) is one line here, not a
+    traceback at start-up."""
     for key, section in opt.items():
         if str(key).startswith('network_') and isinstance(section, dict) and section.get('type') == 'HAT':
             try:
-                arguments = inspect.signature(HAT).bind(**{k: v for k, v in section.items() if k != 'type'})
-                arguments.apply_defaults()
-                validate_config(**{name: arguments.arguments[name]
-                                   for name in inspect.signature(validate_config).parameters})
+                HATConfig.from_options({k: v for k, v in section.items() if k != 'type'})
             except (TypeError, ValueError) as error:
                 problems.add(f'option file {path}: {key}: {error}')
 

@@ -153,7 +153,7 @@ def _upscale_handler(by_label: dict[str, ModelInfo], models: ModelCache, workspa
         if not files:
             raise gr.Error('Choose one or more images first.')
         checkpoint = by_label.get(model_label)
-        if checkpoint is None or tile not in TILE_CHOICES or precision not in checkpoint.precisions:
+        if checkpoint is None or tile not in TILE_CHOICES or precision not in PRECISIONS:
             raise gr.Error('Unknown model, tile size or precision; reload the page.')
         progress(0, desc=f'loading {checkpoint.path.name}')
         tile_size = 'auto' if tile == 'auto' else int(tile)

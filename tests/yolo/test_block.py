@@ -93,12 +93,12 @@ def test_registering_twice_wraps_the_loader_once():
 
 
 def test_yaml_argument_forms():
-    assert resolve_options(32, [])['embed_dim'] == FEATURE_MAP_DEFAULTS['embed_dim']
+    assert resolve_options(32, [])['embed_dim'] == FEATURE_MAP_DEFAULTS.embed_dim
     positional = resolve_options(32, [48, [1, 1], [3, 6], 4])
     assert (positional['embed_dim'], positional['depths'], positional['num_heads'], positional['window_size']) \
-        == (48, [1, 1], [3, 6], 4)
+        == (48, (1, 1), (3, 6), 4)
     mixed = resolve_options(32, [48, {'mlp_ratio': 1.5, 'num_heads': [6]}])
-    assert (mixed['embed_dim'], mixed['mlp_ratio'], mixed['num_heads'], mixed['in_chans']) == (48, 1.5, [6], 32)
+    assert (mixed['embed_dim'], mixed['mlp_ratio'], mixed['num_heads'], mixed['in_chans']) == (48, 1.5, (6, ), 32)
     model = detection_model(tiny_yaml([{'embed_dim': 24, 'depths': [1], 'num_heads': [3], 'window_size': 4}]))
     (block, ) = hat_layers(model)
     assert (block.in_channels, block.options['embed_dim'], block.hat.window_size) == (16, 24, 4)
