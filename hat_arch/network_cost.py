@@ -74,7 +74,7 @@ def check_limits(config: Mapping[str, Any], where: str, origin: Mapping[str, str
     try:
         validate_config(**{name: full[name] for name in inspect.signature(validate_config).parameters})
     except (TypeError, ValueError) as error:
-        raise HatError(f'{where}: cannot build HAT: {error}') from None
+        raise HatError(f'{where} cannot build: {error}') from None
     if memory:
         check_network_memory(full, where)
 

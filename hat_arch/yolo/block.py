@@ -10,15 +10,15 @@ then optionally one mapping of any other HAT argument by name: ``[64, [2], [4], 
 """
 from __future__ import annotations
 
-import inspect
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
 import torch
 from torch import nn
 
-from hat_arch.archs.hat_arch import HAT, validate_config
+from hat_arch.archs.hat_arch import HAT
 from hat_arch.errors import HatError, did_you_mean
+from hat_arch.network_cost import HAT_DEFAULTS, check_limits
 
 # Small width, one group of two blocks, a window of 8 that tiles P3 (80) and P4 (40) at 640 input exactly; other map
 # sizes are reflect-padded to the window, as in any HAT. No stochastic depth: one block per map, every step learns.
@@ -35,7 +35,6 @@ FEATURE_MAP_DEFAULTS: dict[str, Any] = {
 POSITIONAL = ('embed_dim', 'depths', 'num_heads', 'window_size')
 # Fixed by what the block is (a same-size residual block on the channels it receives) or not expressible in YAML.
 FIXED = ('in_chans', 'upscale', 'upsampler', 'patch_size', 'norm_layer')
-HAT_DEFAULTS = {name: p.default for name, p in inspect.signature(HAT).parameters.items()}
 ARGUMENTS = tuple(name for name in HAT_DEFAULTS if name not in FIXED)
 
 
@@ -78,11 +77,8 @@ def resolve_options(in_channels: int, args: Sequence[Any]) -> dict[str, Any]:
     options = {**FEATURE_MAP_DEFAULTS, **given, 'in_chans': in_channels, 'upscale': 1, 'upsampler': ''}
     if not isinstance(in_channels, int) or in_channels < 1:
         raise HatError(f'HAT needs a positive number of input channels, got {in_channels!r}')
-    full = {**HAT_DEFAULTS, **options}
-    try:
-        validate_config(**{name: full[name] for name in inspect.signature(validate_config).parameters})
-    except ValueError as error:
-        raise HatError(f'HAT on {in_channels} channels cannot build: {error}') from None
+    # Sizes within hat_arch's limits and the memory there is, zero and negative ones named: before any layer is made.
+    check_limits(options, f'HAT on {in_channels} channels')
     return options
 
 
