@@ -52,6 +52,9 @@ NUMBER_READ_AS_TEXT = re.compile(r'[-+]?(\d[\d_]*\.?[\d_]*|\.\d[\d_]*)[eE][-+]?\
 # Values an option file may hold once its aliases are expanded; the largest recipe holds a few hundred. Nine levels of
 # '&a [*b, *b, ...]' load as a small shared graph but expand to billions: every walk over the options would hang.
 MAX_OPTION_VALUES = 100_000
+# Iteration counts beyond any training (the longest recipes run 800k): BasicSR's log turns 1e30 iterations into an
+# ETA that overflows (OverflowError, a 252-line traceback) once training has started.
+MAX_ITERATIONS = 10**9
 
 
 def build_parser(prog: str, is_train: bool) -> argparse.ArgumentParser:
@@ -256,6 +259,9 @@ def _check_train_options(opt: dict, path: str) -> None:
         if not whole or value < 1:  # YAML reads 1e5 as a string: it would fail at the first use, mid-run
             raise HatError(f'option file {path}: {section}: {key} must be a positive whole number (e.g. 100000), '
                            f'got {value!r}')
+        if value > MAX_ITERATIONS:
+            raise HatError(f'option file {path}: {section}: {key} {value!r} is more than the {MAX_ITERATIONS} '
+                           'iterations hat_arch allows')
 
 
 def _check_prefetch_mode(dataset: dict, path: str) -> None:
@@ -298,7 +304,7 @@ def check_optimization(opt: dict, path: str) -> None:
         except NotImplementedError as error:
             raise HatError(f"option file {path}: train: {key}: type {kind!r} is not an optimizer that "
                            f"{opt['model_type']} builds ({error})") from None
-        except (TypeError, ValueError, KeyError) as error:
+        except (TypeError, ValueError, KeyError, OverflowError) as error:
             raise HatError(f'option file {path}: train: {key}: the {kind} optimizer refuses these settings: '
                            f'{error}') from None
     if not isinstance(opt['train'].get('scheduler'), dict):
@@ -310,7 +316,7 @@ def check_optimization(opt: dict, path: str) -> None:
                                                      schedulers=[]))
     except NotImplementedError as error:
         raise HatError(f'option file {path}: train: scheduler: {error}') from None
-    except (TypeError, ValueError, KeyError, AssertionError) as error:
+    except (TypeError, ValueError, KeyError, AssertionError, OverflowError) as error:
         raise HatError(f"option file {path}: train: scheduler: the {opt['train']['scheduler'].get('type')} scheduler "
                        f'refuses these settings: {error}') from None
 
