@@ -170,7 +170,7 @@ def check_lam_image(source: str | Path, models: list[ModelInfo], max_pixels: int
     :func:`lam_file` the one it runs)."""
     cheapest = min(models, key=lambda info: lam_bytes(ImageHeader(64, 64, 'RGB', 3), info))
     return check_image_memory(source, lambda header: lam_bytes(header, cheapest, batch_size),
-                              f'attribute x{cheapest.scale} (LAM)', max_pixels)
+                              f'attribute x{cheapest.scale}', max_pixels)
 
 
 def _check_settings(box: Box, sigma: float, steps: int, kernel_size: int, batch_size: int) -> None:

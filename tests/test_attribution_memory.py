@@ -74,7 +74,7 @@ def test_an_image_too_large_for_lam_is_refused_from_its_header(tmp_path, model, 
     monkeypatch.setattr(attribution, 'read_image', lambda path: decoded.append(path))
     with pytest.raises(HatError) as refused:
         attribution.lam_file(model, image, (0, 0, 4, 4))
-    assert str(refused.value).startswith(f'{image}: ') and 'to attribute x4 (LAM); 12.0 GiB can be spared' in \
+    assert str(refused.value).startswith(f'{image}: ') and 'to attribute x4; 12.0 GiB can be spared' in \
         str(refused.value)
     assert not decoded
 

@@ -202,6 +202,8 @@ def check_dataset(where: str, dataset: dict, scale: int, train: bool) -> None:
         if folder is not None:
             check_is(f'{where}: {key}', folder, 'a folder')
     for key in ('meta_info_file', 'meta_info'):
+        if dataset.get(key) and not osp.exists(dataset[key]):
+            raise HatError(f'{where}: {key}: file {dataset[key]} does not exist')
         if dataset.get(key):
             check_is(f'{where}: {key}', dataset[key], 'a file')
     if backend != 'disk':

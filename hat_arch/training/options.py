@@ -26,6 +26,7 @@ from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTR
 from hat_arch.archs.hat_arch import HAT, validate_config
 from hat_arch.errors import HatError, did_you_mean
 from hat_arch.inference import check_tile_size
+from hat_arch.network_cost import check_limits
 from hat_arch.training.distributed import init_dist, is_distributed
 
 # Top-level keys of BasicSR, HAT and Real-ESRGAN/Real-HAT option files ('network_*' are all accepted).
@@ -287,6 +288,8 @@ def check_networks(opt: dict, path: str) -> None:
                                    for name in inspect.signature(validate_config).parameters})
             except (TypeError, ValueError) as error:
                 raise HatError(f'option file {path}: {key}: {error}') from None
+            # sizes within hat_arch's limits and the memory there is, before the network is built
+            check_limits(arguments.arguments, f'option file {path}: {key}')
 
 
 def check_optimization(opt: dict, path: str) -> None:

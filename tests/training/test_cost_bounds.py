@@ -11,7 +11,7 @@ from hat_arch import limits
 from hat_arch.data import checks
 from hat_arch.data.checks import cap_workers, check_dataset_options
 from hat_arch.errors import HatError
-from hat_arch.training.options import check_options
+from hat_arch.training.options import check_networks, check_options
 from tests.memory import GIB, run_measured
 from tests.test_limits import write_black_png
 from tests.training.tiny import tiny_options, write_options
@@ -123,3 +123,14 @@ def test_a_device_as_a_meta_info_or_pretrained_file_is_not_said_to_be_missing(tm
         'path: pretrain_network_g: /dev/null is a character device, not a file'
     opt['path']['pretrain_network_g'] = str(tmp_path)
     assert one_line(lambda: check_dataset_options(opt)) == f'path: pretrain_network_g: {tmp_path} is a folder, not a file'
+
+
+@pytest.mark.parametrize('setting, value, message', [
+    ('embed_dim', 20000, 'embed_dim 20000 is more than the 2048 hat_arch allows'),
+    ('window_size', 160, 'window_size 160 is more than the 64 hat_arch allows'),
+    ('depths', [1000], 'depths [1000] asks for 1000 blocks in a group, more than the 64 hat_arch allows'),
+])
+def test_an_option_files_network_is_held_to_the_same_limits_as_a_checkpoint(setting, value, message):
+    opt = tiny_options()  # another field: the network an option file builds, not one a checkpoint implies
+    opt['network_g'] = {**opt['network_g'], setting: value}
+    assert one_line(lambda: check_networks(opt, 'opt.yml')) == f'option file opt.yml: network_g: {message}'
