@@ -29,14 +29,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hat_arch.archs.hat_arch import HAT
-from hat_arch.checkpoint import describe
-from hat_arch.errors import HatError
+from hat_arch.archs.hat_arch import HAT, NUM_FEAT
+from hat_arch.checkpoint import ModelInfo, describe
+from hat_arch.errors import HatError, first_line
 from hat_arch.finite import NonFiniteOutput, non_finite_message
 from hat_arch.image_io import read_image
 from hat_arch.image_tensor import ImageChannels, image_planes, planes_tensor
-from hat_arch.inference import eval_mode
-from hat_arch.limits import check_image_memory, upscale_bytes
+from hat_arch.inference import _is_out_of_memory, eval_mode
+from hat_arch.limits import FLOAT32, ImageHeader, check_image_memory, upscale_bytes
 from hat_arch.progress import Progress
 
 SIGMA = 1.2
@@ -45,6 +45,13 @@ KERNEL_SIZE = 9
 # The authors' kernel is exp(-r^2 / (2 (sigma + eps)^2)); eps keeps sigma = 0 finite (a delta kernel).
 KERNEL_EPS = 1e-5
 MAX_PANEL_SIDE = 512
+# Floats per token that one block keeps for the backward pass, per channel (its norms, projections, conv branch,
+# gathered windows, sums) and per MLP channel; and per group (its conv and embedding). Measured against the peak of
+# LAM runs (tests/test_attribution_memory.py) with room for the backward's transient gradients.
+BLOCK_FLOATS_PER_CHANNEL = 40
+BLOCK_FLOATS_PER_MLP_CHANNEL = 4
+GROUP_FLOATS_PER_CHANNEL = 12
+FIXED_BYTES = 128 * 2**20  # attention backward's chunk buffers, autograd's bookkeeping, allocator slack
 
 Box = tuple[int, int, int, int]
 
@@ -131,12 +138,44 @@ def lam_file(model: HAT, source: str | Path, box: Box, *, max_pixels: int | None
     images run as the model's channels, :class:`~hat_arch.image_tensor.ImageChannels`; an alpha plane is not
     explained), once :func:`~hat_arch.limits.check_image_memory` has passed it. ``hat-sr lam`` and the web page's LAM
     tab run this."""
-    scale = describe(model).scale
-    # The image and its output at least; the network's gradients over the whole image come on top.
-    check_image_memory(source, lambda header: upscale_bytes(header, scale), f'attribute x{scale}', max_pixels)
+    check_lam_image(source, [describe(model)], max_pixels, batch_size)
     planes, _alpha, _dtype = image_planes(read_image(source))
-    return lam(ImageChannels(model), planes_tensor(planes), box, sigma=sigma, steps=steps, kernel_size=kernel_size,
-               batch_size=batch_size, progress=progress)
+    try:
+        return lam(ImageChannels(model), planes_tensor(planes), box, sigma=sigma, steps=steps,
+                   kernel_size=kernel_size, batch_size=batch_size, progress=progress)
+    except RuntimeError as error:  # torch.OutOfMemoryError, or the CPU allocator's "can't allocate memory"
+        if not _is_out_of_memory(error):
+            raise
+        raise HatError(f'{source}: LAM ran out of memory ({first_line(error)[:100]}); use a smaller image or a crop '
+                       'around the box, and --batch-size 1') from None
+
+
+def lam_bytes(header: ImageHeader, info: ModelInfo, batch_size: int = 1) -> int:
+    """An upper bound of the memory :func:`lam_file` takes for an image of ``header``'s size with the HAT of
+    ``info``: the decoded image and its output, the path points, and the activations that the backward pass of
+    ``batch_size`` path points keeps, over the whole image (the gradient of a box reaches every pixel, so LAM does not
+    tile). The input is padded to the window, as the network does."""
+    config = info.config
+    window, scale, channels = info.window_size, info.scale, info.in_chans
+    padded = -(-header.width // window) * window * -(-header.height // window) * window
+    dim, blocks, groups = config.embed_dim, sum(config.depths) + len(config.depths), len(config.depths)
+    per_block = BLOCK_FLOATS_PER_CHANNEL * dim + BLOCK_FLOATS_PER_MLP_CHANNEL * int(dim * config.mlp_ratio)
+    features = blocks * per_block + groups * GROUP_FLOATS_PER_CHANNEL * dim + 8 * dim
+    reconstruction = 4 * (NUM_FEAT + scale**2 * (NUM_FEAT + channels)) if config.upsampler else 4 * channels
+    network = padded * (features + 2 * reconstruction) * FLOAT32 * batch_size
+    # the image, output and attribution in float32, and (kernel blur) a handful of path points and their deltas
+    lam_arrays = header.pixels * channels * FLOAT32 * (8 + 2 * batch_size + scale**2)
+    return upscale_bytes(header, scale) + network + lam_arrays + FIXED_BYTES
+
+
+def check_lam_image(source: str | Path, models: list[ModelInfo], max_pixels: int | None = None,
+                    batch_size: int = 1) -> ImageHeader | None:
+    """:func:`~hat_arch.limits.check_image_memory` for LAM, from the image's header before it is decoded: HatError if
+    the image is too large for the cheapest of ``models`` (the web page's preview passes every model it offers;
+    :func:`lam_file` the one it runs)."""
+    cheapest = min(models, key=lambda info: lam_bytes(ImageHeader(64, 64, 'RGB', 3), info))
+    return check_image_memory(source, lambda header: lam_bytes(header, cheapest, batch_size),
+                              f'attribute x{cheapest.scale}', max_pixels)
 
 
 def _check_settings(box: Box, sigma: float, steps: int, kernel_size: int, batch_size: int) -> None:

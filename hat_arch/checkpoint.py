@@ -27,6 +27,7 @@ from hat_arch.archs.hat_arch import HAT, NUM_FEAT
 from hat_arch.archs.named_models import HAT_PRECISIONS, NAMED_MODELS, name_of
 from hat_arch.errors import HatError, first_line
 from hat_arch.layers.init import weights_loaded_after
+from hat_arch.network_cost import MAX_SETTINGS, check_limits, expected_shapes
 from hat_arch.shipped_model import checkpoint_or_shipped
 from hat_arch.state_dict import POSITION_INDEX_KEYS, StateDictMismatch, describe_state_dict_mismatch
 
@@ -158,10 +159,11 @@ def detect_config(state_dict: dict[str, torch.Tensor], name: str = 'state dict')
     overlapping window from ``relative_position_index_OCA`` (or the OCAB table), groups and blocks from the keys, heads
     from the tables' columns, widths and ratios from the conv and MLP weights, scale and upsampler from the
     reconstruction convs. Settings no tensor shows are the reference defaults (:data:`UNDETECTABLE_DEFAULTS`).
-    Raises HatError, in one line naming ``name``, for a state dict that is not a HAT or implies settings that cannot
-    build.
+    Before anything is built, the settings are held to :func:`~hat_arch.network_cost.check_limits` (sane sizes, the
+    memory there is) and every tensor to the shape they imply. Raises HatError, in one line naming ``name`` and the
+    key at fault, for a state dict that is not a HAT or describes one too large to build.
     """
-    shapes = {key: tuple(value.shape) for key, value in state_dict.items()}
+    shapes = _Shapes({key: tuple(value.shape) for key, value in state_dict.items()}, name)
     group = 'layers.0.residual_group.'
     for key in ('conv_first.weight', group + 'blocks.0.attn.relative_position_bias_table',
                 group + 'overlap_attn.relative_position_bias_table', group + 'blocks.0.conv_block.cab.0.weight'):
@@ -169,12 +171,12 @@ def detect_config(state_dict: dict[str, torch.Tensor], name: str = 'state dict')
             first = ', '.join(list(shapes)[:3])
             raise HatError(f'{name} is not a HAT checkpoint: it has no {key!r} (its first keys: {first})')
 
-    embed_dim, in_chans = shapes['conv_first.weight'][:2]
+    embed_dim, in_chans = shapes.dims('conv_first.weight', 4)[:2]
     depths = _depths(shapes)
-    num_heads = [shapes[f'layers.{i}.residual_group.blocks.0.attn.relative_position_bias_table'][1]
-                 for i in range(len(depths))]
-    window_size = _window_size(shapes, group)
-    overlap_size = _overlap_window_size(shapes, group, window_size)
+    table = 'layers.{}.residual_group.blocks.0.attn.relative_position_bias_table'
+    num_heads = [shapes.dims(table.format(i), 2)[1] for i in range(len(depths))]
+    window_size, window_key = _window_size(shapes, group)
+    overlap_size, overlap_key = _overlap_window_size(shapes, group, window_size)
     block = group + 'blocks.0.'
     settings = {
         'in_chans': in_chans,
@@ -184,43 +186,84 @@ def detect_config(state_dict: dict[str, torch.Tensor], name: str = 'state dict')
         'window_size': window_size,
         'overlap_ratio': _ratio(overlap_size - window_size, window_size),
         # The CAB widths are embed_dim // ratio; embed_dim // width is a ratio giving back that width.
-        'compress_ratio': embed_dim // shapes[block + 'conv_block.cab.0.weight'][0],
-        'squeeze_factor': embed_dim // shapes[block + 'conv_block.cab.3.attention.1.weight'][0],
-        'mlp_ratio': _ratio(shapes[block + 'mlp.fc1.weight'][0], embed_dim),
+        'compress_ratio': embed_dim // shapes.dims(block + 'conv_block.cab.0.weight', 4)[0],
+        'squeeze_factor': embed_dim // shapes.dims(block + 'conv_block.cab.3.attention.1.weight', 4)[0],
+        'mlp_ratio': _ratio(shapes.dims(block + 'mlp.fc1.weight', 2)[0], embed_dim),
         'qkv_bias': block + 'attn.qkv.bias' in shapes,
         'patch_norm': 'patch_embed.norm.weight' in shapes,
         'resi_connection': _resi_connection(shapes),
         **_reconstruction(shapes, name, embed_dim, in_chans),
         **UNDETECTABLE_DEFAULTS,
     }
+    origin = {'in_chans': 'conv_first.weight', 'embed_dim': 'conv_first.weight', 'window_size': window_key,
+              'overlap_ratio': overlap_key, 'depths': 'the layers.N.residual_group.blocks.M keys',
+              'num_heads': 'the relative_position_bias_table columns', 'mlp_ratio': block + 'mlp.fc1.weight',
+              'upscale': 'the upsample weights'}
+    check_limits(settings, name, origin)
     try:
-        return HATConfig(**settings)
+        config = HATConfig(**settings)
     except (TypeError, ValueError) as error:
         raise HatError(f'{name} is not a HAT that can be built: {error}') from None
+    _check_shapes(state_dict, config, name)
+    return config
 
 
-def _depths(shapes: dict[str, tuple[int, ...]]) -> list[int]:
+class _Shapes(dict):
+    """A state dict's shapes; :meth:`dims` reads one that detection relies on, or says in one line what is wrong."""
+
+    def __init__(self, shapes: dict[str, tuple[int, ...]], name: str):
+        super().__init__(shapes)
+        self.name = name
+
+    def dims(self, key: str, ndim: int) -> tuple[int, ...]:
+        if key not in self:
+            raise HatError(f'{self.name} is not a complete HAT checkpoint: it has no {key!r}')
+        shape = self[key]
+        if len(shape) != ndim or not all(shape):
+            raise HatError(f'{self.name}: {key} has shape {shape}; a HAT has a {ndim}-dimensional one with no '
+                           'empty dimension there')
+        return shape
+
+
+def _check_shapes(state_dict: dict[str, torch.Tensor], config: HATConfig, name: str) -> None:
+    """HatError naming the first keys that are missing, unexpected or of another shape than ``config`` implies."""
+    expected = expected_shapes(config.as_kwargs())
+    for key in POSITION_INDEX_KEYS:  # rebuilt from the window sizes when the file has none
+        if key not in state_dict:
+            del expected[key]
+    meta = {key: torch.empty(shape, device='meta') for key, shape in expected.items()}
+    problem = describe_state_dict_mismatch(meta, state_dict)
+    if problem:
+        raise HatError(f'{name} is not a consistent HAT checkpoint: {problem}')
+
+
+def _depths(shapes: _Shapes) -> list[int]:
     blocks: dict[int, set[int]] = {}
     for key in shapes:
         match = re.match(r'layers\.(\d+)\.residual_group\.blocks\.(\d+)\.', key)
         if match:
             blocks.setdefault(int(match[1]), set()).add(int(match[2]))
-    return [len(blocks.get(i, ())) for i in range(max(blocks) + 1)]
+    last = max(blocks)
+    if last >= MAX_SETTINGS['groups']:  # refused before a list that long is made (layers.100000000 is one key)
+        raise HatError(f"{shapes.name}: depths asks for {last + 1} groups (from layers.{last}), more than the "
+                       f"{MAX_SETTINGS['groups']} hat_arch allows")
+    return [len(blocks.get(i, ())) for i in range(last + 1)]
 
 
-def _window_size(shapes: dict[str, tuple[int, ...]], group: str) -> int:
+def _window_size(shapes: _Shapes, group: str) -> tuple[int, str]:
     if 'relative_position_index_SA' in shapes:  # (ws*ws, ws*ws)
-        return math.isqrt(shapes['relative_position_index_SA'][0])
+        return math.isqrt(shapes.dims('relative_position_index_SA', 2)[0]), 'relative_position_index_SA'
     # bias table rows: (2*ws - 1)^2
-    return (math.isqrt(shapes[group + 'blocks.0.attn.relative_position_bias_table'][0]) + 1) // 2
+    key = group + 'blocks.0.attn.relative_position_bias_table'
+    return (math.isqrt(shapes.dims(key, 2)[0]) + 1) // 2, key
 
 
-def _overlap_window_size(shapes: dict[str, tuple[int, ...]], group: str, window_size: int) -> int:
+def _overlap_window_size(shapes: _Shapes, group: str, window_size: int) -> tuple[int, str]:
     if 'relative_position_index_OCA' in shapes:  # (ws*ws, ows*ows)
-        return math.isqrt(shapes['relative_position_index_OCA'][1])
+        return math.isqrt(shapes.dims('relative_position_index_OCA', 2)[1]), 'relative_position_index_OCA'
     # bias table rows: (ws + ows - 1)^2
-    return math.isqrt(shapes[group + 'overlap_attn.relative_position_bias_table'][0]) - window_size + 1
-
+    key = group + 'overlap_attn.relative_position_bias_table'
+    return math.isqrt(shapes.dims(key, 2)[0]) - window_size + 1, key
 
 def _ratio(part: int, whole: int) -> int | float:
     """A ratio r with int(whole * r) == part, as the network computes widths; an int when exact."""
@@ -230,26 +273,27 @@ def _ratio(part: int, whole: int) -> int | float:
     return ratio if int(whole * ratio) == part else math.nextafter(ratio, math.inf)
 
 
-def _resi_connection(shapes: dict[str, tuple[int, ...]]) -> str:
+def _resi_connection(shapes: _Shapes) -> str:
     if 'conv_after_body.weight' in shapes:
         return '1conv'
     return '3conv' if 'conv_after_body.0.weight' in shapes else 'identity'
 
 
-def _reconstruction(shapes: dict[str, tuple[int, ...]], name: str, embed_dim: int, in_chans: int) -> dict[str, Any]:
+def _reconstruction(shapes: _Shapes, name: str, embed_dim: int, in_chans: int) -> dict[str, Any]:
     """``upscale`` and ``upsampler`` from the reconstruction convs."""
     if 'conv_up1.weight' in shapes:
         return {'upsampler': 'nearest+conv', 'upscale': 4}
     if 'conv_before_upsample.0.weight' in shapes and 'upsample.0.weight' in shapes:
         # basicsr Upsample: a conv to 4x (then shuffle by 2) per factor 2, or one conv to 9x (shuffle by 3).
         scale = 1
-        for key, shape in shapes.items():
+        for key in shapes:
             if re.fullmatch(r'upsample\.\d+\.weight', key):
-                scale *= math.isqrt(shape[0] // NUM_FEAT)
+                scale *= math.isqrt(shapes.dims(key, 4)[0] // NUM_FEAT)
         return {'upsampler': 'pixelshuffle', 'upscale': scale}
     if 'upsample.0.weight' in shapes:  # one conv to scale^2 * in_chans, then one shuffle
-        return {'upsampler': 'pixelshuffledirect', 'upscale': math.isqrt(shapes['upsample.0.weight'][0] // in_chans)}
-    if shapes.get('conv_last.weight', (0, 0))[1] == embed_dim:
+        scale = math.isqrt(shapes.dims('upsample.0.weight', 4)[0] // in_chans)
+        return {'upsampler': 'pixelshuffledirect', 'upscale': scale}
+    if 'conv_last.weight' in shapes and shapes.dims('conv_last.weight', 4)[1] == embed_dim:
         return {'upsampler': '', 'upscale': 1}
     raise HatError(f'{name}: unknown HAT reconstruction layers (no conv_last, upsample or conv_up1 weights)')
 

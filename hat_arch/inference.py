@@ -228,12 +228,18 @@ def _bytes_per_pixel(model: HAT, x: torch.Tensor, info: ModelInfo | None = None)
     # Live tensors at the peak, measured on the CPU (HAT-S, x2 and x4): about 20 feature maps of the body (attention
     # gathers windows of q, k, v); the last upsampling conv's input and output (2 x 64 channels at the output
     # resolution); with explicit attention, its matrices and their softmax (2 x heads x overlapping-window pixels).
-    values = 20 * info.config.embed_dim + 2 * NUM_FEAT * info.scale**2
+    values = forward_values_per_pixel(info.config.embed_dim, info.scale)
     if model.attn_impl == 'naive':
         heads = max(table.shape[1] for name, table in model.named_parameters()
                     if name.endswith('relative_position_bias_table'))
         values += 2 * heads * model.relative_position_index_OCA.shape[1]
     return values * x.element_size()
+
+
+def forward_values_per_pixel(embed_dim: int, scale: int) -> int:
+    """Values live at the peak of a fused-attention run without gradients, per input pixel (see
+    :func:`_bytes_per_pixel`)."""
+    return 20 * embed_dim + 2 * NUM_FEAT * scale**2
 
 
 def _free_memory(device: torch.device) -> float:

@@ -111,7 +111,7 @@ def available_memory() -> int:
 
 
 def check_image_memory(path: str | Path, needed: Callable[[ImageHeader], int], task: str,
-                       max_pixels: int | None = None) -> ImageHeader | None:
+                       max_pixels: int | None = None, remedy: str | None = None) -> ImageHeader | None:
     """The header of the image at ``path``; HatError if the image is too large to ``task`` (e.g. 'upscale x4').
 
     With ``max_pixels`` None, too large means that ``needed(header)`` bytes exceed :data:`MEMORY_HEADROOM` of the
@@ -130,7 +130,7 @@ def check_image_memory(path: str | Path, needed: Callable[[ImageHeader], int], t
     if bytes_needed > budget:
         raise HatError(f'{path}: {size} pixels would take about {_gib(bytes_needed)} of memory to {task}; '
                        f'{_gib(budget)} can be spared (of {_gib(available_memory())} available). '
-                       f'--max-pixels {header.pixels} would try anyway')
+                       + (remedy or f'--max-pixels {header.pixels} would try anyway'))
     return header
 
 

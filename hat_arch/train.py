@@ -32,7 +32,7 @@ from basicsr.train import init_tb_loggers
 from basicsr.utils import AvgTimer, make_exp_dirs, mkdir_and_rename
 
 from hat_arch.atomic_write import write_text_atomic
-from hat_arch.data.checks import check_dataset_options
+from hat_arch.data.checks import cap_workers, check_dataset_options
 from hat_arch.errors import HatError
 from hat_arch.problems import Problems
 from hat_arch.training.checkpoint import check_writable, checkpoint_bytes, remove_temporary_files, save_checkpoint
@@ -74,6 +74,9 @@ def prepare_and_train(opt: dict, args: argparse.Namespace, root_path: str, prog:
     if resume_state is None and args.auto_resume and opt['rank'] == 0:
         print(f"{prog}: --auto_resume: nothing to resume (no complete training state in "
               f"{opt['path']['training_states']}); training starts from iteration 0", file=sys.stderr, flush=True)
+    for note in cap_workers(opt):
+        if opt['rank'] == 0:
+            print(f'{prog}: note: {note}', file=sys.stderr, flush=True)
     opt['root_path'] = root_path
     torch.backends.cudnn.benchmark = True
     is_main = opt['rank'] == 0

@@ -6,8 +6,10 @@ says which option key, folder or file is at fault: all of them at once (:mod:`ha
 """
 from __future__ import annotations
 
+import os
 import os.path as osp
 import re
+import stat
 
 import cv2
 import numpy as np
@@ -15,7 +17,9 @@ from basicsr.utils import imfrombytes, scandir
 from tqdm import tqdm
 
 from hat_arch.errors import HatError, did_you_mean
-from hat_arch.limits import read_header
+from hat_arch.image_io import is_image_name
+from hat_arch.inference import forward_values_per_pixel
+from hat_arch.limits import FLOAT64, ImageHeader, check_image_memory, read_header, upscale_bytes
 from hat_arch.problems import Problems
 
 _SHAPE = re.compile(r'\((\d+),\s*(\d+)(?:,\s*\d+)?\)')
@@ -31,10 +35,39 @@ REQUIRED_KEYS = {
 }
 
 
+# What a path that is not a regular file or folder is, for the messages.
+FILE_KINDS = ((stat.S_ISCHR, 'a character device'), (stat.S_ISBLK, 'a block device'),
+              (stat.S_ISFIFO, 'a FIFO (named pipe)'), (stat.S_ISSOCK, 'a socket'))
+# Metrics' float64 maps per output value: both images converted, SSIM's means, variances and covariance, its map.
+METRIC_MAPS = 10
+
+
+def path_kind(path: str) -> str:
+    """What is at ``path``, for a message: 'a folder', 'a file', 'a character device', ..., or 'nothing'."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return 'nothing'
+    if stat.S_ISDIR(mode):
+        return 'a folder'
+    if stat.S_ISREG(mode):
+        return 'a file'
+    return next((kind for test, kind in FILE_KINDS if test(mode)), 'not a file')
+
+
+def check_is(where: str, path: str, expected: str) -> None:
+    """HatError ``<where>: <path> is <what it is>, not <expected>`` unless ``path`` is ``expected`` ('a folder' or
+    'a file'): a device or a FIFO read as a dataset would block, or never end."""
+    kind = path_kind(path)
+    if kind == 'nothing':
+        raise HatError(f'{where}: {path} does not exist')
+    if kind != expected:
+        raise HatError(f'{where}: {path} is {kind}, not {expected}')
+
+
 def read_meta_info(meta_info_file: str) -> list[tuple[str, tuple[int, int] | None]]:
     """(name, (h, w) or None) for each line of a BasicSR meta-info file: ``NAME (h,w,c)`` or just ``NAME [...]``."""
-    if not osp.isfile(meta_info_file):
-        raise HatError(f'meta-info file {meta_info_file} does not exist')
+    check_is('meta-info file', meta_info_file, 'a file')
     entries = []
     with open(meta_info_file) as f:
         lines = f.read().splitlines()
@@ -89,10 +122,63 @@ def check_dataset_options(opt: dict, problems: Problems | None = None) -> None:
         check_dataset(f'datasets: {phase}', dataset, int(dataset.get('scale', opt.get('scale', 1))),
                       train=phase.split('_')[0] == 'train', problems=found)
     for key, path in (opt.get('path') or {}).items():
-        if key.startswith('pretrain_network') and path and not osp.isfile(path):
-            found.add(f'path: {key}: {path} does not exist')
+        if key.startswith('pretrain_network') and path:
+            with found.collect():
+                check_is(f'path: {key}', path, 'a file')
+    if not found:  # the images' headers are read only once every path is there
+        with found.collect():
+            check_validation_memory(opt)
     if problems is None:
         found.raise_if_any('the option file')
+
+
+def cap_workers(opt: dict, cores: int | None = None) -> list[str]:
+    """Cap every dataset's ``num_worker_per_gpu`` at the CPU cores there are (``cores``; default: those this process
+    may use): each worker is a process, and more than one per core only adds memory. Returns a one-line note for each
+    value lowered."""
+    cores = cores or _usable_cores()
+    notes = []
+    for phase, dataset in (opt.get('datasets') or {}).items():
+        workers = dataset.get('num_worker_per_gpu')
+        if type(workers) is int and workers > cores:
+            dataset['num_worker_per_gpu'] = cores
+            notes.append(f'datasets: {phase}: num_worker_per_gpu {workers} lowered to {cores}, the CPU cores there are')
+    return notes
+
+
+def _usable_cores() -> int:
+    if hasattr(os, 'sched_getaffinity'):  # Linux: the cores this process may run on (a container's, a taskset's)
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def validation_bytes(header: ImageHeader, scale: int, embed_dim: int | None, tiled: bool) -> int:
+    """Peak memory of validating on one LR image of ``header``'s size: its arrays and output (as ``hat-sr upscale``),
+    the metrics' float64 maps of the output, and, for a HAT of width ``embed_dim`` run on the whole image (no
+    ``tile`` options), the network's activations."""
+    output_values = header.pixels * scale**2 * 3
+    network = 0 if tiled or embed_dim is None else header.pixels * forward_values_per_pixel(embed_dim, scale) * 4
+    return upscale_bytes(header, scale) + output_values * FLOAT64 * METRIC_MAPS + network
+
+
+def check_validation_memory(opt: dict) -> None:
+    """Every validation and test LR image (disk folders) is judged from its header against the memory there is, at the
+    start: one found too large at the first validation, hours into training, would end the run."""
+    network = opt.get('network_g') if isinstance(opt.get('network_g'), dict) else {}
+    embed_dim = network.get('embed_dim', 96) if network.get('type') == 'HAT' else None
+    tiled = bool((opt.get('tile') or {}).get('tile_size'))
+    remedy = ('use smaller validation images' if tiled else
+              'validate in tiles (tile: {tile_size: auto}) or on smaller images')
+    for phase, dataset in (opt.get('datasets') or {}).items():
+        folder, backend = dataset.get('dataroot_lq'), (dataset.get('io_backend') or {}).get('type', 'disk')
+        if phase.split('_')[0] == 'train' or not folder or backend != 'disk':
+            continue
+        scale = int(dataset.get('scale', opt.get('scale', 1)))
+        for name in sorted(scandir(folder, recursive=True)):
+            if is_image_name(name):
+                check_image_memory(osp.join(folder, name),
+                                   lambda header: validation_bytes(header, scale, embed_dim, tiled),
+                                   f'validate x{scale} ({phase})', remedy=remedy)
 
 
 def check_patch_size(where: str, gt_size, scale: int) -> None:
@@ -125,10 +211,16 @@ def check_dataset(where: str, dataset: dict, scale: int, train: bool, problems: 
         folder = dataset.get(key)
         if folder is not None and not osp.exists(folder):
             problems.add(f'{where}: {key}: folder {folder} does not exist')
+        elif folder is not None:
+            with problems.collect():
+                check_is(f'{where}: {key}', folder, 'a folder')
     for key in ('meta_info_file', 'meta_info'):
         read = not (key == 'meta_info_file' and dataset.get('type') == 'RealESRGANDataset')
-        if read and dataset.get(key) and not osp.isfile(dataset[key]):
+        if read and dataset.get(key) and not osp.exists(dataset[key]):
             problems.add(f'{where}: {key}: file {dataset[key]} does not exist')
+        elif read and dataset.get(key):
+            with problems.collect():
+                check_is(f'{where}: {key}', dataset[key], 'a file')
     if backend != 'disk' or len(problems) > before:
         return
     if dataset.get('type') in PAIRED_TYPES and dataset.get('dataroot_gt') and dataset.get('dataroot_lq'):

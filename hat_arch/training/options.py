@@ -28,6 +28,7 @@ from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTR
 from hat_arch.archs.config import HATConfig
 from hat_arch.errors import HatError, did_you_mean
 from hat_arch.inference import check_tile_size
+from hat_arch.network_cost import check_limits
 from hat_arch.problems import Problems
 from hat_arch.training.distributed import init_dist, is_distributed
 
@@ -55,6 +56,9 @@ NUMBER_READ_AS_TEXT = re.compile(r'[-+]?(\d[\d_]*\.?[\d_]*|\.\d[\d_]*)[eE][-+]?\
 # Values an option file may hold once its aliases are expanded; the largest recipe holds a few hundred. Nine levels of
 # '&a [*b, *b, ...]' load as a small shared graph but expand to billions: every walk over the options would hang.
 MAX_OPTION_VALUES = 100_000
+# Iteration counts beyond any training (the longest recipes run 800k): BasicSR's log turns 1e30 iterations into an
+# ETA that overflows (OverflowError, a 252-line traceback) once training has started.
+MAX_ITERATIONS = 10**9
 
 
 def build_parser(prog: str, is_train: bool) -> argparse.ArgumentParser:
@@ -272,6 +276,9 @@ def _check_train_options(opt: dict, path: str, problems: Problems) -> None:
         if not whole or value < 1:  # YAML reads 1e5 as a string: it would fail at the first use, mid-run
             problems.add(f'option file {path}: {section}: {key} must be a positive whole number (e.g. 100000), '
                          f'got {value!r}')
+        elif value > MAX_ITERATIONS:
+            problems.add(f'option file {path}: {section}: {key} {value!r} is more than the {MAX_ITERATIONS} '
+                         'iterations hat_arch allows')
 
 
 def _check_prefetch_mode(dataset: dict, path: str, problems: Problems) -> None:
@@ -292,9 +299,12 @@ def check_networks(opt: dict, path: str, problems: Problems) -> None:
     for key, section in opt.items():
         if str(key).startswith('network_') and isinstance(section, dict) and section.get('type') == 'HAT':
             try:
-                HATConfig.from_options({k: v for k, v in section.items() if k != 'type'})
+                config = HATConfig.from_options({k: v for k, v in section.items() if k != 'type'})
             except (TypeError, ValueError) as error:
                 problems.add(f'option file {path}: {key}: {error}')
+                continue
+            with problems.collect():  # sizes within hat_arch's limits and the memory there is, before it is built
+                check_limits(config.as_kwargs(), f'option file {path}: {key}')
 
 
 def check_optimization(opt: dict, path: str, problems: Problems) -> None:
@@ -314,7 +324,7 @@ def check_optimization(opt: dict, path: str, problems: Problems) -> None:
         except NotImplementedError as error:
             problems.add(f"option file {path}: train: {key}: type {kind!r} is not an optimizer that "
                          f"{opt['model_type']} builds ({error})")
-        except (TypeError, ValueError, KeyError, IndexError) as error:  # betas: [0.9] is an IndexError
+        except (TypeError, ValueError, KeyError, IndexError, OverflowError) as error:  # betas: [0.9] is an IndexError
             problems.add(f'option file {path}: train: {key}: the {kind} optimizer refuses these settings: {error}')
     if not isinstance(opt['train'].get('scheduler'), dict):
         problems.add(f'option file {path}: train: scheduler must be a mapping with a type (e.g. MultiStepLR), got '
@@ -342,7 +352,7 @@ def _check_scheduler(model_class, optimizers: list, opt: dict, path: str) -> Non
                                                      schedulers=[]))
     except NotImplementedError as error:
         raise HatError(f'option file {path}: train: scheduler: {error}') from None
-    except (TypeError, ValueError, KeyError, IndexError, AssertionError) as error:
+    except (TypeError, ValueError, KeyError, IndexError, AssertionError, OverflowError) as error:
         raise HatError(f"option file {path}: train: scheduler: the {opt['train']['scheduler'].get('type')} scheduler "
                        f'refuses these settings: {error}') from None
 

@@ -15,7 +15,7 @@ import gradio as gr
 from PIL import Image
 
 from hat_arch.api import upscale_file
-from hat_arch.attribution import STEPS, lam_file
+from hat_arch.attribution import STEPS, check_lam_image, lam_file
 from hat_arch.checkpoint import PRECISIONS, ModelInfo
 from hat_arch.errors import first_line
 from hat_arch.image_io import IMAGE_EXTENSIONS, for_format, output_extension, read_image, write_image
@@ -130,7 +130,8 @@ def build_app(checkpoints: list[ModelInfo], models: ModelCache, workspace: Works
         run.click(upscale, [files, model, tile, precision, ensemble], [status, compare, pick, downloads, results],
                   api_name='upscale', concurrency_limit=1, concurrency_id=GRADIO_CONCURRENCY_ID)
         pick.input(_show, [pick, results], compare, api_name=False)
-        lam_upload.change(_lam_preview(workspace), lam_upload, [lam_view, lam_size], api_name=False)
+        lam_upload.change(_lam_preview(workspace, list(by_label.values()), max_pixels), lam_upload,
+                          [lam_view, lam_size], api_name=False)
         lam_view.select(_place_box(by_label), [lam_model, box_side, lam_size], [box_x, box_y], api_name=False)
         explain_button.click(explain, [lam_upload, lam_model, box_x, box_y, box_side, steps], [lam_status, lam_figure],
                              api_name='lam', concurrency_limit=1, concurrency_id=GRADIO_CONCURRENCY_ID)
@@ -210,15 +211,19 @@ def _lam_handler(by_label: dict[str, ModelInfo], models: ModelCache, workspace: 
     return explain
 
 
-def _lam_preview(workspace: Workspace) -> Callable[[str | None], tuple[str | None, tuple[int, int] | None]]:
-    """The uploaded image as the browser shows it, to click the box on, and its size."""
+def _lam_preview(workspace: Workspace, models: list[ModelInfo], max_pixels: int | None
+                 ) -> Callable[[str | None], tuple[str | None, tuple[int, int] | None]]:
+    """The uploaded image as the browser shows it, to click the box on, and its size; from its header first, an image
+    too large for LAM with any of ``models`` is refused before it is decoded."""
 
     def preview(upload: str | None) -> tuple[str | None, tuple[int, int] | None]:
         if not upload:
             return None, None
         job = workspace.new_job()
         try:
-            shown = _preview(workspace.accept_upload(upload, job))
+            source = workspace.accept_upload(upload, job)
+            check_lam_image(source, models, max_pixels)
+            shown = _preview(source)
             with Image.open(shown) as image:
                 return str(shown), image.size
         except Exception as error:

@@ -10,7 +10,6 @@ then optionally one mapping of any other HAT argument by name: ``[64, [2], [4], 
 """
 from __future__ import annotations
 
-import inspect
 from typing import Any, Sequence
 
 import torch
@@ -19,6 +18,7 @@ from torch import nn
 from hat_arch.archs.config import HATConfig
 from hat_arch.archs.hat_arch import HAT
 from hat_arch.errors import HatError, did_you_mean
+from hat_arch.network_cost import HAT_DEFAULTS, check_limits
 
 # Small width, one group of two blocks, a window of 8 that tiles P3 (80) and P4 (40) at 640 input exactly; other map
 # sizes are reflect-padded to the window, as in any HAT. No stochastic depth: one block per map, every step learns.
@@ -28,7 +28,7 @@ FEATURE_MAP_DEFAULTS = HATConfig(embed_dim=64, depths=(2, ), num_heads=(4, ), wi
 POSITIONAL = ('embed_dim', 'depths', 'num_heads', 'window_size')
 # Fixed by what the block is (a same-size residual block on the channels it receives) or not expressible in YAML.
 FIXED = ('in_chans', 'upscale', 'upsampler', 'patch_size', 'norm_layer')
-ARGUMENTS = tuple(name for name in inspect.signature(HAT).parameters if name not in FIXED)
+ARGUMENTS = tuple(name for name in HAT_DEFAULTS if name not in FIXED)
 
 
 def resolve_options(in_channels: int, args: Sequence[Any]) -> dict[str, Any]:
@@ -49,13 +49,16 @@ def resolve_options(in_channels: int, args: Sequence[Any]) -> dict[str, Any]:
         given[name] = value
     if not isinstance(in_channels, int) or in_channels < 1:
         raise HatError(f'HAT needs a positive number of input channels, got {in_channels!r}')
+    options = {**FEATURE_MAP_DEFAULTS.as_kwargs(), **given, 'in_chans': in_channels}
     try:
-        config = FEATURE_MAP_DEFAULTS.replace(**given, in_chans=in_channels)
-    except TypeError as error:  # a value of the wrong type: the message names it
+        config = HATConfig.from_options(options)
+    except TypeError as error:  # a value of the wrong type: the message names it and the type expected
         raise HatError(str(error)) from None
-    except ValueError as error:
-        raise HatError(f'HAT on {in_channels} channels cannot build: {error}') from None
-    return config.as_kwargs()
+    except ValueError:  # check_limits names the setting at fault, or says why it cannot build
+        config = None
+    # Sizes within hat_arch's limits and the memory there is, zero and negative ones named: before any layer is made.
+    check_limits(options, f'HAT on {in_channels} channels')
+    return (config or HATConfig.from_options(options)).as_kwargs()
 
 
 class HATBlock(nn.Module):

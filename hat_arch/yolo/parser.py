@@ -25,6 +25,7 @@ ROW_NAME = 'HAT'  # what model YAMLs write
 BLOCK_NAME = 'HATBlock'  # what the hooked parser builds: its globals entry
 PROBE_SIZE = 64  # side of the zero image that measures channels: a multiple of every YOLO stride up to P6
 PARSER_ARGS = ('d', 'ch', 'verbose')
+MAX_REPEATS = 16  # a row's n: that many HAT blocks in a chain
 
 
 class UnhookedHAT(nn.Module):
@@ -71,9 +72,12 @@ def check_parser(tasks: Any) -> Callable:
 def _hat_rows(d: dict) -> list[int]:
     rows = [i for i, row in enumerate(d['backbone'] + d['head']) if row[2] == ROW_NAME]
     for i in rows:
-        source = (d['backbone'] + d['head'])[i][0]
+        source, repeats = (d['backbone'] + d['head'])[i][:2]
         if not isinstance(source, int):
             raise HatError(f'{_where(d, i)}: HAT takes one input layer, got from={source}')
+        if type(repeats) is not int or not 1 <= repeats <= MAX_REPEATS:
+            raise HatError(f'{_where(d, i)}: HAT repeated {repeats!r} times; hat_arch builds 1 to {MAX_REPEATS} '
+                           'blocks in a row')
     return rows
 
 
