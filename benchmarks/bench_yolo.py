@@ -1,4 +1,4 @@
-"""Size, GFLOPs and CPU time of plain YOLOv8 against the shipped HAT layouts (the README's "HAT in YOLO" table).
+"""Size, GFLOPs and CPU time of plain YOLOv8 against the shipped HAT layouts (the table of docs/yolo.md).
 
     python benchmarks/bench_yolo.py                         # YOLOv8n/s, each plain, HAT on layer 0, HAT on the neck
     python benchmarks/bench_yolo.py --scales n --repeats 5 --threads 2

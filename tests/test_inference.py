@@ -58,7 +58,7 @@ def test_auto_tile_uses_the_whole_image_when_it_fits_and_a_window_multiple_other
 
 def test_the_cpu_memory_estimate_is_the_documented_one():
     # HAT-S x4 (144 channels) in fp32: 20 feature maps of the body and two 64-channel maps at x4, 19.25 KiB per input
-    # pixel (the README's "about 20 KiB"); the naive path adds its attention matrices (2 x 6 heads x 24 x 24).
+    # pixel (docs/upscale.md's "about 20 KiB"); the naive path adds its attention matrices (2 x 6 heads x 24 x 24).
     with torch.device('meta'):
         model = HAT(upscale=4, embed_dim=144, depths=[6] * 6, num_heads=[6] * 6, window_size=16, compress_ratio=24,
                     squeeze_factor=24, mlp_ratio=2, upsampler='pixelshuffle')

@@ -124,7 +124,7 @@ def test_training_recipes_use_the_published_schedule(path):
     assert train['optim_g']['lr'] == (lr if finetune else 2e-4)
     total = 800000 if 'ImageNet_from_scratch' in path.stem else 250000 if finetune else 500000
     milestones = {800000: [300000, 500000, 650000, 700000, 750000], 500000: [250000, 400000, 450000, 475000],
-                  250000: [125000, 200000, 225000, 240000]}[total]  # the published schedules (README table)
+                  250000: [125000, 200000, 225000, 240000]}[total]  # the published schedules (docs/training.md)
     assert train['total_iter'] == total
     assert train['scheduler'] == {'type': 'MultiStepLR', 'milestones': milestones, 'gamma': 0.5}
     if finetune:
