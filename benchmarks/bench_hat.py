@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from hat_arch.archs.hat_arch import HAT
-from hat_arch_launcher import use_huge_pages
+from hat_arch.process_setup import use_huge_pages
 
 # The released configurations (as in tests/golden/released_state_dict_shapes.json), with our attention options.
 CONFIGS = {

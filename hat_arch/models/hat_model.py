@@ -16,6 +16,7 @@ from hat_arch.errors import HatError
 from hat_arch.inference import eval_mode, run_tiled
 from hat_arch.models.degradation import check_vgg_weights
 from hat_arch.progress import progress_bar
+from hat_arch.training import checkpoint, distributed
 
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 
@@ -43,8 +44,15 @@ class HATModel(SRModel):
     - ``train: amp: bf16|fp16`` trains under autocast (fp16 with a gradient scaler);
     - a progress bar during validation/test (``val: pbar: false`` turns it off);
     - testing writes ``results/<name>/metrics.json`` and logs a table of every test set after the last one;
-    - a pretrained file that is missing or holds another network is a one-line :class:`HatError` naming it.
+    - a pretrained file that is missing or holds another network is a one-line :class:`HatError` naming it;
+    - networks and training states are saved atomically (a kill or a full disk mid-save leaves the previous
+      checkpoint, not a truncated one), and a failed save stops the run instead of BasicSR's warning;
+    - distributed training runs on the CPU too (gloo).
     """
+
+    save_network = checkpoint.save_network
+    save_training_state = checkpoint.save_training_state
+    model_to_device = distributed.model_to_device
 
     def __init__(self, opt: dict):
         if opt.get('val'):

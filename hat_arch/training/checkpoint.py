@@ -7,8 +7,8 @@ either the previous complete file or the new complete one. The temporary file is
 saved file gets the mode the umask gives any new file (0644 under umask 022). A failed save removes its temporary
 file and raises :class:`CheckpointError`, which stops training with the last good checkpoint intact.
 
-:func:`save_network` and :func:`save_training_state` replace BasicSR's ``BaseModel`` methods of the same names
-(see :mod:`hat_arch.compat`); they write the same content.
+:func:`save_network` and :func:`save_training_state` are ``BaseModel`` methods: BasicSR's of the same names, writing the
+same content atomically.
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Running a pipeline from a console script: user errors as one line, a clean exit from the process group."""
+"""Running a pipeline from a console script: user errors as one line, our behaviour for BasicSR's classes during the run
+(:mod:`hat_arch.training.basicsr_overrides`), a clean exit from the process group."""
 from __future__ import annotations
 
 import os
@@ -8,6 +9,7 @@ from typing import Callable
 import torch
 
 from hat_arch.errors import report_user_errors
+from hat_arch.training.basicsr_overrides import overriding_basicsr_classes
 from hat_arch.training.distributed import is_distributed
 
 
@@ -19,7 +21,8 @@ def run_pipeline(pipeline: Callable[[str, list[str], str], None], argv: list[str
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        return report_user_errors(lambda: pipeline(os.getcwd(), argv, prog) or 0, prog)
+        with overriding_basicsr_classes():  # our guarantees for BasicSR's own classes too, for this run only
+            return report_user_errors(lambda: pipeline(os.getcwd(), argv, prog) or 0, prog)
     except KeyboardInterrupt as interrupt:
         print(f'{prog}: interrupted' + (f'; {interrupt}' if str(interrupt) else ''), file=sys.stderr)
         return 130
