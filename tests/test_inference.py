@@ -12,7 +12,6 @@ import torch
 from hat_arch import HAT, HatError, inference
 from hat_arch.inference import run_network, run_tiled, tiled_forward
 from tests.conftest import TINY_HAT
-from tests.test_benchmark import bench  # noqa: F401  (the benchmark module, a fixture)
 
 
 @pytest.fixture(scope='module')

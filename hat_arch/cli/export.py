@@ -16,8 +16,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from hat_arch.cli.arguments import positive_float
-from hat_arch.errors import HatError, check_writable_folder, report_user_errors
+from hat_arch.errors import HatError, report_user_errors
 from hat_arch.onnx_export import MAX_OPSET, MIN_OPSET, TOLERANCE, export_onnx, verify_onnx
+from hat_arch.outputs import check_writable_folder
 
 
 def _opset(text: str) -> int:

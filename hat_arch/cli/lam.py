@@ -17,8 +17,9 @@ import numpy as np
 import hat_arch
 from hat_arch import attribution
 from hat_arch.cli.arguments import add_max_pixels, non_negative_float, positive_int
-from hat_arch.errors import HatError, check_writable_folder, report_user_errors
+from hat_arch.errors import HatError, report_user_errors
 from hat_arch.image_io import write_image
+from hat_arch.outputs import check_writable_folder
 from hat_arch.progress import progress_bar
 
 

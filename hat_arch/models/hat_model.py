@@ -50,9 +50,16 @@ class HATModel(SRModel):
     - distributed training runs on the CPU too (gloo).
     """
 
-    save_network = checkpoint.save_network
-    save_training_state = checkpoint.save_training_state
-    model_to_device = distributed.model_to_device
+    # Calls, not aliases: importing hat_arch.training.checkpoint first imports basicsr, which registers this module
+    # while that one is still half made.
+    def save_network(self, net, net_label: str, current_iter: int, param_key='params') -> None:
+        checkpoint.save_network(self, net, net_label, current_iter, param_key)
+
+    def save_training_state(self, epoch: int, current_iter: int) -> None:
+        checkpoint.save_training_state(self, epoch, current_iter)
+
+    def model_to_device(self, net: torch.nn.Module) -> torch.nn.Module:
+        return distributed.model_to_device(self, net)
 
     def __init__(self, opt: dict):
         if opt.get('val'):

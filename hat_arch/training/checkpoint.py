@@ -20,7 +20,8 @@ import tempfile
 import torch
 from basicsr.utils.dist_util import master_only
 
-from hat_arch.errors import HatError, cannot_write, first_line
+from hat_arch.errors import HatError, first_line
+from hat_arch.outputs import cannot_write
 from hat_arch.training.distributed import all_gather_objects
 from hat_arch.training.rng import get_rng_state
 
