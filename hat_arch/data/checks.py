@@ -51,7 +51,13 @@ def read_meta_info(meta_info_file: str) -> list[tuple[str, tuple[int, int] | Non
 
 
 def read_image(file_client, path: str, client_key: str = 'default') -> np.ndarray:
-    """An image as BGR float32 in [0, 1] (BasicSR's convention); a one-line HatError if it cannot be read."""
+    """An image of a dataset as BGR float32 in [0, 1] (BasicSR's convention); a one-line HatError if it cannot be read.
+
+    The second way in for images, beside :func:`hat_arch.image_io.read_image` (a user's file, as it is): training and
+    evaluation data come through BasicSR's file client (a folder or an LMDB, ``client_key`` naming which) and must be
+    read exactly as BasicSR's own datasets read them (``imfrombytes``: 3-channel BGR, 8 bits), or the same recipe would
+    train and score differently with hat_arch's datasets than with BasicSR's.
+    """
     try:
         content = file_client.get(path, client_key)
     except (OSError, KeyError) as error:
