@@ -12,7 +12,7 @@ import argparse
 import importlib
 import sys
 
-from hat_arch.process_setup import prepare_process
+from hat_arch.process_setup import is_user_error, prepare_process
 
 BASICSR_COMMANDS = {
     'train': ('hat_arch.train', 'train a model from a BasicSR option file (-opt X.yml)'),
@@ -32,7 +32,13 @@ def _dispatch(prog: str, description: str, commands: dict[str, tuple[str, str]],
         prepare_process()
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in commands:
-        module = importlib.import_module(commands[argv[0]][0])
+        try:
+            module = importlib.import_module(commands[argv[0]][0])
+        except Exception as error:  # a user error while the command loads (torchvision made for another torch)
+            if not is_user_error(error):
+                raise
+            print(f'{prog} {argv[0]}: error: {error}', file=sys.stderr)
+            return 2
         return module.main(argv[1:], prog=f'{prog} {argv[0]}') or 0
     parser = argparse.ArgumentParser(prog=prog, description=description)
     sub = parser.add_subparsers(title='commands', metavar='COMMAND')

@@ -19,14 +19,16 @@ setup(
     long_description_content_type='text/markdown',
     python_requires='>=3.9',
     packages=find_packages(include=['hat_arch', 'hat_arch.*']),
-    package_data={'hat_arch.yolo': ['cfg/*.yaml']},
+    package_data={'hat_arch.yolo': ['cfg/*.yaml'], 'hat_arch': ['weights/*.safetensors']},
     py_modules=['hat_arch_launcher'],  # the console scripts' dispatcher: no torch before the command is chosen
     install_requires=requirements(),
     extras_require={
-        'test': ['pytest>=7', 'playwright>=1.40'],  # playwright: tests/web drive the system's chromium with it
+        # playwright: tests/web drive the system's chromium with it; ruff: the linter .ci/run runs before the tests
+        'test': ['pytest>=7', 'playwright>=1.40', 'ruff>=0.4'],
         'onnx': ['onnx>=1.14', 'onnxruntime>=1.16'],
         'yolo': ['ultralytics>=8.3'],  # HAT as a YOLO block: hat_arch.yolo, hat-yolo
         'web': ['gradio>=6.0'],
+        'docs': ['mkdocs>=1.5', 'mkdocs-material>=9'],  # the manual: mkdocs serve / mkdocs build --strict
     },
     entry_points={
         'console_scripts': [

@@ -45,20 +45,13 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+from hat_arch.archs.config import HATConfig
 from hat_arch.archs.hat_arch import HAT
+from hat_arch.archs.named_models import NAMED_MODELS
 from hat_arch.process_setup import use_huge_pages
 
-# The released configurations (as in tests/golden/released_state_dict_shapes.json), with our attention options.
-CONFIGS = {
-    'HAT_SRx4': dict(upscale=4, window_size=16, embed_dim=180, depths=[6] * 6, num_heads=[6] * 6, compress_ratio=3,
-                     squeeze_factor=30),
-    'HAT-S_SRx4': dict(upscale=4, window_size=16, embed_dim=144, depths=[6] * 6, num_heads=[6] * 6,
-                       compress_ratio=24, squeeze_factor=24),
-    'HAT-L_SRx4': dict(upscale=4, window_size=16, embed_dim=180, depths=[6] * 12, num_heads=[6] * 12,
-                       compress_ratio=3, squeeze_factor=30),
-}
-COMMON = dict(in_chans=3, img_size=64, conv_scale=0.01, overlap_ratio=0.5, mlp_ratio=2, upsampler='pixelshuffle',
-              resi_connection='1conv')
+# The named models (hat_arch.list_models()); each case adds its attention options.
+CONFIGS: dict[str, HATConfig] = {name: entry.config for name, entry in NAMED_MODELS.items()}
 # label: (HAT keyword arguments, compiled); '<label>+bf16' or '+fp16' runs it under autocast (--amp)
 IMPLS = {
     'naive': (dict(attn_impl='naive'), False),
@@ -88,7 +81,7 @@ def split_impl(impl: str) -> tuple[str, torch.dtype | None]:
 def build(model: str, impl: str, device: str = 'cpu') -> torch.nn.Module:
     torch.manual_seed(0)  # the same weights in every process
     with torch.device(device):
-        return HAT(**COMMON, **CONFIGS[model], **IMPLS[split_impl(impl)[0]][0])
+        return HAT.from_config(CONFIGS[model].replace(**IMPLS[split_impl(impl)[0]][0]))
 
 
 class Case:
@@ -98,7 +91,7 @@ class Case:
         self.model_name, self.size, self.batch, self.impl, self.train = model, size, batch, impl, train
         self.device = torch.device(device)
         self.net = build(model, impl, device).train(train)
-        scale = CONFIGS[model]['upscale']
+        scale = CONFIGS[model].upscale
         generator = torch.Generator().manual_seed(1)
         self.lr = torch.rand(batch, 3, size, size, generator=generator).to(device)
         self.hr = torch.rand(batch, 3, size * scale, size * scale, generator=generator).to(device) if train else None

@@ -17,7 +17,6 @@ For each model it prints:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import statistics
 import time
@@ -40,12 +39,20 @@ def build(scale: str, pattern: str):
 
 
 def count_gflops(model: torch.nn.Module, image: torch.Tensor) -> float:
-    from hat_arch.yolo.block import HATBlock, reference_attention
+    """GFLOPs of one forward, the HAT blocks counted on their naive path as bench_hat.py counts them: the same work
+    whichever path runs."""
+    from hat_arch.archs.hat_arch import HAT
 
-    with contextlib.ExitStack() as stack, FlopCounterMode(display=False) as counter:
-        for block in (m for m in model.modules() if isinstance(m, HATBlock)):
-            stack.enter_context(reference_attention(block.hat))
-        model(image)
+    hats = [m for m in model.modules() if isinstance(m, HAT)]
+    impls = [hat.attn_impl for hat in hats]
+    try:
+        for hat in hats:
+            hat.set_attn_impl('naive')
+        with FlopCounterMode(display=False) as counter:
+            model(image)
+    finally:
+        for hat, impl in zip(hats, impls):
+            hat.set_attn_impl(impl)
     return counter.get_total_flops() / 1e9
 
 

@@ -64,10 +64,9 @@ def oom_upscale(side: int = OOM_SIDE, cap_gib: float = OOM_CAP_GIB) -> str:
     import torch
 
     import hat_arch
-    from bench_hat import COMMON, CONFIGS
 
     device = torch.device('cuda')
-    model = hat_arch.HAT(**COMMON, **CONFIGS['HAT-S_SRx4']).to(device).eval()  # random weights: the retry is checked
+    model = hat_arch.create_model('HAT-S_SRx4').to(device).eval()  # random weights: the retry is checked
     image = np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8)
     total_memory = torch.cuda.get_device_properties(device).total_memory
     torch.cuda.set_per_process_memory_fraction(min(1.0, cap_gib * 2**30 / total_memory), device)

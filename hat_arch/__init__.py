@@ -3,7 +3,8 @@
 ``import hat_arch`` makes BasicSR 1.4.2 work on today's stack and registers HAT's networks, models and datasets in
 BasicSR's registries, so any BasicSR option file can say ``type: HAT``: at once if ``basicsr`` is loaded, else when
 something first imports it (:func:`hat_arch.compat.apply`), so that ``import hat_arch`` costs no BasicSR start-up.
-The network (``HAT``) and the Python API (``load_model``, ``upscale``, ``lam``) are imported on first use.
+The network (``HAT``, ``HATConfig``), the named models (``list_models``, ``create_model``) and the Python API
+(``load_model``, ``describe``, ``upscale``, ``lam``) are imported on first use.
 """
 from hat_arch import process_setup
 
@@ -18,7 +19,9 @@ from hat_arch.errors import HatError  # noqa: E402
 
 __version__ = '0.1.0'
 
-_LAZY = {'HAT': 'hat_arch.archs.hat_arch', 'load_model': 'hat_arch.checkpoint', 'upscale': 'hat_arch.api',
+_LAZY = {'HAT': 'hat_arch.archs.hat_arch', 'HATConfig': 'hat_arch.archs.config',
+         'list_models': 'hat_arch.archs.named_models', 'create_model': 'hat_arch.factory',
+         'load_model': 'hat_arch.checkpoint', 'describe': 'hat_arch.checkpoint', 'upscale': 'hat_arch.api',
          'lam': 'hat_arch.attribution'}
 __all__ = ['HatError', '__version__', *_LAZY]
 

@@ -30,7 +30,8 @@ ALPHA_MODES = ('model', 'bicubic')
 
 
 def upscale(model: HAT, image: np.ndarray, tile: TileSize = 'auto', tile_pad: int = 32,
-            ensemble: bool = False, alpha: str = 'model', progress: Progress | None = None) -> np.ndarray:
+            ensemble: bool = False, alpha: str = 'model', progress: Progress | None = None,
+            warn: Callable[[str], None] | None = None) -> np.ndarray:
     """Super-resolve ``image`` by the model's scale, keeping its layout, channels and dtype.
 
     Args:
@@ -48,6 +49,10 @@ def upscale(model: HAT, image: np.ndarray, tile: TileSize = 'auto', tile_pad: in
         progress: ``progress(done, total)``, called with the network calls (tiles) done for this image, over every
             pass (colour, alpha, the ensemble's eight): with 0 before the first and after each. An out-of-memory retry
             starts over with more, smaller tiles.
+        warn: gets one line when fp16/bf16 tiles overflow and are redone in fp32 (default: a RuntimeWarning).
+
+    Raises :class:`hat_arch.finite.NonFiniteOutput` (a HatError naming the checkpoint) when the network gives NaN or
+    inf even in fp32 (non-finite weights): no black image is returned.
 
     Gray images run through a 3-channel model as gray RGB and come back as the mean of its output channels; colour
     images run through a 1-channel model one channel at a time. The result is (h*s, w*s[, c]), clipped to the range.
@@ -57,7 +62,7 @@ def upscale(model: HAT, image: np.ndarray, tile: TileSize = 'auto', tile_pad: in
     runs = _OverRuns(progress, 1 + (alpha_plane is not None and _alpha_by_network(alpha_plane, alpha)))
 
     def run(x: np.ndarray) -> np.ndarray:
-        out = _run_planes(model, info.in_chans, x, tile, tile_pad, ensemble, runs)
+        out = _run_planes(model, info.in_chans, x, tile, tile_pad, ensemble, runs, warn)
         runs.end_run()
         return out
 
@@ -77,8 +82,8 @@ def upscale_file(model: HAT, source: str | Path, target: str | Path, tile: TileS
     (:func:`hat_arch.image_io.for_format`): what ``hat-sr upscale`` and ``hat-sr serve`` do with each file.
 
     An image too large for the memory there is (or over ``max_pixels``) is refused from its header, before it is
-    decoded; ``warn`` gets a line when only its first frame is used. Returns 'WxH -> WxH' (and the network calls, if
-    more than one) for a log.
+    decoded; ``warn`` gets a line when only its first frame is used, and :func:`upscale`'s. Returns 'WxH -> WxH'
+    (and the network calls, if more than one) for a log.
     """
     source, target = Path(source), Path(target)
     scale = describe(model).scale
@@ -93,7 +98,8 @@ def upscale_file(model: HAT, source: str | Path, target: str | Path, tile: TileS
             progress(done, total)
 
     image = read_image(source)
-    output = upscale(model, image, tile=tile, tile_pad=tile_pad, ensemble=ensemble, alpha=alpha, progress=count_calls)
+    output = upscale(model, image, tile=tile, tile_pad=tile_pad, ensemble=ensemble, alpha=alpha, progress=count_calls,
+                     warn=warn)
     output = for_format(output, target)
     target.parent.mkdir(parents=True, exist_ok=True)  # here, so that a run that writes nothing creates nothing
     write_image(target, output)
@@ -141,10 +147,10 @@ def _upscale_alpha(alpha: np.ndarray, scale: int, mode: str, run: Callable[[np.n
 
 
 def _run_planes(model: HAT, model_channels: int, planes: np.ndarray, tile: TileSize, tile_pad: int, ensemble: bool,
-                progress: Progress | None) -> np.ndarray:
+                progress: Progress | None, warn: Callable[[str], None] | None) -> np.ndarray:
     """The network on (h, w, c) float32 RGB or gray planes -> (h*s, w*s, c), matching channels to the model's
     (:mod:`hat_arch.image_tensor`)."""
     parameter = next(model.parameters())
     x = planes_tensor(planes).to(device=parameter.device, dtype=parameter.dtype)
-    out = run_tiled(model, to_model_channels(x, model_channels), tile, tile_pad, ensemble, progress)
+    out = run_tiled(model, to_model_channels(x, model_channels), tile, tile_pad, ensemble, progress, warn)
     return from_model_channels(out, x.shape[1])[0].float().permute(1, 2, 0).cpu().numpy()

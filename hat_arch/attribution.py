@@ -32,6 +32,7 @@ from torch import nn
 from hat_arch.archs.hat_arch import HAT
 from hat_arch.checkpoint import describe
 from hat_arch.errors import HatError
+from hat_arch.finite import NonFiniteOutput, non_finite_message
 from hat_arch.image_io import read_image
 from hat_arch.image_tensor import ImageChannels, image_planes, planes_tensor
 from hat_arch.inference import eval_mode
@@ -96,6 +97,8 @@ def lam(model: nn.Module, image: torch.Tensor, box: Box, *, sigma: float = SIGMA
     with eval_mode(model):
         with torch.no_grad():
             output = model(image)
+        if not torch.isfinite(output).all():  # its gradients, map and DI would be NaN ('DI undefined')
+            raise NonFiniteOutput(non_finite_message(model))
         _check_box(box, output.shape[-2:])
         attribution = torch.zeros_like(image)
         path = blur_path(image, sigma, steps, kernel_size)
@@ -110,6 +113,8 @@ def lam(model: nn.Module, image: torch.Tensor, box: Box, *, sigma: float = SIGMA
             attribution += (_target_gradient(model, batch, box) * deltas).sum(0, keepdim=True)
             report(start + len(points), steps)
 
+    if not torch.isfinite(attribution).all():
+        raise NonFiniteOutput(non_finite_message(model, 'gradients'))
     attribution = attribution[0].float().cpu()
     lam_map = attribution.sum(0).abs()
     if lam_map.max() > 0:
@@ -261,8 +266,8 @@ def _colorize(values: np.ndarray) -> np.ndarray:
 
 def _density(lam_map: np.ndarray) -> np.ndarray:
     """Where the attribution lies: a kernel density of the pixel positions weighted by the LAM map, normalised to a
-    maximum of 1. LAM uses scipy's weighted ``gaussian_kde``; here the same Scott's-rule bandwidth per axis is applied as
-    one Gaussian blur (axis-aligned, no cross-covariance), which takes milliseconds instead of minutes."""
+    maximum of 1. LAM uses scipy's weighted ``gaussian_kde``; here the same Scott's-rule bandwidth per axis is applied
+    as one Gaussian blur (axis-aligned, no cross-covariance), which takes milliseconds instead of minutes."""
     total = float(lam_map.sum())
     if total == 0:
         return np.zeros_like(lam_map)

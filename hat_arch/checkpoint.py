@@ -22,9 +22,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from hat_arch.archs.config import HATConfig
 from hat_arch.archs.hat_arch import HAT, NUM_FEAT
+from hat_arch.archs.named_models import HAT_PRECISIONS, NAMED_MODELS, name_of
 from hat_arch.errors import HatError, first_line
 from hat_arch.layers.init import weights_loaded_after
+from hat_arch.shipped_model import checkpoint_or_shipped
 from hat_arch.state_dict import POSITION_INDEX_KEYS, StateDictMismatch, describe_state_dict_mismatch
 
 # Where a checkpoint keeps the state dict: BasicSR's keys, the EMA weights first (the released ones), then the keys
@@ -117,10 +120,10 @@ def load_weights_only(path: str | Path, what: str = 'checkpoint', mmap: bool = F
     try:
         return torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as error:
-        code = PICKLED_GLOBAL.search(str(error))
+        code = refused_object(error)
         if code:
             raise HatError(f'{what} {path} was refused: loading it would run code (it names the Python object '
-                           f'{code[1]}); hat_arch reads only files of tensors, such as a state dict saved by '
+                           f'{code}); hat_arch reads only files of tensors, such as a state dict saved by '
                            'torch.save or a .safetensors file') from None
         raise HatError(f'cannot read {what} {path}: damaged, or not a file of tensors ({_first_sentence(error)})') \
             from None
@@ -128,6 +131,13 @@ def load_weights_only(path: str | Path, what: str = 'checkpoint', mmap: bool = F
         raise HatError(f'cannot read {what} {path}: {first_line(error)}') from None
     except Exception as error:  # a truncated zip (RuntimeError), a pickle that ends early (EOFError), ...
         raise HatError(f'cannot read {what} {path}: damaged or truncated ({_first_sentence(error)})') from None
+
+
+def refused_object(error: Exception) -> str | None:
+    """The Python object (``posix.system``) whose loading a weights-only ``torch.load`` refused with ``error``; None
+    when it failed for another reason."""
+    code = PICKLED_GLOBAL.search(str(error)) if isinstance(error, pickle.UnpicklingError) else None
+    return code[1] if code else None
 
 
 def _first_sentence(error: Exception) -> str:
@@ -140,14 +150,16 @@ def _is_state_dict(checkpoint: Any) -> bool:
         isinstance(value, torch.Tensor) for value in checkpoint.values())
 
 
-def detect_config(state_dict: dict[str, torch.Tensor], name: str = 'state dict') -> dict[str, Any]:
-    """The ``HAT(...)`` keyword arguments that build a network with exactly these tensors.
+def detect_config(state_dict: dict[str, torch.Tensor], name: str = 'state dict') -> HATConfig:
+    """The :class:`HATConfig` of a network with exactly these tensors (its name, if it has one:
+    :func:`~hat_arch.archs.named_models.name_of`, or :func:`describe`'s ``name``).
 
     Reads shapes only: window size from ``relative_position_index_SA`` (or a self-attention bias table), the
     overlapping window from ``relative_position_index_OCA`` (or the OCAB table), groups and blocks from the keys, heads
     from the tables' columns, widths and ratios from the conv and MLP weights, scale and upsampler from the
     reconstruction convs. Settings no tensor shows are the reference defaults (:data:`UNDETECTABLE_DEFAULTS`).
-    Raises HatError, in one line naming ``name``, for a state dict that is not a HAT.
+    Raises HatError, in one line naming ``name``, for a state dict that is not a HAT or implies settings that cannot
+    build.
     """
     shapes = {key: tuple(value.shape) for key, value in state_dict.items()}
     group = 'layers.0.residual_group.'
@@ -164,7 +176,7 @@ def detect_config(state_dict: dict[str, torch.Tensor], name: str = 'state dict')
     window_size = _window_size(shapes, group)
     overlap_size = _overlap_window_size(shapes, group, window_size)
     block = group + 'blocks.0.'
-    config = {
+    settings = {
         'in_chans': in_chans,
         'embed_dim': embed_dim,
         'depths': depths,
@@ -181,7 +193,10 @@ def detect_config(state_dict: dict[str, torch.Tensor], name: str = 'state dict')
         **_reconstruction(shapes, name, embed_dim, in_chans),
         **UNDETECTABLE_DEFAULTS,
     }
-    return config
+    try:
+        return HATConfig(**settings)
+    except (TypeError, ValueError) as error:
+        raise HatError(f'{name} is not a HAT that can be built: {error}') from None
 
 
 def _depths(shapes: dict[str, tuple[int, ...]]) -> list[int]:
@@ -258,13 +273,14 @@ def resolve_device(device: str | torch.device = 'auto') -> torch.device:
     return device
 
 
-def load_model(path: str | Path, device: str | torch.device = 'auto', precision: str = 'fp32',
+def load_model(path: str | Path | None = None, device: str | torch.device = 'auto', precision: str = 'fp32',
                **overrides: Any) -> HAT:
     """A HAT in eval mode on ``device`` with the weights of the checkpoint at ``path``; no option file needed. It is
     built for inference: no stochastic depth (``drop_path_rate=0`` unless overridden) and no weight initialisation.
 
     Args:
-        path: a ``.pth`` or ``.safetensors`` checkpoint (released HAT / Real-HAT-GAN, or any BasicSR-trained HAT).
+        path: a ``.pth`` or ``.safetensors`` checkpoint (released HAT / Real-HAT-GAN, or any BasicSR-trained HAT);
+            None: the small x4 model shipped in the package (:mod:`hat_arch.shipped_model`).
         device: 'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:1', ...
         precision: 'fp32', 'bf16' or 'fp16' for the weights and the computation.
         overrides: ``HAT(...)`` arguments replacing detected or default ones, e.g. ``img_range=255.``,
@@ -273,52 +289,71 @@ def load_model(path: str | Path, device: str | torch.device = 'auto', precision:
     if precision not in PRECISIONS:
         raise HatError(f'precision {precision!r} is not one of {", ".join(PRECISIONS)}')
     device = resolve_device(device)
+    path = checkpoint_or_shipped(path)
     state_dict = read_state_dict(path)
     # Stochastic depth does nothing in eval mode, and without it (and its initialisation) the network imports no timm.
-    config = {**detect_config(state_dict, name=str(path)), 'drop_path_rate': 0.0, **overrides}
+    detected = detect_config(state_dict, name=str(path))
     try:
-        with weights_loaded_after():
-            model = HAT(**config)
+        config = detected.replace(drop_path_rate=0.0, **overrides)
     except (TypeError, ValueError) as error:
         raise HatError(f'{path}: cannot build HAT: {error}') from None
+    with weights_loaded_after():
+        model = HAT.from_config(config)
     load_weights(model, state_dict, f'checkpoint {path}')
+    model.model_info = model_info(config, _count_parameters(state_dict), Path(path))
     return model.to(device=device, dtype=PRECISIONS[precision]).eval()
 
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What callers need to know about a HAT, read from its tensors: the API, the tiling policy (so ``HATModel`` too),
-    ``hat-sr`` (upscale, lam, export), the ONNX export and the web page read scale, channels and window here, not
-    from the network's attributes. Like spandrel's descriptors it also states the size and precision requirements,
-    which for HAT are the same for every checkpoint."""
-    config: dict[str, Any]  # the HAT(...) arguments that rebuild it
+    """What a caller needs to know about a HAT (scale, channels, window, size, precisions), so that none reads the
+    network's internals: read from a checkpoint's tensors, or made once when a model is loaded and kept with it
+    (``model.model_info``), as spandrel's descriptors."""
+    config: HATConfig  # the settings that rebuild it: HAT.from_config(config)
+    name: str | None  # its name in hat_arch.list_models(), if its network is a named one
     scale: int
     in_chans: int
     window_size: int
     min_input_size: int  # smallest input side in pixels: the network reflect-pads any input to its window multiple
-    precisions: tuple[str, ...]  # what load_model(precision=...) accepts
+    precisions: tuple[str, ...]  # those it computes faithfully in (load_model accepts every one of PRECISIONS)
     num_params: int
     path: Path | None  # the checkpoint it was read from, if any
 
     def summary(self) -> str:
-        """One line of the settings, e.g. 'HAT x4 (pixelshuffle): 3 channels, width 180, 6 x 6 blocks, window 16'."""
-        depths = self.config['depths']
+        """One line of the settings, e.g. 'HAT x4 (pixelshuffle): 3 channels, width 180, 6 x 6 blocks, window 16
+        (the HAT_SRx4 network)'."""
+        depths = self.config.depths
         blocks = f'{len(depths)} x {depths[0]}' if len(set(depths)) == 1 else str(list(depths))
-        return (f'HAT x{self.scale} ({self.config["upsampler"] or "no upsampler"}): {self.in_chans} channels, '
-                f'width {self.config["embed_dim"]}, {blocks} blocks, window {self.window_size}')
+        named = f' (the {self.name} network)' if self.name else ''
+        return (f'HAT x{self.scale} ({self.config.upsampler or "no upsampler"}): {self.in_chans} channels, '
+                f'width {self.config.embed_dim}, {blocks} blocks, window {self.window_size}{named}')
+
+
+def model_info(config: HATConfig, num_params: int, path: Path | None = None, name: str | None = None) -> ModelInfo:
+    """The :class:`ModelInfo` of a HAT of ``config`` with ``num_params`` parameters (read from ``path``), called
+    ``name`` (by default, the first name of its network)."""
+    name = name or name_of(config)
+    precisions = NAMED_MODELS[name].precisions if name else HAT_PRECISIONS
+    return ModelInfo(config=config, name=name, scale=config.upscale, in_chans=config.in_chans,
+                     window_size=config.window_size, min_input_size=1, precisions=precisions,
+                     num_params=num_params, path=path)
 
 
 def describe(source: str | Path | HAT) -> ModelInfo:
-    """The :class:`ModelInfo` of a checkpoint file (read, not built) or of a built HAT (its settings that no tensor
-    shows, ``img_range``, ``attn_impl``, are the model's own)."""
+    """The :class:`ModelInfo` of a checkpoint file (read, not built) or of a HAT: the one made when it was loaded,
+    else one made now from its config and kept with it (remade only if the model's config changed since, e.g. by
+    :meth:`~hat_arch.archs.hat_arch.HAT.set_attn_impl`)."""
     if isinstance(source, HAT):
-        state_dict, path = source.state_dict(), None
-        config = {**detect_config(state_dict), 'img_range': source.img_range, 'attn_impl': source.attn_impl}
-    else:
-        path = Path(source)
-        state_dict = read_state_dict(path)
-        config = detect_config(state_dict, name=str(path))
-    num_params = sum(tensor.numel() for key, tensor in state_dict.items() if key not in POSITION_INDEX_KEYS)
-    return ModelInfo(config=config, scale=config['upscale'], in_chans=config['in_chans'],
-                     window_size=config['window_size'], min_input_size=1, precisions=tuple(PRECISIONS),
-                     num_params=num_params, path=path)
+        info = getattr(source, 'model_info', None)
+        if info is None or info.config != source.config:
+            num_params = sum(p.numel() for p in source.parameters())
+            kept = (info.path, info.name) if info else (None, None)
+            info = source.model_info = model_info(source.config, num_params, *kept)
+        return info
+    path = Path(source)
+    state_dict = read_state_dict(path)
+    return model_info(detect_config(state_dict, name=str(path)), _count_parameters(state_dict), path)
+
+
+def _count_parameters(state_dict: dict[str, torch.Tensor]) -> int:
+    return sum(tensor.numel() for key, tensor in state_dict.items() if key not in POSITION_INDEX_KEYS)

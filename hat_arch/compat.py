@@ -14,6 +14,8 @@ Patched at ``import hat_arch`` (here; see each function's comment):
   pay. So the fixes wait for the first ``import basicsr``, by anyone: the import fixes run before BasicSR's own code
   and, once its package has loaded, the other fixes and :func:`register` (HAT, HATModel, the Real-HAT models and
   the datasets join BasicSR's registries). With ``basicsr`` already loaded, :func:`apply` does all of it at once.
+- :func:`import_torchvision`: with a torchvision made for another torch, ``import basicsr`` (and Ultralytics) dies in a
+  40-line traceback (``operator torchvision::nms does not exist``); it is one line naming both versions and the fix.
 - ``_fix_functional_tensor``: ``import basicsr`` dies on torchvision >= 0.17 (no ``functional_tensor``).
 - ``_loose_version_for_basicsr``: ``import basicsr`` dies on Python >= 3.12 without setuptools (no ``distutils``),
   and with setuptools imports all of it and ``pkg_resources`` (0.4 s) for one class.
@@ -21,6 +23,10 @@ Patched at ``import hat_arch`` (here; see each function's comment):
 - ``_fix_loose_version_warning``: a DeprecationWarning on every forward of BasicSR's version checks (the same
   comparisons, on ``packaging``).
 - ``_fix_meshgrid_warning``: a torch.meshgrid UserWarning from ``flow_warp`` (the same 'ij' grid, silenced).
+- ``_fix_in_place_image_writes``: validation/test images are written in place (a kill leaves a torn PNG; a link
+  planted at a result's name is written through); ``imwrite`` becomes :func:`hat_arch.image_io.basicsr_imwrite`
+  (same pixels, written atomically). A behaviour change still made process-wide: it belongs with the run overrides
+  below, once they also cover module functions.
 
 Installed by our commands, for the runs they launch only (``basicsr train|test``, ``python -m hat_arch.train|test``;
 :mod:`hat_arch.training.basicsr_overrides`, put back when the run ends); hat_arch's own models and datasets have the
@@ -68,7 +74,9 @@ YAML's arguments only, so a ``HAT`` row could not get its input channels: the ar
 join torch's weights-only allow-list (Ultralytics' safe loading refused a ``best.pt`` holding them), and
 ``yaml_model_load`` (in ``tasks`` and ``engine.model``) is wrapped by :mod:`hat_arch.yolo.scaled_names` (it strips the
 scale letter from the whole path, so 'yolov8n-hat-neck.yaml' in a folder such as ``/tmp/tmp.Q4sGxc/`` "does not
-exist").
+exist"), and :mod:`hat_arch.yolo.safe_load` turns on Ultralytics' weights-only loading (``ULTRALYTICS_SAFE_LOAD``)
+and makes its shared ``torch_load`` weights-only (a ``.pt`` pickling ``os.system`` ran it; ``HAT_YOLO_UNSAFE_LOAD=1``
+opts out by name).
 """
 from __future__ import annotations
 
@@ -81,6 +89,49 @@ import types
 import warnings
 from contextlib import contextmanager
 from typing import Iterator
+
+
+def import_torchvision() -> None:
+    """Import torchvision (BasicSR and Ultralytics need it); a one-line HatError naming both versions and the fix when
+    it was built for another torch."""
+    # Symptom: a torchvision made for another torch release dies on import with a 40-line traceback ending in
+    # "RuntimeError: operator torchvision::nms does not exist" (its compiled operators do not load into this torch).
+    if 'torchvision' in sys.modules or importlib.util.find_spec('torchvision') is None:
+        return
+    try:
+        importlib.import_module('torchvision')
+    except RuntimeError as error:
+        if 'torchvision::' not in str(error) and 'torchvision versions are incompatible' not in str(error):
+            raise
+        from hat_arch.errors import HatError
+
+        raise HatError(torchvision_mismatch(str(error).strip().splitlines()[0])) from None
+
+
+def torchvision_mismatch(symptom: str) -> str:
+    """The one-line message for a torchvision that does not work with the installed torch, with the command that fixes
+    it. torchvision 0.N is the release for torch 2.(N-15) (0.20 for 2.5); a pair of matching releases that still fails
+    holds builds of two variants (CPU and CUDA): torchvision is reinstalled from the index of torch's build (+cpu)."""
+    from importlib.metadata import version
+
+    import torch
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        wanted, vision = Version(torch.__version__), Version(version('torchvision'))
+    except InvalidVersion:
+        return (f'torchvision {version("torchvision")} does not match torch {torch.__version__}: reinstall both '
+                f'together ({symptom})')
+    made_for = vision.minor - 15 if vision.major == 0 and vision.minor >= 15 else None
+    pin = f"'torchvision==0.{wanted.minor + 15}.*'" if wanted.major == 2 else 'torchvision'
+    index = f' --index-url https://download.pytorch.org/whl/{wanted.local}' if wanted.local else ''
+    if wanted.major == 2 and made_for == wanted.minor:
+        return (f'torchvision {vision} is the release for torch {torch.__version__} but its operators do not load: it '
+                f'was built for another variant (CPU or CUDA); reinstall it for this one, e.g. pip install '
+                f'--force-reinstall --no-deps {pin}{index} ({symptom})')
+    release = f' (it is the release for torch 2.{made_for})' if made_for is not None else ''
+    return (f'torchvision {vision} does not match torch {torch.__version__}{release}: install the torchvision made '
+            f'for this torch, e.g. pip install {pin}{index} ({symptom})')
 
 
 def _fix_functional_tensor() -> None:
@@ -196,6 +247,17 @@ def _replace(original, replacement) -> None:
                     setattr(module, attribute, replacement)
 
 
+def _fix_in_place_image_writes() -> None:
+    # Symptom: validation and test images (save_img) are written in place by cv2.imwrite: a kill leaves a torn PNG,
+    # and a symbolic link planted at a result's name gets the image written through it, over an unrelated file.
+    import basicsr.utils.img_util
+
+    from hat_arch.image_io import basicsr_imwrite
+
+    if _needs_fix(basicsr.utils.img_util.imwrite, 'cv2.imwrite('):
+        _replace(basicsr.utils.img_util.imwrite, basicsr_imwrite)
+
+
 def _fix_meshgrid_warning() -> None:
     # Symptom: "UserWarning: torch.meshgrid: in an upcoming release, it will be required to pass the indexing
     # argument" from flow_warp (basicsr.archs.arch_util; used by the video and flow networks) on every call.
@@ -216,6 +278,7 @@ def _fix_meshgrid_warning() -> None:
 
 def _import_fixes() -> None:
     """The fixes that must precede BasicSR's own code."""
+    import_torchvision()
     _fix_functional_tensor()
     _fix_scipy_filters()
 
@@ -223,6 +286,7 @@ def _import_fixes() -> None:
 def register() -> None:
     """Fix BasicSR's warnings and register hat_arch's networks, models and datasets (``basicsr`` must be loaded)."""
     _fix_loose_version_warning()
+    _fix_in_place_image_writes()
     _fix_meshgrid_warning()
     from hat_arch import archs, data, models  # noqa: F401  (their modules register on import)
     from hat_arch.archs.registry import ARCH_REGISTRY

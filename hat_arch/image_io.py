@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from hat_arch.atomic_write import write_bytes_atomic
 from hat_arch.errors import HatError, first_line
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.webp', '.bmp', '.tif', '.tiff', '.ppm', '.pgm', '.gif')
@@ -97,20 +98,23 @@ def exif_orientation(data: np.ndarray) -> int:
         return 1
 
 
-def write_image(path: str | Path, image: np.ndarray, params: Sequence[int] = ()) -> None:
+def write_image(path: str | Path, image: np.ndarray, params: Sequence[int] = (), durable: bool = True) -> None:
     """Encode ``image`` in the format of ``path``'s extension (with OpenCV's ``params``, e.g.
-    ``[cv2.IMWRITE_PNG_COMPRESSION, 3]``) and write it atomically; HatError if that fails."""
+    ``[cv2.IMWRITE_PNG_COMPRESSION, 3]``) and write it with :func:`hat_arch.atomic_write.write_atomic` (``durable``:
+    fsynced); HatError if that fails."""
     path = Path(path)
     ok, encoded = cv2.imencode(path.suffix, image, list(params))
     if not ok:
         raise HatError(f'cannot encode {path.name} as {path.suffix} ({image.dtype}, {image.shape})')
-    temporary = path.with_name(f'.{path.stem}.{os.getpid()}.partial{path.suffix}')
-    try:
-        temporary.write_bytes(encoded.tobytes())
-        os.replace(temporary, path)
-    except OSError as error:
-        temporary.unlink(missing_ok=True)
-        raise HatError(f'cannot write {path}: {first_line(error)}') from None
+    write_bytes_atomic(path, encoded.data, durable)
+
+
+def basicsr_imwrite(img: np.ndarray, file_path: str, params: Sequence[int] | None = None,
+                    auto_mkdir: bool = True) -> None:
+    """BasicSR's ``imwrite`` (``basicsr.utils.imwrite``: validation and test images) through :func:`write_image`."""
+    if auto_mkdir:
+        os.makedirs(os.path.dirname(os.path.abspath(file_path)), exist_ok=True)
+    write_image(file_path, img, params or ())
 
 
 def output_extension(source: str | Path, ext: str = 'auto') -> str:

@@ -16,6 +16,7 @@ from torch import nn
 from hat_arch.archs.hat_arch import HAT, NUM_FEAT
 from hat_arch.checkpoint import ModelInfo, describe
 from hat_arch.errors import HatError
+from hat_arch.finite import finite_network
 from hat_arch.limits import available_memory
 from hat_arch.progress import Progress
 
@@ -157,7 +158,8 @@ def check_tile_size(tile_size: TileSize, window_size: int | None = None) -> None
     """HatError unless ``tile_size`` is a number of pixels (at least ``window_size``, if given), 0 / None (the whole
     image) or 'auto'. A tile below the window would run the whole network for a few pixels (``--tile 1``: once per
     pixel, hours for a small image)."""
-    if not (tile_size is None or tile_size == 'auto' or (isinstance(tile_size, int) and not isinstance(tile_size, bool) and tile_size >= 0)):
+    whole_or_auto = tile_size is None or tile_size == 'auto'
+    if not (whole_or_auto or (isinstance(tile_size, int) and not isinstance(tile_size, bool) and tile_size >= 0)):
         raise HatError(f"tile must be a positive number of pixels, 0 / None (whole image) or 'auto', got "
                        f'{tile_size!r}')
     if window_size and isinstance(tile_size, int) and 0 < tile_size < window_size:
@@ -166,16 +168,19 @@ def check_tile_size(tile_size: TileSize, window_size: int | None = None) -> None
 
 
 def run_tiled(model: HAT, x: torch.Tensor, tile_size: TileSize = 'auto', tile_pad: int = 32, ensemble: bool = False,
-              progress: Progress | None = None) -> torch.Tensor:
+              progress: Progress | None = None, warn: Callable[[str], None] | None = None) -> torch.Tensor:
     """The tiling policy: :func:`run_network` in tiles of ``tile_size`` ('auto': the largest that fits in free memory,
     see :func:`auto_tile`; 0 / None: the whole image), retried with tiles half as large (window multiples) while
-    memory runs out. Used by the API, ``hat-sr`` and :class:`~hat_arch.models.hat_model.HATModel`."""
+    memory runs out; every tile's output checked to be finite (:func:`hat_arch.finite.finite_network`: fp16/bf16
+    tiles redone in fp32, ``warn`` told once; the output is fp32). Used by the API, ``hat-sr`` and
+    :class:`~hat_arch.models.hat_model.HATModel`."""
     info = describe(model)
     check_tile_size(tile_size, info.window_size)
     tile_size = auto_tile(model, x, tile_pad, info) if tile_size == 'auto' else tile_size or None
+    net = finite_network(model, warn)
     while True:
         try:
-            return run_network(model, x, info.scale, tile_size, tile_pad, ensemble, progress)
+            return run_network(net, x, info.scale, tile_size, tile_pad, ensemble, progress)
         except RuntimeError as error:
             if not _is_out_of_memory(error):
                 raise
@@ -223,7 +228,7 @@ def _bytes_per_pixel(model: HAT, x: torch.Tensor, info: ModelInfo | None = None)
     # Live tensors at the peak, measured on the CPU (HAT-S, x2 and x4): about 20 feature maps of the body (attention
     # gathers windows of q, k, v); the last upsampling conv's input and output (2 x 64 channels at the output
     # resolution); with explicit attention, its matrices and their softmax (2 x heads x overlapping-window pixels).
-    values = 20 * info.config['embed_dim'] + 2 * NUM_FEAT * info.scale**2
+    values = 20 * info.config.embed_dim + 2 * NUM_FEAT * info.scale**2
     if model.attn_impl == 'naive':
         heads = max(table.shape[1] for name, table in model.named_parameters()
                     if name.endswith('relative_position_bias_table'))

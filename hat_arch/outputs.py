@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable
 
+from hat_arch.atomic_write import TEMPORARY_SUFFIX
 from hat_arch.errors import HatError, first_line
 
 
@@ -41,8 +42,8 @@ def cannot_write(folder: str | Path, create: bool = True) -> str | None:
     try:
         if create:
             os.makedirs(folder, exist_ok=True)
-        # '.tmp': a probe left by a kill is removed with training's temporary files
-        descriptor, probe = tempfile.mkstemp(prefix='.write-check.', suffix='.tmp', dir=folder)
+        # named as the atomic writer's files: a probe left by a kill is removed with their leftovers
+        descriptor, probe = tempfile.mkstemp(prefix='.write-check.', suffix=TEMPORARY_SUFFIX, dir=folder)
         try:
             os.write(descriptor, b'hat_arch')
             os.fsync(descriptor)

@@ -16,12 +16,13 @@ MODULE_COMMANDS = ('hat_arch.train', 'hat_arch.test')
 
 
 def prepare_process() -> None:
-    """Set up a process that one of our commands owns, for speed; a value the user set is kept.
+    """Set up a process that one of our commands owns, for speed and one-line errors; a value the user set is kept.
 
     Call it before torch is imported (OpenMP reads its variables when torch loads it).
     """
     use_passive_waiting()
     use_huge_pages()
+    show_user_errors_in_one_line()
 
 
 def use_passive_waiting() -> None:
@@ -53,13 +54,43 @@ def use_huge_pages() -> None:
 
 def started_as_module_command() -> bool:
     """Whether this interpreter was started as ``python -m hat_arch.train`` or ``python -m hat_arch.test``."""
+    return module_command() is not None
+
+
+def module_command() -> str | None:
+    """The module of :data:`MODULE_COMMANDS` this interpreter was started with (``python -m``), or None."""
     argv = list(getattr(sys, 'orig_argv', []))[1:]  # the interpreter's own options first (Python >= 3.10)
     while argv:
         option = argv.pop(0)
         if option.startswith('-m'):
-            return (option[2:] or (argv[0] if argv else '')) in MODULE_COMMANDS
+            module = option[2:] or (argv[0] if argv else '')
+            return module if module in MODULE_COMMANDS else None
         if option.startswith('-c') or not option.startswith('-'):  # code or a script: the rest are its arguments
-            return False
+            return None
         if option in ('-W', '-X'):  # their value is the next argument
             argv = argv[1:]
-    return False
+    return None
+
+
+def show_user_errors_in_one_line() -> None:
+    """A user error (``HatError``) that no command caught, such as one raised while ``python -m hat_arch.train``
+    loads (a torchvision made for another torch), prints as ``<command>: error: <message>``, not as a traceback."""
+    previous = sys.excepthook
+    if getattr(previous, 'shows_user_errors', False):
+        return
+
+    def hook(kind, error, traceback):
+        if not is_user_error(error):
+            return previous(kind, error, traceback)
+        module = module_command()
+        command = f'python -m {module}' if module else ' '.join([Path(sys.argv[0]).name, *sys.argv[1:2]])
+        print(f'{command}: error: {error}', file=sys.stderr)
+
+    hook.shows_user_errors = True
+    sys.excepthook = hook
+
+
+def is_user_error(error: BaseException) -> bool:
+    """Whether ``error`` is a ``hat_arch.errors.HatError`` (looked up where it is loaded: only a loaded module can have raised one)."""
+    errors = sys.modules.get('hat_arch.errors')
+    return errors is not None and isinstance(error, errors.HatError)

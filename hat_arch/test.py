@@ -16,9 +16,11 @@ from basicsr.utils import make_exp_dirs
 
 from hat_arch.data.checks import check_dataset_options
 from hat_arch.errors import HatError
+from hat_arch.problems import Problems
 from hat_arch.training.launch import run_pipeline
 from hat_arch.training.logs import pipeline_log
 from hat_arch.training.options import parse_options
+from hat_arch.training.run_folder import hold_run_folder
 from hat_arch.training.validation import validate
 
 
@@ -28,8 +30,16 @@ def main(argv: list[str] | None = None, prog: str = 'basicsr test') -> int:
 
 def test_pipeline(root_path: str, argv: list[str], prog: str = 'basicsr test') -> None:
     """Evaluate as the option file in ``argv`` says, writing results/<name>/ under ``root_path``."""
-    opt, _ = parse_options(argv, root_path, is_train=False, prog=prog)
-    check_dataset_options(opt)  # missing folders, unpaired or unreadable images: one line, before any work
+    problems = Problems()
+    opt, args = parse_options(argv, root_path, is_train=False, prog=prog, problems=problems)
+    check_dataset_options(opt, problems)  # missing folders, unpaired or unreadable images, before any work
+    problems.raise_if_any(f'option file {args.opt}')  # the file's and its data's, all at once
+    with hold_run_folder(opt['path']['results_root'], [*prog.split(), *argv]):  # not archived while it runs
+        evaluate(opt)
+
+
+def evaluate(opt: dict) -> None:
+    """Build the test sets and the model of the parsed options ``opt``, and write each set's results and metrics."""
     torch.backends.cudnn.benchmark = True
     try:
         make_exp_dirs(opt)

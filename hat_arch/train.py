@@ -9,13 +9,17 @@ The current directory is the root: experiments/ and tb_logger/ are written there
   optimizers, schedulers, gradient scalers), atomically, and resumes from the newest complete state on any device:
   a run killed and resumed ends with the same weights as one never interrupted (CPU, ``num_worker_per_gpu: 0``);
 - skips steps with non-finite losses and stops after ``train: max_nonfinite_steps`` of them in a row (default 10);
-- checks at start that the experiment folder is writable with room for a checkpoint.
+- checks at start that the experiment folder is writable with room for a checkpoint, and holds it while it runs: a
+  second run of the same name is refused instead of archiving the live run's folder (:mod:`.training.run_folder`);
+- stops on SIGTERM as on Ctrl-C, keeping its last checkpoint and printing the command that continues.
 """
 from __future__ import annotations
 
 import argparse
 import datetime
 import logging
+import os
+import shlex
 import sys
 import time
 from os import path as osp
@@ -26,10 +30,11 @@ from basicsr.data.prefetch_dataloader import CPUPrefetcher, CUDAPrefetcher
 from basicsr.models import build_model
 from basicsr.train import init_tb_loggers
 from basicsr.utils import AvgTimer, make_exp_dirs, mkdir_and_rename
-from basicsr.utils.options import copy_opt_file
 
+from hat_arch.atomic_write import write_text_atomic
 from hat_arch.data.checks import check_dataset_options
 from hat_arch.errors import HatError
+from hat_arch.problems import Problems
 from hat_arch.training.checkpoint import check_writable, checkpoint_bytes, remove_temporary_files, save_checkpoint
 from hat_arch.training.launch import run_pipeline
 from hat_arch.training.loaders import create_dataloaders
@@ -38,6 +43,7 @@ from hat_arch.training.nonfinite import DEFAULT_MAX_NONFINITE_STEPS, NonFiniteGu
 from hat_arch.training.options import parse_options
 from hat_arch.training.resume import continuation_note, load_resume_state, restore_training_state
 from hat_arch.training.rng import set_rng_state
+from hat_arch.training.run_folder import hold_run_folder
 from hat_arch.training.validation import validate
 
 
@@ -47,21 +53,27 @@ def main(argv: list[str] | None = None, prog: str = 'basicsr train') -> int:
 
 def train_pipeline(root_path: str, argv: list[str], prog: str = 'basicsr train') -> None:
     """Train as the option file in ``argv`` says, with ``root_path`` as the root of experiments/ and tb_logger/."""
-    opt, args = parse_options(argv, root_path, is_train=True, prog=prog)
+    problems = Problems()  # the option file's, reported with its data's before anything is written
+    opt, args = parse_options(argv, root_path, is_train=True, prog=prog, problems=problems)
+    resume_state = None
+    with problems.collect():  # before the data checks: resuming points pretrain_network_* at the run's own networks
+        resume_state = load_resume_state(opt)
+    check_dataset_options(opt, problems)  # missing folders, unpaired or unreadable images
+    problems.raise_if_any(f'option file {args.opt}')
+    command = [*prog.split(), *argv]
     try:
-        prepare_and_train(opt, args, root_path, prog)
-    except KeyboardInterrupt:  # say what is kept, and how to go on (once: rank 0)
-        raise KeyboardInterrupt(continuation_note(opt, [*prog.split(), *argv]) if opt['rank'] == 0 else '') from None
+        with hold_run_folder(opt['path']['experiments_root'], command):
+            prepare_and_train(opt, args, root_path, prog, resume_state)
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: say what is kept, and how to go on (once: rank 0)
+        raise type(stop)(continuation_note(opt, command) if opt['rank'] == 0 else '') from None
 
 
-def prepare_and_train(opt: dict, args: argparse.Namespace, root_path: str, prog: str) -> None:
-    """Resume or start the run of the parsed options ``opt``: check its data and folders, then train."""
-    # First, as it points pretrain_network_* at the run's own saved networks: a resumed run needs no pretrained file.
-    resume_state = load_resume_state(opt)
+def prepare_and_train(opt: dict, args: argparse.Namespace, root_path: str, prog: str,
+                      resume_state: dict | None) -> None:
+    """Resume from ``resume_state`` or start the run of the checked options ``opt``: make its folders, then train."""
     if resume_state is None and args.auto_resume and opt['rank'] == 0:
         print(f"{prog}: --auto_resume: nothing to resume (no complete training state in "
               f"{opt['path']['training_states']}); training starts from iteration 0", file=sys.stderr, flush=True)
-    check_dataset_options(opt)  # missing folders, unpaired or unreadable images: one line, before any work
     opt['root_path'] = root_path
     torch.backends.cudnn.benchmark = True
     is_main = opt['rank'] == 0
@@ -72,7 +84,7 @@ def prepare_and_train(opt: dict, args: argparse.Namespace, root_path: str, prog:
                 mkdir_and_rename(osp.join(root_path, 'tb_logger', opt['name']))
         copied = osp.join(opt['path']['experiments_root'], osp.basename(args.opt))
         if not (osp.exists(copied) and osp.samefile(args.opt, copied)):  # resumed from the run's own copy: keep it
-            copy_opt_file(args.opt, opt['path']['experiments_root'])
+            copy_options_file(args.opt, opt['path']['experiments_root'])
     except OSError as error:
         raise HatError(f'cannot create the experiment folder {opt["path"]["experiments_root"]}: {error}') from error
     with pipeline_log(opt, 'train') as logger:
@@ -84,6 +96,15 @@ def prepare_and_train(opt: dict, args: argparse.Namespace, root_path: str, prog:
                 for name in remove_temporary_files(folder):
                     logger.info(f'Removed {name}, left by a save that was interrupted.')
         train_loop(opt, model, data, resume_state, logger)
+
+
+def copy_options_file(opt_file: str, experiments_root: str) -> None:
+    """BasicSR's ``copy_opt_file`` (the option file in the experiment folder, headed by the time and the command),
+    written with :func:`hat_arch.atomic_write.write_atomic`: BasicSR copies and rewrites it in place."""
+    with open(opt_file, encoding='utf-8') as file:
+        options = file.read()
+    header = f'# GENERATE TIME: {time.asctime()}\n# CMD:\n# {" ".join(sys.argv)}\n\n'
+    write_text_atomic(osp.join(experiments_root, osp.basename(opt_file)), header + options)
 
 
 def train_loop(opt: dict, model, data, resume_state: dict | None, logger: logging.Logger) -> None:
@@ -152,6 +173,20 @@ def train_loop(opt: dict, model, data, resume_state: dict | None, logger: loggin
         validate(model, data.val_loaders, current_iter, tb_logger, opt['val'].get('save_img', False))
     if tb_logger:
         tb_logger.close()
+    hint = upscale_hint(opt)
+    if hint and opt['rank'] == 0:
+        logger.info(hint)
+
+
+def upscale_hint(opt: dict) -> str | None:
+    """The command that upscales images with the network a finished run saved (``hat-sr upscale`` loads HATs: None
+    for other networks)."""
+    if (opt.get('network_g') or {}).get('type') != 'HAT':
+        return None
+    latest = osp.join(opt['path']['models'], 'net_g_latest.pth')
+    inside = not osp.relpath(latest).startswith(os.pardir + os.sep)
+    return ('Upscale images with this model: hat-sr upscale IMAGE -o OUTDIR -m '
+            f'{shlex.quote(osp.relpath(latest) if inside else osp.abspath(latest))}')
 
 
 def _tb_logger(opt: dict):

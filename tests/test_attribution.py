@@ -75,7 +75,8 @@ def test_attribution_adds_up_to_the_target_change_along_the_path(butterfly):
     result = lam(net, image, box, steps=100, batch_size=50)
     with torch.no_grad():
         change = box_gradient_magnitude(net(image), box) - box_gradient_magnitude(net(gaussian_blur(image, 1.2)), box)
-    assert float(result.attribution.sum()) == pytest.approx(float(change), rel=0.02)  # right Riemann sum: 1.1% off at 100 steps
+    # right Riemann sum: 1.1% off at 100 steps
+    assert float(result.attribution.sum()) == pytest.approx(float(change), rel=0.02)
 
 
 def test_batched_path_steps_give_the_same_attribution(butterfly):

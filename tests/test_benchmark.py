@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from hat_arch import HATConfig
+
 
 def test_hat_x4_flops_at_64_are_the_published_208_gflop(bench):
     flops = bench.count_flops('HAT_SRx4', 64, 1, train=False)
@@ -65,8 +67,9 @@ def test_peak_memory_leaves_out_what_the_first_run_keeps(bench, monkeypatch):
 
 @pytest.mark.parametrize('train', [False, True])
 def test_amp_cases_run_the_fused_path_under_autocast(bench, train, monkeypatch):
-    monkeypatch.setitem(bench.CONFIGS, 'tiny', dict(upscale=4, window_size=8, embed_dim=16, depths=[1], num_heads=[2],
-                                                    compress_ratio=4, squeeze_factor=4))
+    tiny = HATConfig(upscale=4, window_size=8, embed_dim=16, depths=[1], num_heads=[2], compress_ratio=4,
+                     squeeze_factor=4)
+    monkeypatch.setitem(bench.CONFIGS, 'tiny', tiny)
     dtypes = {}
     for impl in ('sdpa+bf16', 'naive'):
         case = bench.Case('tiny', 16, 1, impl, train=train)

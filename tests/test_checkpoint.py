@@ -7,7 +7,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from hat_arch import HAT, HatError
+from hat_arch import HAT, HATConfig, HatError
+from hat_arch.archs.named_models import name_of, named_model
 from hat_arch.checkpoint import ModelInfo, describe, detect_config, load_model, read_state_dict, resolve_device
 from tests.conftest import GOLDEN, GOLDEN_CASES, TINY_HAT, load_golden
 
@@ -18,9 +19,10 @@ def meta_state_dict(shapes: dict[str, list[int]]) -> dict[str, torch.Tensor]:
     return {key: torch.empty(shape, device='meta') for key, shape in shapes.items()}
 
 
-def assert_config_matches(detected: dict, expected: dict) -> None:
+def assert_config_matches(detected: HATConfig, expected: dict) -> None:
+    as_list = lambda value: list(value) if isinstance(value, tuple) else value
     for key, value in expected.items():
-        assert detected[key] == value, key
+        assert as_list(getattr(detected, key)) == as_list(value), key
 
 
 @pytest.mark.parametrize('name', sorted(LAYOUTS))
@@ -34,7 +36,7 @@ def test_detects_golden_configs_except_img_range(name):
     case = load_golden(name)
     detected = detect_config(case['params'])
     assert_config_matches(detected, {k: v for k, v in case['config'].items() if k != 'img_range'})
-    assert detected['img_range'] == 1.0  # not in the weights: the released models' value
+    assert detected.img_range == 1.0  # not in the weights: the released models' value
 
 
 @pytest.mark.parametrize('overrides', [
@@ -54,7 +56,7 @@ def test_detects_every_option(overrides):
     detected = detect_config(state_dict)
     assert_config_matches(detected, config)
     with torch.device('meta'):  # and what is detected builds the very same layout
-        rebuilt = HAT(**detected).state_dict()
+        rebuilt = HAT.from_config(detected).state_dict()
     assert {k: v.shape for k, v in rebuilt.items()} == {k: v.shape for k, v in state_dict.items()}
 
 
@@ -62,7 +64,7 @@ def test_ratios_that_do_not_divide_the_width_give_the_same_layout():
     config = {**TINY_HAT, 'compress_ratio': 5, 'squeeze_factor': 7, 'mlp_ratio': 1.3}
     with torch.device('meta'):
         state_dict = HAT(**config).state_dict()
-        rebuilt = HAT(**detect_config(state_dict)).state_dict()
+        rebuilt = HAT.from_config(detect_config(state_dict)).state_dict()
     assert {k: v.shape for k, v in rebuilt.items()} == {k: v.shape for k, v in state_dict.items()}
 
 
@@ -242,13 +244,31 @@ def test_describe_reads_a_checkpoint_and_a_built_model_alike(tmp_path):
     info = describe(tmp_path / 'm.pth')
     assert isinstance(info, ModelInfo) and info.path == tmp_path / 'm.pth'
     assert (info.scale, info.in_chans, info.window_size, info.min_input_size) == (3, 3, 8, 1)
-    assert info.precisions == ('fp32', 'bf16', 'fp16')
-    model = load_model(tmp_path / 'm.pth', device='cpu')
+    assert info.precisions == ('fp32', 'bf16') and info.name is None
+    model = load_model(tmp_path / 'm.pth', device='cpu', attn_impl='naive')
     assert info.num_params == sum(p.numel() for p in model.parameters())
     assert_config_matches(info.config, case['config'])
-    built = describe(model)
-    assert built.path is None and {**built.config, 'attn_impl': 'sdpa'} == {**info.config, 'attn_impl': 'sdpa'}
+    loaded = describe(model)  # made when loading, and kept with the model
+    assert loaded is model.model_info and describe(model) is loaded and loaded.path == info.path
+    assert loaded.config.attn_impl == 'naive' and loaded.config.drop_path_rate == 0
+    assert loaded.config.without_run_settings() == info.config.without_run_settings()
+    model.set_attn_impl('sdpa')  # a changed model is described as it is now
+    assert describe(model).config == loaded.config.replace(attn_impl='sdpa') and describe(model).path == info.path
+    assert describe(HAT(**case['config'])).path is None  # a built model has a descriptor too
     assert info.summary() == 'HAT x3 (pixelshuffle): 3 channels, width 24, 2 x 2 blocks, window 8'
+
+
+@pytest.mark.parametrize('name', sorted(LAYOUTS))
+def test_detection_names_released_networks(name):
+    config = detect_config(meta_state_dict(LAYOUTS[name]['state_dict']))
+    assert config == named_model(name).config and name_of(config) == name
+
+
+def test_describe_names_a_released_checkpoint(tmp_path):
+    shapes = LAYOUTS['HAT-S_SRx2']['state_dict']
+    save_file({key: torch.zeros(shape) for key, shape in shapes.items()}, tmp_path / 'm.safetensors')
+    info = describe(tmp_path / 'm.safetensors')
+    assert info.name == 'HAT-S_SRx2' and info.summary().endswith('window 16 (the HAT-S_SRx2 network)')
 
 
 def test_one_mismatch_message_for_every_loader(tmp_path):

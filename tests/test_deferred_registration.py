@@ -32,7 +32,8 @@ print('REGISTERED')
 OLD_TORCHVISION = '''
 import sys, types
 from torchvision.transforms import functional
-sys.modules['torchvision.transforms.functional_tensor'] = types.SimpleNamespace(rgb_to_grayscale=functional.rgb_to_grayscale)
+sys.modules['torchvision.transforms.functional_tensor'] = types.SimpleNamespace(
+    rgb_to_grayscale=functional.rgb_to_grayscale)
 '''
 
 

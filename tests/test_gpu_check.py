@@ -65,4 +65,5 @@ def test_without_a_gpu_the_script_and_the_device_switch_say_so(tmp_path):
     assert script.returncode == 2 and 'sees no CUDA device; nothing was run' in script.stderr
     tests = subprocess.run([sys.executable, '-m', 'pytest', '-q', script_variable('GPU_TESTS')[0]], cwd=ROOT,
                            env={**os.environ, 'HAT_TEST_DEVICE': 'cuda'}, capture_output=True, text=True, timeout=300)
-    assert tests.returncode != 0 and 'HAT_TEST_DEVICE=cuda but PyTorch sees no CUDA device' in tests.stdout + tests.stderr
+    assert tests.returncode != 0
+    assert 'HAT_TEST_DEVICE=cuda but PyTorch sees no CUDA device' in tests.stdout + tests.stderr

@@ -16,8 +16,11 @@ from basicsr.archs import build_network
 from basicsr.utils.options import ordered_yaml
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
 
+from hat_arch.archs.config import HATConfig
 from hat_arch.archs.hat_arch import HAT
+from hat_arch.checkpoint import detect_config, read_state_dict
 from hat_arch.data.checks import check_dataset_options
+from hat_arch.shipped_model import SHIPPED_MODEL_NAME, SHIPPED_MODEL_PATH
 from tests.conftest import GOLDEN, ROOT
 
 OPTIONS = ROOT / 'options'
@@ -93,8 +96,8 @@ def parameter_count(net_opt: str) -> int:
 
 
 def hat_recipes():
-    """The recipes of the published bicubic models (not the demo, not the real-world ones)."""
-    return [p for p in ALL if p.parent.name != 'demo' and 'Real' not in p.stem]
+    """The recipes of the published bicubic models (not the demo, the shipped model's or the real-world ones)."""
+    return [p for p in ALL if p.parent.name != 'demo' and 'Real' not in p.stem and SHIPPED_MODEL_NAME not in p.stem]
 
 
 @pytest.mark.parametrize('path', hat_recipes(), ids=rel)
@@ -151,6 +154,21 @@ def test_demo_recipes_find_their_bundled_data(monkeypatch):
         opt = load(path)
         opt['path'] = {}  # the test recipe's checkpoint is made by the training recipe
         check_dataset_options(opt)
+
+
+def test_the_shipped_models_recipes_build_the_network_of_its_file(monkeypatch):
+    """The shipped weights came from the training recipe and are tested by the test recipe: both must build exactly
+    the network the file holds (the settings no tensor shows included), on the bundled data alone."""
+    monkeypatch.chdir(ROOT)
+    train = load(OPTIONS / 'train' / f'train_{SHIPPED_MODEL_NAME}.yml')
+    test = load(OPTIONS / 'test' / f'{SHIPPED_MODEL_NAME}.yml')
+    detected = detect_config(read_state_dict(SHIPPED_MODEL_PATH)).replace(img_size=train['network_g']['img_size'])
+    for opt in (train, test):
+        check_dataset_options(opt)
+        net = {k: v for k, v in opt['network_g'].items() if k not in ('type', 'drop_path_rate')}
+        assert HATConfig.from_options(net) == detected
+    assert ROOT / test['path']['pretrain_network_g'] == SHIPPED_MODEL_PATH
+    assert train['datasets']['train']['dataroot_gt'] == 'datasets/T91/HR'  # never trained on Set5 or Set14
 
 
 def test_demo_test_recipe_builds_the_network_the_demo_trains():

@@ -12,10 +12,13 @@ The network, top-down as in the paper:
 
 Parameter and buffer names are those of the reference implementation, so released checkpoints load with
 ``strict=True``. Attention runs through ``scaled_dot_product_attention`` (``attn_impl='sdpa'``) or through an explicit
-matmul + softmax (``attn_impl='naive'``, the reference algorithm with its memory layouts and arithmetic, kept for tests,
-benchmarks and ONNX export); :meth:`HAT.set_attn_impl` switches a built model, and the blocks read the choice from the
-:class:`~hat_arch.layers.context.BlockContext` of each forward. The kernels and window bookkeeping are in
-:mod:`hat_arch.layers`.
+matmul + softmax (``attn_impl='naive'``: the reference's algorithm, memory layouts and arithmetic, which tests and
+benchmarks compare against and which ONNX export traces: a forward traced by ``torch.onnx.export`` takes it whatever
+``attn_impl`` says). :meth:`HAT.set_attn_impl` switches a built model, and the blocks read the path from the
+:class:`~hat_arch.layers.context.BlockContext` of each forward. Two data flows per block, because the sdpa path's
+window gathers and custom autograd functions are what make it fast and what the ONNX exporter cannot trace. The
+kernels and window bookkeeping are in :mod:`hat_arch.layers`; the settings are a
+:class:`~hat_arch.archs.config.HATConfig`.
 """
 from __future__ import annotations
 
@@ -27,22 +30,22 @@ from einops import rearrange
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from hat_arch.archs.config import HATConfig
 from hat_arch.archs.registry import ARCH_REGISTRY
-from hat_arch.layers.attention import fused_attention, naive_attention
-from hat_arch.layers.context import BlockContext, block_context, check_attn_impl
+from hat_arch.layers.attention import naive_attention, sdpa_attention
+from hat_arch.layers.context import BlockContext, block_context, forward_attn_impl
 from hat_arch.layers.drop_path import drop_path as drop_path_layer
 from hat_arch.layers.head_padding import head_padded
 from hat_arch.layers.init import trunc_normal_
 from hat_arch.layers.memory_format import conv_input
-from hat_arch.layers.mlp import LeanMlp
+from hat_arch.layers.mlp import Mlp
 from hat_arch.layers.padding import reflect_pad_to_multiple
-from hat_arch.layers.windows import (OverlappingWindows, WindowOrder, relative_position_bias, relative_position_index_oca,
-                                     relative_position_index_sa, shift_region_masks, window_partition, window_reverse)
+from hat_arch.layers.windows import (OverlappingWindows, WindowOrder, relative_position_bias,
+                                     relative_position_index_oca, relative_position_index_sa, shift_region_masks,
+                                     window_partition, window_reverse)
 from hat_arch.state_dict import POSITION_INDEX_KEYS, StateDictMismatch, describe_state_dict_mismatch
 
 NUM_FEAT = 64  # width of the reconstruction convs (fixed, as in the reference)
-UPSAMPLERS = ('pixelshuffle', 'pixelshuffledirect', 'nearest+conv', '')
-RESI_CONNECTIONS = ('1conv', '3conv', 'identity')
 
 
 class ChannelAttention(nn.Module):
@@ -101,14 +104,14 @@ class WindowAttention(nn.Module):
     def forward(self, x: torch.Tensor, shift: int, ctx: BlockContext) -> torch.Tensor:
         bias = relative_position_bias(self.relative_position_bias_table, ctx.rpi_sa)  # heads, n, n
         dropout_p = self.attn_drop if self.training else 0.0
-        if ctx.reference:
-            out = self.forward_reference(x, shift, bias, ctx.shift_mask if shift else None, dropout_p)
+        if ctx.naive:
+            out = self.forward_naive(x, shift, bias, ctx.shift_mask if shift else None, dropout_p)
         else:
-            out = self.forward_fused(x, ctx.shifted_windows if shift else ctx.windows, bias, ctx.region_masks,
+            out = self.forward_sdpa(x, ctx.shifted_windows if shift else ctx.windows, bias, ctx.region_masks,
                                      dropout_p)
         return self.proj_drop(out)
 
-    def forward_fused(self, x: torch.Tensor, order: WindowOrder, bias: torch.Tensor, region_masks: torch.Tensor,
+    def forward_sdpa(self, x: torch.Tensor, order: WindowOrder, bias: torch.Tensor, region_masks: torch.Tensor,
                       dropout_p: float) -> torch.Tensor:
         """Project, gather the windows with one index, attend per group of windows sharing a mask, scatter back."""
         b, h, w, c = x.shape
@@ -126,10 +129,10 @@ class WindowAttention(nn.Module):
         else:
             biases = bias + region_masks[[r for r, _ in regions], [col for _, col in regions]].unsqueeze(1)
         q, k, v = qkv.unbind(2)  # each (nW*b, n, heads, d)
-        out = fused_attention(q, k, v, biases, [count for _, count in order.groups], self.scale, dropout_p)
+        out = sdpa_attention(q, k, v, biases, [count for _, count in order.groups], self.scale, dropout_p)
         return order.scatter(padded.proj(out.reshape(-1, heads * padded.width))).view(b, h * w, c)
 
-    def forward_reference(self, x: torch.Tensor, shift: int, bias: torch.Tensor, shift_mask: torch.Tensor | None,
+    def forward_naive(self, x: torch.Tensor, shift: int, bias: torch.Tensor, shift_mask: torch.Tensor | None,
                           dropout_p: float) -> torch.Tensor:
         """The reference data flow: roll, partition, full attention matrices with the per-window mask, and back."""
         b, h, w, c = x.shape
@@ -174,7 +177,7 @@ class HAB(nn.Module):
         self.conv_block = CAB(dim, compress_ratio, squeeze_factor)
         self.drop_path = drop_path_layer(drop_path)
         self.norm2 = norm_layer(dim)
-        self.mlp = LeanMlp(dim, int(dim * mlp_ratio), act_layer, drop)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer, drop)
 
     def forward(self, x: torch.Tensor, x_size: tuple[int, int], ctx: BlockContext) -> torch.Tensor:
         h, w = x_size
@@ -184,7 +187,7 @@ class HAB(nn.Module):
         # (b, h, w, c) permuted is a channels_last (b, c, h, w): the convs run on it without copies.
         conv_x = self.conv_block(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1).reshape(b, h * w, c)
         attn_x = self.attn(x, self.shift_size, ctx)
-        if ctx.reference:  # the reference's arithmetic
+        if ctx.naive:  # the reference's arithmetic
             x = shortcut + self.drop_path(attn_x) + conv_x * self.conv_scale
             return x + self.drop_path(self.mlp(self.norm2(x)))
         # The same sums with one pass fewer: in place only on a tensor made here, never on a submodule's output
@@ -215,7 +218,7 @@ class OCAB(nn.Module):
         trunc_normal_(self.relative_position_bias_table, std=.02)
         self.proj = nn.Linear(dim, dim)
         self.norm2 = norm_layer(dim)
-        self.mlp = LeanMlp(dim, int(dim * mlp_ratio))
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
     def forward(self, x: torch.Tensor, x_size: tuple[int, int], ctx: BlockContext) -> torch.Tensor:
         h, w = x_size
@@ -223,13 +226,13 @@ class OCAB(nn.Module):
         bias = relative_position_bias(self.relative_position_bias_table, ctx.rpi_oca)  # heads, n, m
         shortcut = x
         x = self.norm1(x).view(b, h, w, c)
-        if ctx.reference:
-            x = self.proj(self.attend_reference(x, bias)) + shortcut
+        if ctx.naive:
+            x = self.proj(self.attend_naive(x, bias)) + shortcut
             return x + self.mlp(self.norm2(x))
-        x = self.attend_fused(x, ctx.windows, bias).add_(shortcut)  # in place: the scatter's output, made here
+        x = self.attend_sdpa(x, ctx.windows, bias).add_(shortcut)  # in place: the scatter's output, made here
         return x + self.mlp(self.norm2(x), recompute_gelu=True)
 
-    def attend_fused(self, x: torch.Tensor, order: WindowOrder, bias: torch.Tensor) -> torch.Tensor:
+    def attend_sdpa(self, x: torch.Tensor, order: WindowOrder, bias: torch.Tensor) -> torch.Tensor:
         """(b, h, w, c) -> projected attention output (b, h*w, c): queries gathered into windows; keys and values
         cut into overlapping windows with one copy."""
         b, h, w, c = x.shape
@@ -240,10 +243,10 @@ class OCAB(nn.Module):
         q = order.gather(qkv.view(-1, 3 * width)[:, :width]).view(-1, ws * ws, heads, padded.width)
         kv = OverlappingWindows.apply(qkv[..., width:], ws, ows)  # windows in the order of `order` (unshifted)
         k, v = kv.view(-1, ows * ows, 2, heads, padded.width).unbind(2)
-        out = fused_attention(q, k, v, bias.unsqueeze(0), [q.shape[0]], self.scale)
+        out = sdpa_attention(q, k, v, bias.unsqueeze(0), [q.shape[0]], self.scale)
         return order.scatter(padded.proj(out.reshape(-1, width))).view(b, h * w, c)
 
-    def attend_reference(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    def attend_naive(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         """(b, h, w, c) -> (b, h*w, c), the reference data flow: ``nn.Unfold`` key/value windows, full attention."""
         b, h, w, c = x.shape
         ws, ows, heads = self.window_size, self.overlap_win_size, self.num_heads
@@ -350,7 +353,7 @@ class RHAG(nn.Module):
     def forward(self, x: torch.Tensor, x_size: tuple[int, int], ctx: BlockContext) -> torch.Tensor:
         y = self.patch_unembed(self.residual_group(x, x_size, ctx), x_size)
         # x first: the sum takes the token-major layout of x
-        return x + self.patch_embed(self.conv(conv_input(y, ctx.reference)))
+        return x + self.patch_embed(self.conv(conv_input(y, ctx.naive)))
 
 
 class Upsample(nn.Sequential):
@@ -380,46 +383,7 @@ class UpsampleOneStep(nn.Sequential):
         super().__init__(nn.Conv2d(num_feat, scale**2 * num_out_ch, 3, 1, 1), nn.PixelShuffle(scale))
 
 
-def validate_config(embed_dim: int, depths: Sequence[int], num_heads: Sequence[int], window_size: int,
-                    compress_ratio: int, squeeze_factor: int, overlap_ratio: float, upscale: int, upsampler: str,
-                    resi_connection: str, patch_size: int, attn_impl: str, img_range: float = 1.0) -> None:
-    """Raise ValueError for a configuration that cannot build or run, before any layer is made."""
-    if not img_range > 0:  # the input is multiplied by it and the output divided: 0 gives a blank image
-        raise ValueError(f'img_range must be positive, got {img_range}')
-    if len(depths) != len(num_heads):
-        raise ValueError(f'depths {list(depths)} and num_heads {list(num_heads)} must have the same length')
-    for heads in num_heads:
-        if heads < 1 or embed_dim % heads:
-            raise ValueError(f'num_heads {heads} must divide embed_dim {embed_dim}')
-    if embed_dim // compress_ratio < 1:
-        raise ValueError(f'compress_ratio {compress_ratio} leaves no channels of embed_dim {embed_dim} in the CAB')
-    if embed_dim // squeeze_factor < 1:
-        raise ValueError(f'squeeze_factor {squeeze_factor} leaves no channels of embed_dim {embed_dim} in the CAB')
-    if window_size < 1:
-        raise ValueError(f'window_size must be positive, got {window_size}')
-    if overlap_ratio < 0:
-        raise ValueError(f'overlap_ratio must be >= 0, got {overlap_ratio}')
-    overlap = int(window_size * overlap_ratio)
-    if overlap % 2:
-        raise ValueError(f'window_size {window_size} with overlap_ratio {overlap_ratio} gives an odd overlap of '
-                         f'{overlap} pixels; overlapping windows must extend evenly on both sides')
-    if upsampler not in UPSAMPLERS:
-        raise ValueError(f'upsampler {upsampler!r} is not one of {UPSAMPLERS}')
-    if upsampler == 'pixelshuffle' and not (upscale == 3 or (upscale >= 1 and upscale & (upscale - 1) == 0)):
-        raise ValueError(f"upsampler 'pixelshuffle' does scales 2^n and 3, not {upscale}")
-    if upsampler == 'pixelshuffledirect' and upscale < 1:
-        raise ValueError(f'upscale must be a positive integer, got {upscale}')
-    if upsampler == 'nearest+conv' and upscale != 4:
-        raise ValueError(f"upsampler 'nearest+conv' does scale 4 only, not {upscale}")
-    if upsampler == '' and upscale != 1:
-        raise ValueError(f"upsampler '' restores at scale 1 (no upsampling); got upscale={upscale}")
-    if resi_connection not in RESI_CONNECTIONS:
-        raise ValueError(f'resi_connection {resi_connection!r} is not one of {RESI_CONNECTIONS}')
-    if resi_connection == '3conv' and embed_dim < 4:
-        raise ValueError(f"resi_connection '3conv' needs embed_dim >= 4, got {embed_dim}")
-    if patch_size != 1:
-        raise ValueError(f'HAT embeds single pixels; patch_size must be 1, got {patch_size}')
-    check_attn_impl(attn_impl)
+_DEFAULT = HATConfig()
 
 
 @ARCH_REGISTRY.register()
@@ -448,46 +412,51 @@ class HAT(nn.Module):
         upsampler: 'pixelshuffle', 'pixelshuffledirect', 'nearest+conv' (x4) or '' (scale 1, global residual).
         resi_connection: '1conv', '3conv' or 'identity'.
         use_checkpoint: recompute block activations in backward to save memory in training.
-        attn_impl: 'sdpa' (fused) or 'naive' (explicit matmul + softmax, the reference algorithm, layouts and
+        attn_impl: 'sdpa' (fused kernels) or 'naive' (explicit matmul + softmax: the reference's algorithm, layouts and
             arithmetic); :meth:`set_attn_impl` changes it on a built model.
 
-    The defaults build a small x2 HAT (the reference's, with the window of 16 and the pixel-shuffle upsampler of every
-    released model: its window of 7 and its scale-1 upsampler with ``upscale=2`` do not build). The released
-    configurations are in the README.
+    The arguments but ``norm_layer`` are checked once as a :class:`~hat_arch.archs.config.HATConfig` (kept as
+    ``config``), whose defaults these are: a small x2 HAT (the reference's, with the window of 16 and the pixel-shuffle
+    upsampler of every released model: its window of 7 and its scale-1 upsampler with ``upscale=2`` do not build).
+    The released configurations are named: :func:`hat_arch.list_models`, :func:`hat_arch.create_model`.
     """
 
     def __init__(self,
-                 img_size: int | tuple[int, int] = 64,
-                 patch_size: int = 1,
-                 in_chans: int = 3,
-                 embed_dim: int = 96,
-                 depths: Sequence[int] = (6, 6, 6, 6),
-                 num_heads: Sequence[int] = (6, 6, 6, 6),
-                 window_size: int = 16,
-                 compress_ratio: int = 3,
-                 squeeze_factor: int = 30,
-                 conv_scale: float = 0.01,
-                 overlap_ratio: float = 0.5,
-                 mlp_ratio: float = 4.0,
-                 qkv_bias: bool = True,
-                 qk_scale: float | None = None,
-                 drop_rate: float = 0.0,
-                 attn_drop_rate: float = 0.0,
-                 drop_path_rate: float = 0.1,
+                 img_size: int | tuple[int, int] = _DEFAULT.img_size,
+                 patch_size: int = _DEFAULT.patch_size,
+                 in_chans: int = _DEFAULT.in_chans,
+                 embed_dim: int = _DEFAULT.embed_dim,
+                 depths: Sequence[int] = _DEFAULT.depths,
+                 num_heads: Sequence[int] = _DEFAULT.num_heads,
+                 window_size: int = _DEFAULT.window_size,
+                 compress_ratio: int = _DEFAULT.compress_ratio,
+                 squeeze_factor: int = _DEFAULT.squeeze_factor,
+                 conv_scale: float = _DEFAULT.conv_scale,
+                 overlap_ratio: float = _DEFAULT.overlap_ratio,
+                 mlp_ratio: float = _DEFAULT.mlp_ratio,
+                 qkv_bias: bool = _DEFAULT.qkv_bias,
+                 qk_scale: float | None = _DEFAULT.qk_scale,
+                 drop_rate: float = _DEFAULT.drop_rate,
+                 attn_drop_rate: float = _DEFAULT.attn_drop_rate,
+                 drop_path_rate: float = _DEFAULT.drop_path_rate,
                  norm_layer: type[nn.Module] = nn.LayerNorm,
-                 patch_norm: bool = True,
-                 use_checkpoint: bool = False,
-                 upscale: int = 2,
-                 img_range: float = 1.0,
-                 upsampler: str = 'pixelshuffle',
-                 resi_connection: str = '1conv',
-                 attn_impl: str = 'sdpa'):
+                 patch_norm: bool = _DEFAULT.patch_norm,
+                 use_checkpoint: bool = _DEFAULT.use_checkpoint,
+                 upscale: int = _DEFAULT.upscale,
+                 img_range: float = _DEFAULT.img_range,
+                 upsampler: str = _DEFAULT.upsampler,
+                 resi_connection: str = _DEFAULT.resi_connection,
+                 attn_impl: str = _DEFAULT.attn_impl):
         super().__init__()
-        validate_config(embed_dim, depths, num_heads, window_size, compress_ratio, squeeze_factor, overlap_ratio,
-                        upscale, upsampler, resi_connection, patch_size, attn_impl, img_range)
+        self.config = HATConfig(
+            img_size=img_size, patch_size=patch_size, in_chans=in_chans, embed_dim=embed_dim, depths=depths,
+            num_heads=num_heads, window_size=window_size, compress_ratio=compress_ratio, squeeze_factor=squeeze_factor,
+            conv_scale=conv_scale, overlap_ratio=overlap_ratio, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
+            qk_scale=qk_scale, drop_rate=drop_rate, attn_drop_rate=attn_drop_rate, drop_path_rate=drop_path_rate,
+            patch_norm=patch_norm, use_checkpoint=use_checkpoint, upscale=upscale, img_range=img_range,
+            upsampler=upsampler, resi_connection=resi_connection, attn_impl=attn_impl)
         num_feat = NUM_FEAT
         self.in_chans = in_chans
-        self.attn_impl = attn_impl
         self.window_size = window_size
         self.shift_size = window_size // 2
         self.overlap_ratio = overlap_ratio
@@ -510,7 +479,8 @@ class HAT(nn.Module):
         self.patch_unembed = PatchUnEmbed()
         self.pos_drop = nn.Dropout(p=drop_rate)
         input_resolution = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
-        dpr = torch.linspace(0, drop_path_rate, sum(depths), device='cpu').tolist()  # stochastic depth, rising with depth
+        # stochastic depth, rising with depth
+        dpr = torch.linspace(0, drop_path_rate, sum(depths), device='cpu').tolist()
         self.layers = nn.ModuleList()
         for i, (depth, heads) in enumerate(zip(depths, num_heads)):
             self.layers.append(
@@ -553,11 +523,20 @@ class HAT(nn.Module):
             nn.init.constant_(m.bias, 0)
             nn.init.constant_(m.weight, 1.0)
 
+    @classmethod
+    def from_config(cls, config: HATConfig, norm_layer: type[nn.Module] = nn.LayerNorm) -> HAT:
+        """The network of ``config``."""
+        return cls(**config.as_kwargs(), norm_layer=norm_layer)
+
+    @property
+    def attn_impl(self) -> str:
+        """'sdpa' or 'naive': the attention path of a forward (but under ``torch.onnx.export``, always 'naive')."""
+        return self.config.attn_impl
+
     def set_attn_impl(self, attn_impl: str) -> None:
         """Switch this model between the fused path ('sdpa') and the reference algorithm ('naive', which also keeps
         the reference's memory layouts and arithmetic); the weights are the same. The blocks read it per forward."""
-        check_attn_impl(attn_impl)
-        self.attn_impl = attn_impl
+        self.config = self.config.replace(attn_impl=attn_impl)
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         """As ``nn.Module.load_state_dict``, but a state dict that does not fit fails with a short message naming the
@@ -579,8 +558,8 @@ class HAT(nn.Module):
         """Deep features: (b, embed_dim, h, w) -> (b, embed_dim, h, w); h, w multiples of the window size."""
         x_size = tuple(x.shape[-2:])
         # What the blocks share, made once per forward: the window layouts, or the reference's per-window mask.
-        ctx = block_context(self.attn_impl, x.shape, self.window_size, self.shift_size, self.relative_position_index_SA,
-                            self.relative_position_index_OCA, self.region_masks)
+        ctx = block_context(forward_attn_impl(self.attn_impl), x.shape, self.window_size, self.shift_size,
+                            self.relative_position_index_SA, self.relative_position_index_OCA, self.region_masks)
         x = self.pos_drop(self.patch_embed(x))
         for layer in self.layers:
             x = layer(x, x_size, ctx)
@@ -591,9 +570,9 @@ class HAT(nn.Module):
         x = reflect_pad_to_multiple(x, self.window_size)
         mean = self.mean.to(x.dtype)
         image = (x - mean) * self.img_range
-        reference = self.attn_impl == 'naive'
-        x = self.conv_first(conv_input(image, reference))
-        features = self.conv_after_body(conv_input(self.forward_features(x), reference)) + x
+        naive = forward_attn_impl(self.attn_impl) == 'naive'
+        x = self.conv_first(conv_input(image, naive))
+        features = self.conv_after_body(conv_input(self.forward_features(x), naive)) + x
         if self.upsampler == 'pixelshuffle':
             x = self.conv_last(self.upsample(self.conv_before_upsample(features)))
         elif self.upsampler == 'pixelshuffledirect':

@@ -16,11 +16,13 @@ import numpy as np
 
 import hat_arch
 from hat_arch import attribution
+from hat_arch.atomic_write import write_text_atomic
 from hat_arch.cli.arguments import add_max_pixels, non_negative_float, positive_int
 from hat_arch.errors import HatError, report_user_errors
 from hat_arch.image_io import write_image
 from hat_arch.outputs import check_writable_folder
 from hat_arch.progress import progress_bar
+from hat_arch.shipped_model import SHIPPED_MODEL_NAME, checkpoint_or_shipped
 
 
 def _box(text: str) -> tuple[int, int, int, int]:
@@ -52,7 +54,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         prog=prog, description='Local attribution map (Gu & Dong, CVPR 2021) of a super-resolution checkpoint: which '
         'input pixels the network used for one box of its output, and the diffusion index (DI, 0-100, higher = more '
         'pixels used). Writes OUT.png (figure) and OUT.json (DI and settings).')
-    parser.add_argument('-m', '--model', required=True, help='checkpoint (.pth or .safetensors)')
+    parser.add_argument('-m', '--model', help=f'checkpoint (.pth or .safetensors; default: the built-in '
+                        f'{SHIPPED_MODEL_NAME}, x4)')
     parser.add_argument('-i', '--input', required=True, help='input (low-resolution) image')
     parser.add_argument('--box', required=True, type=_box, metavar='X,Y,W,H',
                         help='the box of the OUTPUT (super-resolved) image to explain, in output pixels: left column, '
@@ -77,12 +80,13 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None, prog: str = 'hat-sr lam') -> int:
     args = build_parser(prog).parse_args(sys.argv[1:] if argv is None else argv)
-    return report_user_errors(lambda: _run(args), prog)
+    return report_user_errors(lambda: _run(args, prog), prog)
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, prog: str) -> int:
     figure_path, json_path = _output_paths(args)
-    model = hat_arch.load_model(args.model, device=args.device)
+    checkpoint = checkpoint_or_shipped(args.model, announce=lambda note: print(f'{prog}: {note}', file=sys.stderr))
+    model = hat_arch.load_model(checkpoint, device=args.device)
     start = time.perf_counter()
     with progress_bar('LAM', 'step') as progress:
         result = attribution.lam_file(model, args.input, args.box, max_pixels=args.max_pixels, sigma=args.sigma,
@@ -95,7 +99,7 @@ def _run(args: argparse.Namespace) -> int:
     x, y, w, h = args.box
     report = {
         'diffusion_index': None if np.isnan(result.diffusion_index) else round(result.diffusion_index, 4),
-        'model': str(args.model),
+        'model': str(checkpoint),
         'input': str(args.input),
         'box': {'x': x, 'y': y, 'w': w, 'h': h, 'in': 'output pixels'},
         'input_size': list(result.image.shape[-2:]),
@@ -107,7 +111,7 @@ def _run(args: argparse.Namespace) -> int:
         'figure': str(figure_path),
         'hat_arch_version': hat_arch.__version__,
     }
-    json_path.write_text(json.dumps(report, indent=2) + '\n')
+    write_text_atomic(json_path, json.dumps(report, indent=2) + '\n')
     if np.isnan(result.diffusion_index):
         print('DI undefined: the attribution is zero everywhere (the box does not depend on the input)')
     else:

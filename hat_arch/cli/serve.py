@@ -13,6 +13,7 @@ import sys
 
 from hat_arch.cli.arguments import add_max_pixels, positive_float, positive_int
 from hat_arch.errors import HatError, report_user_errors
+from hat_arch.shipped_model import SHIPPED_MODEL_NAME, checkpoint_or_shipped
 
 LOOPBACK = '127.0.0.1'
 
@@ -21,8 +22,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog, description='Serve a web page that upscales images with HAT checkpoints, on this machine. '
         "Needs the web extra: pip install 'hat_arch[web]'.")
-    parser.add_argument('-m', '--model', required=True, metavar='CHECKPOINT|FOLDER',
-                        help='a HAT checkpoint, or a folder whose checkpoints are all offered')
+    parser.add_argument('-m', '--model', metavar='CHECKPOINT|FOLDER',
+                        help='a HAT checkpoint, or a folder whose checkpoints are all offered (default: the built-in '
+                        f'{SHIPPED_MODEL_NAME}, x4)')
     parser.add_argument('--host', default=LOOPBACK,
                         help=f'address to listen on (default: {LOOPBACK}, this machine only; 0.0.0.0 serves the '
                         'network, with no login)')
@@ -46,7 +48,8 @@ def _serve(args: argparse.Namespace, prog: str) -> int:
     from hat_arch.web.catalogue import ModelCache, find_checkpoints
     from hat_arch.web.workspace import Workspace
 
-    checkpoints = find_checkpoints(args.model)
+    checkpoints = find_checkpoints(checkpoint_or_shipped(args.model, announce=lambda note: print(
+        f'{prog}: {note}', file=sys.stderr)))
     resolve_device(args.device)  # an unknown or absent device is refused now, not at the first request
     if not _is_loopback(args.host):
         print(f'{prog}: warning: listening on {args.host}: anyone who can reach this machine can use the page '

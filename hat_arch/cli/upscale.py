@@ -21,6 +21,7 @@ from hat_arch.errors import HatError, first_line, report_user_errors
 from hat_arch.image_io import OUTPUT_EXTENSIONS, is_image_name, output_extension
 from hat_arch.outputs import check_outputs, check_writable_folder
 from hat_arch.progress import progress_bar
+from hat_arch.shipped_model import SHIPPED_MODEL_NAME, checkpoint_or_shipped
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
@@ -31,7 +32,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument('inputs', nargs='+', metavar='INPUT', help='image files, folders (their images) or globs')
     parser.add_argument('-o', '--output', required=True, metavar='OUTDIR',
                         help='output folder (created with the first output)')
-    parser.add_argument('-m', '--model', required=True, metavar='CHECKPOINT', help='HAT checkpoint')
+    parser.add_argument('-m', '--model', metavar='CHECKPOINT',
+                        help=f'HAT checkpoint (default: the built-in {SHIPPED_MODEL_NAME}, x4)')
     parser.add_argument('--tile', type=tile_size, default='auto', metavar='N|auto',
                         help='tile side in input pixels, at least the network\'s window; auto: the largest that '
                         'fits in free memory, the whole image when it fits; 0: the whole image (default: auto). Out '
@@ -40,7 +42,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                         help='overlapping context around each tile, blended away (default: 32)')
     parser.add_argument('--device', default='auto', help="'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:1', ...")
     parser.add_argument('--precision', choices=('fp32', 'bf16', 'fp16'), default='fp32',
-                        help='weights and computation (default: fp32; bf16 or fp16 halve GPU memory)')
+                        help='weights and computation (default: fp32; bf16 or fp16 halve GPU memory; HAT is not '
+                        'fp16-safe: tiles that overflow in fp16 are redone in fp32)')
     parser.add_argument('--ensemble', action='store_true', help='x8 self-ensemble (flips and transposes; x8 time)')
     parser.add_argument('--suffix', default='', help="added to each output name, e.g. '_x4' (default: none)")
     parser.add_argument('--ext', choices=('auto', *OUTPUT_EXTENSIONS), default='auto',
@@ -91,7 +94,8 @@ def _run(args: argparse.Namespace, prog: str) -> int:
         from hat_arch.inference import check_tile_size
 
         overrides = {} if args.img_range is None else {'img_range': args.img_range}
-        model = load_model(args.model, device=device, precision=args.precision, **overrides)
+        checkpoint = checkpoint_or_shipped(args.model, announce=lambda note: print(f'{prog}: {note}', file=sys.stderr))
+        model = load_model(checkpoint, device=device, precision=args.precision, **overrides)
         info = describe(model)
         check_tile_size(args.tile, info.window_size)
         print(f'{info.summary()} on {next(model.parameters()).device}, {args.precision}', file=sys.stderr)

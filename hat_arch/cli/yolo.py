@@ -25,6 +25,9 @@ def resolve_model_arg(argument: str) -> str:
 
 
 def run(argv: list[str]) -> int:
+    from hat_arch.compat import import_torchvision
+
+    import_torchvision()  # Ultralytics imports it: a torchvision made for another torch is one line here
     import hat_arch.yolo  # noqa: F401  (registers HAT before Ultralytics parses any model)
     from ultralytics import cfg
 

@@ -2,7 +2,7 @@
 
 BasicSR finds a missing folder, an unpaired file or a too-small image only inside a data-loader worker, as an
 assertion or an ``AttributeError`` on ``None`` deep in a traceback; :func:`check_dataset_options` finds them first and
-says which option key, folder or file is at fault.
+says which option key, folder or file is at fault: all of them at once (:mod:`hat_arch.problems`).
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from hat_arch.errors import HatError, did_you_mean
 from hat_arch.limits import read_header
+from hat_arch.problems import Problems
 
 _SHAPE = re.compile(r'\((\d+),\s*(\d+)(?:,\s*\d+)?\)')
 # Datasets that pair an LR folder with a GT folder file by file (BasicSR's PairedImageDataset logic).
@@ -104,8 +105,9 @@ def image_shape(path: str) -> tuple[int, int, int]:
     return img.shape[0], img.shape[1], 1 if img.ndim == 2 else img.shape[2]
 
 
-def check_dataset_options(opt: dict) -> None:
-    """Check every dataset and pretrained file of parsed BasicSR options; raise HatError naming the first problem.
+def check_dataset_options(opt: dict, problems: Problems | None = None) -> None:
+    """Check every dataset and pretrained file of parsed BasicSR options; add each problem to ``problems``, or without
+    it raise HatError naming them all.
 
     Call it after ``parse_options`` and before building datasets or models. It checks that the folders
     (``dataroot_gt``, ``dataroot_lq``), meta-info files and ``path: pretrain_network_*`` files exist, that LR and GT
@@ -113,13 +115,17 @@ def check_dataset_options(opt: dict) -> None:
     must be a multiple of the scale. Image sizes come from the meta-info file when it records them, else from the
     image headers.
     """
-    check_patch_size('gt_size', opt.get('gt_size'), opt.get('scale', 1))  # Real-ESRGAN/Real-HAT models' own crop
+    found = Problems() if problems is None else problems
+    with found.collect():  # Real-ESRGAN/Real-HAT models' own crop
+        check_patch_size('gt_size', opt.get('gt_size'), opt.get('scale', 1))
     for phase, dataset in (opt.get('datasets') or {}).items():
         check_dataset(f'datasets: {phase}', dataset, int(dataset.get('scale', opt.get('scale', 1))),
-                      train=phase.split('_')[0] == 'train')
+                      train=phase.split('_')[0] == 'train', problems=found)
     for key, path in (opt.get('path') or {}).items():
         if key.startswith('pretrain_network') and path and not osp.isfile(path):
-            raise HatError(f'path: {key}: {path} does not exist')
+            found.add(f'path: {key}: {path} does not exist')
+    if problems is None:
+        found.raise_if_any('the option file')
 
 
 def check_patch_size(where: str, gt_size, scale: int) -> None:
@@ -129,33 +135,38 @@ def check_patch_size(where: str, gt_size, scale: int) -> None:
         raise HatError(f'{where} {gt_size!r} must be a positive multiple of the scale {scale}')
 
 
-def check_dataset(where: str, dataset: dict, scale: int, train: bool) -> None:
-    """Check one dataset's options (see :func:`check_dataset_options`); ``where`` names it in messages."""
+def check_dataset(where: str, dataset: dict, scale: int, train: bool, problems: Problems) -> None:
+    """Add the problems of one dataset's options to ``problems`` (see :func:`check_dataset_options`); ``where`` names
+    it in messages. Its images are checked only when its folders and files are all there."""
+    before = len(problems)
     always, for_training = REQUIRED_KEYS.get(dataset.get('type'), ((), ()))
     for key in always + for_training * train:
         if key not in dataset:
-            raise HatError(f'{where}: missing required key {key}{did_you_mean(key, dataset)}')
+            problems.add(f'{where}: missing required key {key}{did_you_mean(key, dataset)}')
     if train:
-        check_patch_size(f'{where}: gt_size', dataset.get('gt_size'), scale)
+        with problems.collect():
+            check_patch_size(f'{where}: gt_size', dataset.get('gt_size'), scale)
         for key, least in (('batch_size_per_gpu', 1), ('num_worker_per_gpu', 0)):
             value = dataset.get(key, least)
             if type(value) is not int or value < least:
-                raise HatError(f'{where}: {key} must be a whole number >= {least}, got {value!r}')
+                problems.add(f'{where}: {key} must be a whole number >= {least}, got {value!r}')
     backend = (dataset.get('io_backend') or {}).get('type', 'disk')
     if dataset.get('type') == 'RealESRGANDataset' and 'meta_info_file' in dataset:  # the reference recipes' key
-        raise HatError(f'{where}: meta_info_file is not read by RealESRGANDataset; name the meta-info file with '
-                       'meta_info (or leave it out to use every image)')
+        problems.add(f'{where}: meta_info_file is not read by RealESRGANDataset; name the meta-info file with '
+                     'meta_info (or leave it out to use every image)')
     for key in ('dataroot_gt', 'dataroot_lq'):
         folder = dataset.get(key)
         if folder is not None and not osp.exists(folder):
-            raise HatError(f'{where}: {key}: folder {folder} does not exist')
+            problems.add(f'{where}: {key}: folder {folder} does not exist')
     for key in ('meta_info_file', 'meta_info'):
-        if dataset.get(key) and not osp.isfile(dataset[key]):
-            raise HatError(f'{where}: {key}: file {dataset[key]} does not exist')
-    if backend != 'disk':
+        read = not (key == 'meta_info_file' and dataset.get('type') == 'RealESRGANDataset')
+        if read and dataset.get(key) and not osp.isfile(dataset[key]):
+            problems.add(f'{where}: {key}: file {dataset[key]} does not exist')
+    if backend != 'disk' or len(problems) > before:
         return
     if dataset.get('type') in PAIRED_TYPES and dataset.get('dataroot_gt') and dataset.get('dataroot_lq'):
-        check_pairs(where, dataset, scale, train)
+        with problems.collect():  # the first unpaired or unreadable image: the others are likely the same mistake
+            check_pairs(where, dataset, scale, train)
 
 
 def check_pairs(where: str, dataset: dict, scale: int, train: bool) -> None:

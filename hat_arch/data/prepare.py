@@ -26,6 +26,7 @@ from basicsr.utils import scandir
 from basicsr.utils.matlab_functions import imresize
 from tqdm import tqdm
 
+from hat_arch.atomic_write import write_text_atomic
 from hat_arch.data.checks import image_shape
 from hat_arch.errors import HatError, first_line
 from hat_arch.image_io import IMAGE_EXTENSIONS, is_image_name, read_image, write_image
@@ -59,7 +60,8 @@ def check_output_folder(folder: str, src: str) -> None:
 
 def write(path: str, img: np.ndarray) -> None:
     os.makedirs(osp.dirname(path) or '.', exist_ok=True)
-    write_image(path, img, [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION])
+    # not fsynced: thousands of crops, each made again by a rerun (outputs that exist are kept)
+    write_image(path, img, [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION], durable=False)
 
 
 def _single_threaded_worker() -> None:
@@ -290,8 +292,7 @@ def meta_info(folder: str, file: str, recursive: bool = False, workers: int = 1,
         raise HatError(f'{osp.join(folder, spaced)}: a name with spaces cannot go in a meta-info file; rename it')
     lines = parallel(partial(meta_info_line, folder), names, workers, 'meta-info')
     os.makedirs(osp.dirname(file) or '.', exist_ok=True)
-    with open(file, 'w') as f:
-        f.writelines(line + '\n' for line in lines)
+    write_text_atomic(file, ''.join(line + '\n' for line in lines))
     return len(lines)
 
 

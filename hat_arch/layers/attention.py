@@ -1,5 +1,5 @@
-"""Attention kernels for groups of windows: the reference algorithm, the fused kernel, and the fused kernel's
-bounded-memory backward for learnable biases."""
+"""Attention kernels for groups of windows: the naive path's (the reference algorithm), the sdpa path's fused kernel,
+and that kernel's bounded-memory backward for learnable biases."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 
-# Elements of attention matrix the fused path's backward holds at once (8 MiB in fp32): small enough to bound memory
+# Elements of attention matrix the sdpa path's backward holds at once (8 MiB in fp32): small enough to bound memory
 # and to mostly stay in cache (10-15 % faster than 16 MiB on a 32 MiB L3), large enough that the per-chunk overhead
 # stays small.
 BACKWARD_CHUNK_ELEMENTS = 2**21
@@ -113,8 +113,8 @@ def grouped_naive_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, b
     ]).transpose(1, 2)
 
 
-def fused_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, biases: torch.Tensor, counts: Sequence[int],
-                    scale: float, dropout_p: float = 0.0) -> torch.Tensor:
+def sdpa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, biases: torch.Tensor, counts: Sequence[int],
+                   scale: float, dropout_p: float = 0.0) -> torch.Tensor:
     """Attention of groups of windows, each with its bias; shapes as in :func:`grouped_sdpa`. Under autocast the
     biases stay fp32, so their gradient, a sum over every window, is summed in fp32 as in the reference."""
     if dropout_p > 0:  # attention dropout (never in the released configurations) has only the reference algorithm

@@ -1,6 +1,7 @@
 """What every block of one forward shares: the computation path and what the window attention needs, made once."""
 from __future__ import annotations
 
+import sys
 from typing import NamedTuple
 
 import torch
@@ -11,24 +12,31 @@ ATTN_IMPLS = ('sdpa', 'naive')
 
 
 def check_attn_impl(attn_impl: str) -> None:
-    """Raise ValueError unless ``attn_impl`` names a path: 'sdpa' (fused) or 'naive' (the reference's)."""
+    """Raise ValueError unless ``attn_impl`` names a path: 'sdpa' (fused kernels) or 'naive' (the reference's)."""
     if attn_impl not in ATTN_IMPLS:
         raise ValueError(f'attn_impl {attn_impl!r} is not one of {ATTN_IMPLS}')
+
+
+def forward_attn_impl(attn_impl: str) -> str:
+    """The path a forward takes: 'naive' while ``torch.onnx.export`` traces it (the exporter cannot trace the sdpa
+    path's custom autograd functions), else ``attn_impl``. The one place where exporting picks the path."""
+    onnx = sys.modules.get('torch.onnx')  # not loaded: no export runs (and loading it costs start-up time)
+    return 'naive' if onnx is not None and onnx.is_in_onnx_export() else attn_impl
 
 
 class BlockContext(NamedTuple):
     """Handed to every block of one forward.
 
-    ``reference`` (``attn_impl='naive'``) switches the whole computation to the reference's: explicit attention
-    matrices, its memory layouts, out-of-place sums and no GELU recompute; otherwise the fused path runs. The reference
-    path reads ``shift_mask``, the fused path ``windows`` and ``shifted_windows``; the other fields are ``None``.
+    ``naive`` (``attn_impl='naive'``) switches the whole computation to the reference's: explicit attention
+    matrices, its memory layouts, out-of-place sums and no GELU recompute; otherwise the sdpa path runs. The naive
+    path reads ``shift_mask``, the sdpa path ``windows`` and ``shifted_windows``; the other fields are ``None``.
     """
-    reference: bool
+    naive: bool
     rpi_sa: torch.Tensor  # relative position index of the window self-attention
     rpi_oca: torch.Tensor  # ... and of the overlapping cross-attention
     region_masks: torch.Tensor  # the shifted windows' masks by region, see shift_region_masks
-    shift_mask: torch.Tensor | None = None  # reference path: every shifted window's mask
-    windows: WindowOrder | None = None  # fused path: the layouts of unshifted and shifted windows
+    shift_mask: torch.Tensor | None = None  # naive path: every shifted window's mask
+    windows: WindowOrder | None = None  # sdpa path: the layouts of unshifted and shifted windows
     shifted_windows: WindowOrder | None = None
 
 

@@ -9,14 +9,15 @@ import torch.nn.functional as F
 from torch import nn
 
 
-# The fused path zero-pads each head's q, k, v to a multiple of this width when that adds at most an eighth (HAT's
+# The sdpa path zero-pads each head's q, k, v to a multiple of this width when that adds at most an eighth (HAT's
 # 30 -> 32; HAT-S's 24 stays): PyTorch's CPU attention kernel runs 17-18 % faster at 32 than at 30, the qkv linear is
 # no slower at 576 outputs than at 540, and the zeros add nothing to any dot product or output.
 HEAD_WIDTH_MULTIPLE = 8
 
 
 def pad_heads(t: torch.Tensor, head_dim: int, width: int, dim: int) -> torch.Tensor:
-    """t with every run of ``head_dim`` entries along ``dim`` (one head's q, k, v or output) zero-padded to ``width``."""
+    """t with every run of ``head_dim`` entries along ``dim`` (one head's q, k, v or output) zero-padded to
+    ``width``."""
     runs = t.unflatten(dim, (-1, head_dim))
     return F.pad(runs, [0, 0] * (runs.dim() - dim - 2) + [0, width - head_dim]).flatten(dim, dim + 1)
 

@@ -2,7 +2,7 @@
 
 It is written here rather than taken from ``timm.layers.Mlp`` (same parameters, same outputs): importing timm runs its
 package init, which loads torchvision's feature extraction and ``torch._dynamo`` (about 2 s), and ``hat-sr upscale``
-would pay that on every call for two linear layers (issue 19: start-up within about a second of torch)."""
+would pay that at every start for two linear layers."""
 from __future__ import annotations
 
 import torch
@@ -29,8 +29,8 @@ class GeluLinear(torch.autograd.Function):
         return grad_h, grad_weight, grad_bias
 
 
-class LeanMlp(nn.Module):
-    """fc1, activation, dropout, fc2, dropout: the reference HAT's MLP (its state-dict keys ``fc1``/``fc2``); called
+class Mlp(nn.Module):
+    """fc1, activation, dropout, fc2, dropout: the reference HAT's ``Mlp`` (its name and state-dict keys); called
     with ``recompute_gelu=True``, training keeps only fc1's output (see :class:`GeluLinear`) where the MLP is GELU
     without dropout. Tokens (..., in) -> (..., in)."""
 

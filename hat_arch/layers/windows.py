@@ -1,4 +1,4 @@
-"""Window bookkeeping: partitions, overlapping key/value windows, the fused path's window order, relative position
+"""Window bookkeeping: partitions, overlapping key/value windows, the sdpa path's window order, relative position
 indices and biases, and the shifted windows' masks."""
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ class PermuteRows(torch.autograd.Function):
 
 
 class WindowOrder(NamedTuple):
-    """Where the tokens of (b, h, w) images go when laid out window after window, for the fused path.
+    """Where the tokens of (b, h, w) images go when laid out window after window, for the sdpa path.
 
     ``gather`` takes image-order token rows (b*h*w, c) to the windows (nW*b * ws*ws, c) of the image cyclically shifted
     by -shift, windows ordered (region group, window, batch); ``scatter`` takes them back. ``groups`` lists, per group

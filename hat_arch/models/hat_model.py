@@ -10,6 +10,7 @@ from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
+from hat_arch.atomic_write import write_text_atomic
 from hat_arch.state_dict import describe_state_dict_mismatch
 from hat_arch.checkpoint import load_weights, read_state_dict_entry
 from hat_arch.errors import HatError
@@ -148,8 +149,8 @@ class HATModel(SRModel):
         """Keep a test set's metrics in ``results/<name>/metrics.json``; after the last set, log them as a table."""
         self.test_metrics = getattr(self, 'test_metrics', {})
         self.test_metrics[dataset_name] = {k: float(v) for k, v in self.metric_results.items()}
-        with open(osp.join(self.opt['path']['results_root'], 'metrics.json'), 'w') as f:
-            json.dump(self.test_metrics, f, indent=2)
+        write_text_atomic(osp.join(self.opt['path']['results_root'], 'metrics.json'),
+                          json.dumps(self.test_metrics, indent=2) + '\n')
         if len(self.test_metrics) == len(self.opt['datasets']):
             get_root_logger().info(f"{self.opt['name']}\n{metrics_table(self.test_metrics)}")
 

@@ -9,6 +9,8 @@
 - :mod:`.nonfinite`: skipping optimizer steps with non-finite gradients, stopping after too many in a row;
 - :mod:`.validation`: validation on every process when the model allows it, otherwise on rank 0;
 - :mod:`.logs`: the run's log file, also when BasicSR's logger was set up earlier in the process.
+- :mod:`.run_folder`: a run holds its experiment (results) folder while it runs; a second run of its name is refused;
+- :mod:`.launch`: a pipeline as a command: one-line user errors, Ctrl-C and SIGTERM as a stop with a note.
 
 The loop that ties them together is :func:`hat_arch.train.train_pipeline`.
 """

@@ -1,11 +1,9 @@
 """Checkpoints that survive a crash: atomic ``.pth`` / ``.state`` writes, and the start-up check of their folder.
 
 BasicSR writes checkpoints in place, so a kill or a full disk during a save leaves a truncated file as the newest
-checkpoint, and it only warns when a save fails. Here every file is written to a hidden temporary file in the same
-folder, flushed and fsynced, then renamed over the target (``os.replace`` is atomic): at any instant the target is
-either the previous complete file or the new complete one. The temporary file is private while it is written; the
-saved file gets the mode the umask gives any new file (0644 under umask 022). A failed save removes its temporary
-file and raises :class:`CheckpointError`, which stops training with the last good checkpoint intact.
+checkpoint, and it only warns when a save fails. Here every file goes through :mod:`hat_arch.atomic_write` (fsynced,
+renamed over the target): at any instant the target is either the previous complete file or the new complete one.
+A failed save raises :class:`CheckpointError`, which stops training with the last good checkpoint intact.
 
 :func:`save_network` and :func:`save_training_state` are ``BaseModel`` methods: BasicSR's of the same names, writing the
 same content atomically.
@@ -15,17 +13,16 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
+import time
 
 import torch
 from basicsr.utils.dist_util import master_only
 
-from hat_arch.errors import HatError, first_line
+from hat_arch.atomic_write import AtomicWriteError, remove_leftovers, write_atomic
+from hat_arch.errors import HatError
 from hat_arch.outputs import cannot_write
 from hat_arch.training.distributed import all_gather_objects
 from hat_arch.training.rng import get_rng_state
-
-TEMPORARY_SUFFIX = '.tmp'
 
 
 class CheckpointError(HatError):
@@ -34,36 +31,11 @@ class CheckpointError(HatError):
 
 def atomic_save(obj, path: str) -> None:
     """``torch.save(obj, path)`` that never leaves a partial file at ``path``."""
-    folder, name = os.path.split(os.path.abspath(path))
-    temporary = None
     try:
-        descriptor, temporary = tempfile.mkstemp(prefix=f'.{name}.', suffix=TEMPORARY_SUFFIX, dir=folder)
-        with os.fdopen(descriptor, 'wb') as file:
-            torch.save(obj, file)
-            file.flush()
-            os.fsync(file.fileno())
-            os.fchmod(file.fileno(), 0o666 & ~current_umask())  # mkstemp made it 0600
-        os.replace(temporary, path)
-    except Exception as error:  # OSError, or torch's RuntimeError wrapping a failed write
-        if temporary is not None:
-            with contextlib.suppress(OSError):
-                os.remove(temporary)
-        raise CheckpointError(f'cannot write {path}: {first_line(error)}{_free_space(folder)}; '
-                              'the previous checkpoints are intact') from error
-    _fsync_folder(folder)  # make the rename itself durable
-
-
-def current_umask() -> int:
-    """The process's umask, from /proc where Linux shows it; elsewhere reading it means setting it for a moment, during
-    which a file made by another thread (a DataLoader's, a TensorBoard writer's) would get the private mode."""
-    with contextlib.suppress(OSError, ValueError):
-        with open('/proc/self/status') as status:
-            for line in status:
-                if line.startswith('Umask:'):
-                    return int(line.split()[1], 8)
-    mask = os.umask(0o077)
-    os.umask(mask)
-    return mask
+        write_atomic(path, lambda file: torch.save(obj, file))
+    except AtomicWriteError as error:
+        raise CheckpointError(f'{error}{_free_space(os.path.dirname(os.path.abspath(path)))}; '
+                              'the previous checkpoints are intact') from error.__cause__
 
 
 def _free_space(folder: str) -> str:
@@ -72,24 +44,10 @@ def _free_space(folder: str) -> str:
     return ''
 
 
-def _fsync_folder(folder: str) -> None:
-    with contextlib.suppress(OSError):  # not every platform / filesystem can open or sync a directory
-        descriptor = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-
-
 def remove_temporary_files(folder: str) -> list[str]:
-    """Delete the temporary files that saves killed mid-way left in ``folder``; returns their names."""
-    if not os.path.isdir(folder):
-        return []
-    names = [n for n in os.listdir(folder) if n.startswith('.') and n.endswith(TEMPORARY_SUFFIX)]
-    for name in names:
-        with contextlib.suppress(OSError):
-            os.remove(os.path.join(folder, name))
-    return names
+    """Delete the temporary files that saves killed mid-way left in ``folder`` (the run's own: every one there is a
+    dead run's); returns their names."""
+    return remove_leftovers(folder, older_than=time.time())
 
 
 def check_writable(folder: str, needed_bytes: int = 0) -> None:

@@ -2,8 +2,10 @@
 
 The flags are BasicSR's (``-opt``, ``--launcher``, ``--auto_resume``, ``--debug``, ``--local_rank``, ``--force_yml``)
 plus ``--local-rank``, which ``python -m torch.distributed.launch`` passes and BasicSR rejects. A missing or
-unreadable option file, an unknown top-level key (a typo BasicSR would silently ignore), a missing required key or a
-``--force_yml`` entry naming no option is a one-line :class:`HatError`. The process group is joined before BasicSR
+unreadable option file or a ``--force_yml`` entry naming no option is a one-line :class:`HatError`; the file's own
+problems (an unknown top-level key, a typo BasicSR would silently ignore; a missing required key; a value that its
+network, optimizer, scheduler or metric refuses) are collected in a :class:`~hat_arch.problems.Problems` and reported
+together, one line each. The process group is joined before BasicSR
 parses the file (so its seeding uses the right rank), with the backend of ``dist_params: backend`` if given.
 """
 from __future__ import annotations
@@ -23,9 +25,10 @@ from basicsr.utils.options import ordered_yaml
 from basicsr.utils.options import parse_options as basicsr_parse_options
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
-from hat_arch.archs.hat_arch import HAT, validate_config
+from hat_arch.archs.config import HATConfig
 from hat_arch.errors import HatError, did_you_mean
 from hat_arch.inference import check_tile_size
+from hat_arch.problems import Problems
 from hat_arch.training.distributed import init_dist, is_distributed
 
 # Top-level keys of BasicSR, HAT and Real-ESRGAN/Real-HAT option files ('network_*' are all accepted).
@@ -124,32 +127,43 @@ def check_expanded_size(node: yaml.Node | None, path: str) -> None:
         size(node)
 
 
-def check_options(opt: dict, path: str, is_train: bool) -> None:
-    """Unknown top-level keys and missing required ones, as a one-line error naming the file and key."""
+def check_options(opt: dict, path: str, is_train: bool, problems: Problems | None = None) -> None:
+    """Unknown top-level keys, missing required ones and the values that can be checked before BasicSR parses the file,
+    each a one-line message naming the file and key: added to ``problems``, or without it raised together.
+
+    A file whose structure BasicSR cannot parse (a required key missing, a section that is not a mapping) raises at
+    once, with what was found so far."""
+    found = Problems() if problems is None else problems
     for key in opt:
         if key not in KNOWN_KEYS and not str(key).startswith('network_'):
-            raise HatError(f"option file {path}: unknown top-level key '{key}'{did_you_mean(key, KNOWN_KEYS)}")
+            found.add(f"option file {path}: unknown top-level key '{key}'{did_you_mean(key, KNOWN_KEYS)}")
+    before = len(found)
     required = REQUIRED_KEYS + (tuple(REQUIRED_TRAIN_KEYS) if is_train else ('val',))
     missing = [key for key in required if key not in opt]
     if missing:
-        raise HatError(f'option file {path}: missing required key(s) {", ".join(missing)}')
+        found.add(f'option file {path}: missing required key(s) {", ".join(missing)}')
     for key in MAPPINGS:
         if key in opt and not isinstance(opt[key], dict):
-            raise HatError(f'option file {path}: {key} must be a mapping of options, got {opt[key]!r}')
-    if not opt['datasets'] or not all(isinstance(d, dict) for d in opt['datasets'].values()):
-        raise HatError(f'option file {path}: datasets must map phases (train, val, test_1, ...) to datasets')
+            found.add(f'option file {path}: {key} must be a mapping of options, got {opt[key]!r}')
+    datasets = opt.get('datasets')
+    if isinstance(datasets, dict) and (not datasets or not all(isinstance(d, dict) for d in datasets.values())):
+        found.add(f'option file {path}: datasets must map phases (train, val, test_1, ...) to datasets')
+    if len(found) > before:  # nothing below can be checked on such a structure
+        found.raise_if_any(f'option file {path}')
     if is_train:
-        _check_train_options(opt, path)
+        _check_train_options(opt, path, found)
     for key in opt.get('dist_params') or {}:
         if key not in DIST_PARAMS:
-            raise HatError(f"option file {path}: unknown key dist_params: {key} (expected {', '.join(DIST_PARAMS)})")
+            found.add(f"option file {path}: unknown key dist_params: {key} (expected {', '.join(DIST_PARAMS)})")
     network = opt.get('network_g') if isinstance(opt.get('network_g'), dict) else {}
-    _check_tile_options(opt.get('tile') or {}, path, network.get('window_size'))
-    _check_registered(opt, path)
-    _check_validation(opt.get('val') or {}, path)
+    _check_tile_options(opt.get('tile') or {}, path, network.get('window_size'), found)
+    _check_registered(opt, path, found)
+    _check_validation(opt.get('val') or {}, path, found)
+    if problems is None:
+        found.raise_if_any(f'option file {path}')
 
 
-def _check_registered(opt: dict, path: str) -> None:
+def _check_registered(opt: dict, path: str, problems: Problems) -> None:
     """Every ``type`` the options name is in its BasicSR registry (with hat_arch's): checked here, not when the model
     is built or at the first validation, ``val_freq`` iterations into training."""
     named = [('model_type', opt.get('model_type'), MODEL_REGISTRY)]
@@ -166,24 +180,27 @@ def _check_registered(opt: dict, path: str) -> None:
     for where, kind, registry in named:
         if not _registered(registry, kind):
             hint = did_you_mean(kind, [name for name, _ in registry])
-            raise HatError(f'option file {path}: {where} {kind!r} is not registered in BasicSR or hat_arch{hint}')
+            problems.add(f'option file {path}: {where} {kind!r} is not registered in BasicSR or hat_arch{hint}')
 
 
-def _check_validation(val: dict, path: str) -> None:
+def _check_validation(val: dict, path: str, problems: Problems) -> None:
     """What validation uses, checked now rather than at the first validation, ``val_freq`` iterations into training:
     its switches, and each metric's arguments against the function that computes it (BasicSR calls it as
     ``function(img=..., img2=..., **arguments)``, ``better`` included, which ``**kwargs`` absorbs)."""
     for key in VAL_SWITCHES:
         if key in val and not isinstance(val[key], bool):
-            raise HatError(f'option file {path}: val: {key} must be true or false, got {val[key]!r}')
+            problems.add(f'option file {path}: val: {key} must be true or false, got {val[key]!r}')
     if val.get('suffix') is not None and not isinstance(val['suffix'], str):
-        raise HatError(f"option file {path}: val: suffix must be text (or null), got {val['suffix']!r}")
+        problems.add(f"option file {path}: val: suffix must be text (or null), got {val['suffix']!r}")
     metrics = val.get('metrics') or {}
     if not isinstance(metrics, dict):
-        raise HatError(f'option file {path}: val: metrics must map names to metrics (e.g. psnr: {{type: '
-                       f'calculate_psnr, crop_border: 4}}), got {metrics!r}')
-    for name, metric in metrics.items():  # each a mapping with a registered type (_check_registered)
-        _check_metric_arguments(metric, f'option file {path}: val: metrics: {name}')
+        problems.add(f'option file {path}: val: metrics must map names to metrics (e.g. psnr: {{type: '
+                     f'calculate_psnr, crop_border: 4}}), got {metrics!r}')
+        return
+    for name, metric in metrics.items():
+        if isinstance(metric, dict) and _registered(METRIC_REGISTRY, metric.get('type')):  # else _check_registered
+            with problems.collect():
+                _check_metric_arguments(metric, f'option file {path}: val: metrics: {name}')
 
 
 def _check_metric_arguments(metric: dict, where: str) -> None:
@@ -223,108 +240,123 @@ def _registered(registry, name) -> bool:
     return isinstance(name, str) and (name in registry or f'{name}_basicsr' in registry)
 
 
-def _check_tile_options(tile: dict, path: str, window_size: int | None = None) -> None:
+def _check_tile_options(tile: dict, path: str, window_size: int | None, problems: Problems) -> None:
     # Checked here, not at the first validation, which may come hours into training.
     for key, value in tile.items():
         if key not in TILE_KEYS:
-            raise HatError(f"option file {path}: unknown key tile: {key} (expected {', '.join(TILE_KEYS)})")
-        if key == 'tile_size':
+            problems.add(f"option file {path}: unknown key tile: {key} (expected {', '.join(TILE_KEYS)})")
+        elif key == 'tile_size':
             try:
                 check_tile_size(value, window_size if type(window_size) is int else None)
             except HatError as error:
-                raise HatError(f'option file {path}: tile: tile_size: {error}') from None
+                problems.add(f'option file {path}: tile: tile_size: {error}')
         elif value is not None and (type(value) is not int or value < 0):
-            raise HatError(f'option file {path}: tile: {key} must be a non-negative integer (or null), got {value!r}')
+            problems.add(f'option file {path}: tile: {key} must be a non-negative integer (or null), got {value!r}')
 
 
-def _check_train_options(opt: dict, path: str) -> None:
+def _check_train_options(opt: dict, path: str, problems: Problems) -> None:
     for phase in opt['datasets']:
         if phase != 'train' and phase.split('_')[0] != 'val':
-            raise HatError(f"option file {path}: datasets: unknown phase '{phase}' (expected train, val, val_2, ...)")
+            problems.add(f"option file {path}: datasets: unknown phase '{phase}' (expected train, val, val_2, ...)")
     if 'train' not in opt['datasets']:
-        raise HatError(f'option file {path}: datasets has no train dataset')
-    for section, keys in REQUIRED_TRAIN_KEYS.items():
-        for key in keys:
-            if key not in opt[section]:
-                raise HatError(f'option file {path}: missing required key {section}: {key}')
-    if opt.get('val') and 'val_freq' not in opt['val']:
-        raise HatError(f'option file {path}: missing required key val: val_freq')
-    counts = [('train', 'total_iter'), ('logger', 'print_freq'), ('logger', 'save_checkpoint_freq')]
+        problems.add(f'option file {path}: datasets has no train dataset')
+    counts = [(section, key) for section, keys in REQUIRED_TRAIN_KEYS.items() for key in keys]
     for section, key in counts + [('val', 'val_freq')] * bool(opt.get('val')):
+        if key not in opt[section]:
+            problems.add(f'option file {path}: missing required key {section}: {key}')
+            continue
         value = opt[section][key]
         whole = type(value) is int or (type(value) is float and value.is_integer())
+        if not whole and _number_read_as_text(value):  # check_numbers says so, with the fix
+            continue
         if not whole or value < 1:  # YAML reads 1e5 as a string: it would fail at the first use, mid-run
-            raise HatError(f'option file {path}: {section}: {key} must be a positive whole number (e.g. 100000), '
-                           f'got {value!r}')
+            problems.add(f'option file {path}: {section}: {key} must be a positive whole number (e.g. 100000), '
+                         f'got {value!r}')
 
 
-def _check_prefetch_mode(dataset: dict, path: str) -> None:
+def _check_prefetch_mode(dataset: dict, path: str, problems: Problems) -> None:
     mode = dataset.get('prefetch_mode')
     if mode not in (None, 'cpu', 'cuda'):
-        raise HatError(f'option file {path}: datasets: train: prefetch_mode {mode!r}: expected cpu or cuda (or none)')
+        problems.add(f'option file {path}: datasets: train: prefetch_mode {mode!r}: expected cpu or cuda (or none)')
     if mode == 'cuda' and not torch.cuda.is_available():
-        raise HatError(f'option file {path}: datasets: train: prefetch_mode cuda needs a GPU and none is visible '
-                       '(use cpu, or none)')
+        problems.add(f'option file {path}: datasets: train: prefetch_mode cuda needs a GPU and none is visible '
+                     '(use cpu, or none)')
     if mode == 'cuda' and dataset.get('pin_memory') is not True:
-        raise HatError(f'option file {path}: datasets: train: prefetch_mode cuda needs pin_memory: true')
+        problems.add(f'option file {path}: datasets: train: prefetch_mode cuda needs pin_memory: true')
 
 
-def check_networks(opt: dict, path: str) -> None:
-    """The arguments of each HAT of the options go through HAT's own checks (no layer is made), so that a value HAT
-    refuses (upsampler, window_size, num_heads, an unknown argument) is one line here, not a traceback at start-up."""
+def check_networks(opt: dict, path: str, problems: Problems) -> None:
+    """The arguments of each HAT of the options are made into its :class:`HATConfig` (no layer is made), so that a
+    value HAT refuses (upsampler, window_size, num_heads, a wrong type, an unknown argument) is one line here, not a
+    traceback at start-up."""
     for key, section in opt.items():
         if str(key).startswith('network_') and isinstance(section, dict) and section.get('type') == 'HAT':
             try:
-                arguments = inspect.signature(HAT).bind(**{k: v for k, v in section.items() if k != 'type'})
-                arguments.apply_defaults()
-                validate_config(**{name: arguments.arguments[name]
-                                   for name in inspect.signature(validate_config).parameters})
+                HATConfig.from_options({k: v for k, v in section.items() if k != 'type'})
             except (TypeError, ValueError) as error:
-                raise HatError(f'option file {path}: {key}: {error}') from None
+                problems.add(f'option file {path}: {key}: {error}')
 
 
-def check_optimization(opt: dict, path: str) -> None:
+def check_optimization(opt: dict, path: str, problems: Problems) -> None:
     """The optimizers and the scheduler of ``train`` are made once for a dummy parameter, as the model will make them:
     an unknown type or a setting torch refuses is one line naming its section."""
+    if not _registered(MODEL_REGISTRY, opt['model_type']):  # said by check_options
+        return
     model_class = MODEL_REGISTRY.get(opt['model_type'])
     optimizers = []
     for key, section in opt['train'].items():
-        if not (str(key).startswith('optim_') and isinstance(section, dict)):
-            continue
+        if not (str(key).startswith('optim_') and isinstance(section, dict)) or _holds_number_read_as_text(section):
+            continue  # (check_numbers says so: one problem, one line)
         settings = dict(section)
         kind = settings.pop('type', None)
         try:
             optimizers.append(model_class.get_optimizer(None, kind, [torch.zeros(1, requires_grad=True)], **settings))
         except NotImplementedError as error:
-            raise HatError(f"option file {path}: train: {key}: type {kind!r} is not an optimizer that "
-                           f"{opt['model_type']} builds ({error})") from None
-        except (TypeError, ValueError, KeyError) as error:
-            raise HatError(f'option file {path}: train: {key}: the {kind} optimizer refuses these settings: '
-                           f'{error}') from None
+            problems.add(f"option file {path}: train: {key}: type {kind!r} is not an optimizer that "
+                         f"{opt['model_type']} builds ({error})")
+        except (TypeError, ValueError, KeyError, IndexError) as error:  # betas: [0.9] is an IndexError
+            problems.add(f'option file {path}: train: {key}: the {kind} optimizer refuses these settings: {error}')
     if not isinstance(opt['train'].get('scheduler'), dict):
-        raise HatError(f'option file {path}: train: scheduler must be a mapping with a type (e.g. MultiStepLR), got '
-                       f"{opt['train'].get('scheduler')!r}")
+        problems.add(f'option file {path}: train: scheduler must be a mapping with a type (e.g. MultiStepLR), got '
+                     f"{opt['train'].get('scheduler')!r}")
+        return
+    if not _holds_number_read_as_text(opt['train']['scheduler']):
+        with problems.collect():
+            _check_scheduler(model_class, optimizers, opt, path)
+
+
+def _number_read_as_text(value) -> bool:
+    return isinstance(value, str) and NUMBER_READ_AS_TEXT.fullmatch(value) is not None
+
+
+def _holds_number_read_as_text(node) -> bool:
+    values = node.values() if isinstance(node, dict) else node if isinstance(node, list) else [node]
+    return any(_holds_number_read_as_text(v) if isinstance(v, (dict, list)) else _number_read_as_text(v)
+               for v in values)
+
+
+def _check_scheduler(model_class, optimizers: list, opt: dict, path: str) -> None:
     scheduler = dict(opt['train']['scheduler'])
     try:  # setup_schedulers takes the type out of the options it is given: a copy
         model_class.setup_schedulers(SimpleNamespace(opt={'train': {'scheduler': scheduler}}, optimizers=optimizers,
                                                      schedulers=[]))
     except NotImplementedError as error:
         raise HatError(f'option file {path}: train: scheduler: {error}') from None
-    except (TypeError, ValueError, KeyError, AssertionError) as error:
+    except (TypeError, ValueError, KeyError, IndexError, AssertionError) as error:
         raise HatError(f"option file {path}: train: scheduler: the {opt['train']['scheduler'].get('type')} scheduler "
                        f'refuses these settings: {error}') from None
 
 
-def check_numbers(node, path: str, where: str = '') -> None:
+def check_numbers(node, path: str, problems: Problems, where: str = '') -> None:
     """No option holds a number that YAML read as text (``lr: 1e-4``): torch would fail on it with a bare
     TypeError, or a loss weight would be a string, at the first use."""
     items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
     for key, value in items:
         at = f'{where}[{key}]' if isinstance(node, list) else f'{where}: {key}' if where else str(key)
-        if isinstance(value, str) and key != 'name' and NUMBER_READ_AS_TEXT.fullmatch(value):
-            raise HatError(f'option file {path}: {at} is the text {value!r}, not a number (YAML reads an exponent '
-                           f'only after a dot and with a sign): write !!float {value}')
-        check_numbers(value, path, at)
+        if key != 'name' and _number_read_as_text(value):
+            problems.add(f'option file {path}: {at} is the text {value!r}, not a number (YAML reads an exponent '
+                         f'only after a dot and with a sign): write !!float {value}')
+        check_numbers(value, path, problems, at)
 
 
 def check_force_yml(entries: list[str] | None, opt: dict) -> None:
@@ -342,11 +374,17 @@ def check_force_yml(entries: list[str] | None, opt: dict) -> None:
             raise HatError(f"--force_yml {entry}: {':'.join(keys[:-1])} is not a mapping")
 
 
-def parse_options(argv: list[str], root_path: str, is_train: bool, prog: str) -> tuple[dict, argparse.Namespace]:
-    """Check the flags and option file, join the process group, then return BasicSR's ``parse_options`` result."""
+def parse_options(argv: list[str], root_path: str, is_train: bool, prog: str,
+                  problems: Problems | None = None) -> tuple[dict, argparse.Namespace]:
+    """Check the flags and option file, join the process group, then return BasicSR's ``parse_options`` result.
+
+    The option file's problems are added to ``problems`` for the caller to raise with its own (the data checks), or
+    without it raised together here.
+    """
     args = build_parser(prog, is_train).parse_args(argv)
+    found = Problems() if problems is None else problems
     raw = read_option_file(args.opt)
-    check_options(raw, args.opt, is_train)
+    check_options(raw, args.opt, is_train, found)
     check_force_yml(args.force_yml, raw)
     if args.launcher == 'none' and int(os.environ.get('WORLD_SIZE', '1')) > 1:
         raise HatError(f'started as one of {os.environ["WORLD_SIZE"]} processes (WORLD_SIZE) but with --launcher '
@@ -363,15 +401,17 @@ def parse_options(argv: list[str], root_path: str, is_train: bool, prog: str) ->
     finally:
         sys.argv = saved_argv
     # After --force_yml, whose values BasicSR reads as YAML does
-    check_numbers(opt, f'{args.opt} with --force_yml' if args.force_yml else args.opt)
-    check_networks(opt, args.opt)
+    check_numbers(opt, f'{args.opt} with --force_yml' if args.force_yml else args.opt, found)
+    check_networks(opt, args.opt, found)
     if is_train:
-        check_optimization(opt, args.opt)
-        _check_prefetch_mode(opt['datasets']['train'], args.opt)
+        check_optimization(opt, args.opt, found)
+        _check_prefetch_mode(opt['datasets'].get('train') or {}, args.opt, found)
     opt['dist'] = args.launcher != 'none'
     if opt['num_gpu'] and not torch.cuda.is_available():
-        raise HatError(f'option file {args.opt}: num_gpu is {opt["num_gpu"]} but no GPU is visible '
-                       '(set num_gpu: 0 or auto to run on the CPU)')
+        found.add(f'option file {args.opt}: num_gpu is {opt["num_gpu"]} but no GPU is visible '
+                  '(set num_gpu: 0 or auto to run on the CPU)')
     if is_train:
         opt['logger'].setdefault('use_tb_logger', False)
+    if problems is None:
+        found.raise_if_any(f'option file {args.opt}')
     return opt, args

@@ -153,7 +153,7 @@ def _upscale_handler(by_label: dict[str, ModelInfo], models: ModelCache, workspa
         if not files:
             raise gr.Error('Choose one or more images first.')
         checkpoint = by_label.get(model_label)
-        if checkpoint is None or tile not in TILE_CHOICES or precision not in checkpoint.precisions:
+        if checkpoint is None or tile not in TILE_CHOICES or precision not in PRECISIONS:
             raise gr.Error('Unknown model, tile size or precision; reload the page.')
         progress(0, desc=f'loading {checkpoint.path.name}')
         tile_size = 'auto' if tile == 'auto' else int(tile)
@@ -201,7 +201,7 @@ def _lam_handler(by_label: dict[str, ModelInfo], models: ModelCache, workspace: 
             except Exception as error:  # a box outside the output, a file that is not an image: say so on the page
                 raise gr.Error(_hide_inputs(first_line(error), job)) from None
             figure = job / f'{source.stem}_lam.png'
-            write_image(figure, result.figure())
+            write_image(figure, result.figure(), durable=False)  # the server's temporary folder
         di = result.diffusion_index
         text = ('DI undefined: the attribution is zero everywhere (the box does not depend on the input)'
                 if math.isnan(di) else f'**DI {di:.2f}**')
@@ -256,7 +256,7 @@ def _preview(source: Path) -> Path:
     if source.suffix.lower() in BROWSER_FORMATS:
         return source
     preview = source.with_name(f'{source.name}.preview.png')  # the slider's input side, for TIFF, BMP, GIF inputs
-    write_image(preview, for_format(read_image(source), preview))
+    write_image(preview, for_format(read_image(source), preview), durable=False)
     return preview
 
 

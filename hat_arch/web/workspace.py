@@ -10,6 +10,7 @@ import uuid
 import zipfile
 from pathlib import Path
 
+from hat_arch.atomic_write import write_atomic
 from hat_arch.errors import HatError
 
 # Characters kept in a file name that a client chose; the rest become '_'.
@@ -56,7 +57,8 @@ class Workspace:
         inputs = job / 'inputs'
         inputs.mkdir(exist_ok=True)
         target = unique_path(inputs / safe_name(path.name))
-        shutil.copyfile(path, target)
+        with open(path, 'rb') as upload_file:
+            write_atomic(target, lambda file: shutil.copyfileobj(upload_file, file), durable=False)
         return target
 
 
@@ -77,7 +79,10 @@ def unique_path(path: Path) -> Path:
 
 def zip_files(files: list[Path], target: Path) -> Path:
     """``files`` in one zip at ``target``, stored (the images are compressed already)."""
-    with zipfile.ZipFile(target, 'w', compression=zipfile.ZIP_STORED) as archive:
-        for file in files:
-            archive.write(file, file.name)
+    def write(zip_file) -> None:
+        with zipfile.ZipFile(zip_file, 'w', compression=zipfile.ZIP_STORED) as archive:
+            for file in files:
+                archive.write(file, file.name)
+
+    write_atomic(target, write, durable=False)
     return target

@@ -11,50 +11,24 @@ then optionally one mapping of any other HAT argument by name: ``[64, [2], [4], 
 from __future__ import annotations
 
 import inspect
-from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import nn
 
-from hat_arch.archs.hat_arch import HAT, validate_config
+from hat_arch.archs.config import HATConfig
+from hat_arch.archs.hat_arch import HAT
 from hat_arch.errors import HatError, did_you_mean
 
 # Small width, one group of two blocks, a window of 8 that tiles P3 (80) and P4 (40) at 640 input exactly; other map
 # sizes are reflect-padded to the window, as in any HAT. No stochastic depth: one block per map, every step learns.
-FEATURE_MAP_DEFAULTS: dict[str, Any] = {
-    'embed_dim': 64,
-    'depths': (2, ),
-    'num_heads': (4, ),
-    'window_size': 8,
-    'mlp_ratio': 2.0,
-    'compress_ratio': 4,
-    'squeeze_factor': 16,
-    'drop_path_rate': 0.0,
-}
+# (in_chans: a placeholder for the channels each block receives.)
+FEATURE_MAP_DEFAULTS = HATConfig(embed_dim=64, depths=(2, ), num_heads=(4, ), window_size=8, mlp_ratio=2.0,
+                                 compress_ratio=4, squeeze_factor=16, drop_path_rate=0.0, upscale=1, upsampler='')
 POSITIONAL = ('embed_dim', 'depths', 'num_heads', 'window_size')
 # Fixed by what the block is (a same-size residual block on the channels it receives) or not expressible in YAML.
 FIXED = ('in_chans', 'upscale', 'upsampler', 'patch_size', 'norm_layer')
-HAT_DEFAULTS = {name: p.default for name, p in inspect.signature(HAT).parameters.items()}
-ARGUMENTS = tuple(name for name in HAT_DEFAULTS if name not in FIXED)
-
-
-def _check_type(name: str, value: Any) -> None:
-    default = HAT_DEFAULTS[name]
-    if isinstance(default, bool):
-        ok = isinstance(value, bool)
-    elif isinstance(default, int) and name != 'img_size':
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif isinstance(default, float) or default is None:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    elif isinstance(default, str):
-        ok = isinstance(value, str)
-    else:  # depths, num_heads, img_size: integers
-        ok = all(isinstance(v, int) and not isinstance(v, bool) for v in (value if isinstance(value, (list, tuple))
-                                                                          else [value]))
-        ok = ok and (name == 'img_size' or isinstance(value, (list, tuple)))
-    if not ok:
-        raise HatError(f'HAT argument {name}={value!r} has the wrong type (default: {default!r})')
+ARGUMENTS = tuple(name for name in inspect.signature(HAT).parameters if name not in FIXED)
 
 
 def resolve_options(in_channels: int, args: Sequence[Any]) -> dict[str, Any]:
@@ -73,29 +47,15 @@ def resolve_options(in_channels: int, args: Sequence[Any]) -> dict[str, Any]:
         if name in given:
             raise HatError(f'HAT argument {name!r} given twice (positionally and by name)')
         given[name] = value
-    for name, value in given.items():
-        _check_type(name, value)
-    options = {**FEATURE_MAP_DEFAULTS, **given, 'in_chans': in_channels, 'upscale': 1, 'upsampler': ''}
     if not isinstance(in_channels, int) or in_channels < 1:
         raise HatError(f'HAT needs a positive number of input channels, got {in_channels!r}')
-    full = {**HAT_DEFAULTS, **options}
     try:
-        validate_config(**{name: full[name] for name in inspect.signature(validate_config).parameters})
+        config = FEATURE_MAP_DEFAULTS.replace(**given, in_chans=in_channels)
+    except TypeError as error:  # a value of the wrong type: the message names it
+        raise HatError(str(error)) from None
     except ValueError as error:
         raise HatError(f'HAT on {in_channels} channels cannot build: {error}') from None
-    return options
-
-
-@contextmanager
-def reference_attention(hat: HAT) -> Iterator[None]:
-    """Run ``hat`` through the explicit attention (``attn_impl='naive'``, same weights, same function) meanwhile: the
-    ONNX exporter cannot trace the fused path's custom autograd functions ('unordered_map::at')."""
-    attn_impl = hat.attn_impl
-    hat.set_attn_impl('naive')
-    try:
-        yield
-    finally:
-        hat.set_attn_impl(attn_impl)
+    return config.as_kwargs()
 
 
 class HATBlock(nn.Module):
@@ -113,7 +73,4 @@ class HATBlock(nn.Module):
         self.hat = HAT(**self.options)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.onnx.is_in_onnx_export():
-            with reference_attention(self.hat):
-                return self.hat(x)
         return self.hat(x)

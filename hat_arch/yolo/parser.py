@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from hat_arch.errors import HatError
-from hat_arch.yolo import scaled_names
+from hat_arch.yolo import safe_load, scaled_names
 from hat_arch.yolo.block import HATBlock, resolve_options
 
 ROW_NAME = 'HAT'  # what model YAMLs write
@@ -151,12 +151,13 @@ def safe_globals() -> list[type]:
 
 
 def register() -> None:
-    """Make ``HAT`` rows of Ultralytics model YAMLs build :class:`HATBlock`, and scaled YAML names load from any
-    folder; idempotent."""
+    """Make ``HAT`` rows of Ultralytics model YAMLs build :class:`HATBlock`, scaled YAML names load from any folder,
+    and checkpoints load without running code (:mod:`hat_arch.yolo.safe_load`); idempotent."""
     from ultralytics.engine import model as engine_model
     from ultralytics.nn import tasks
 
     scaled_names.patch(tasks, engine_model)
+    safe_load.patch(tasks)
 
     parse_model = check_parser(tasks)
     if not getattr(tasks.parse_model, 'hat_arch_hook', False):

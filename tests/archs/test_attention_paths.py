@@ -96,7 +96,8 @@ def test_hooks_on_blocks_see_their_own_outputs(impl):
     block = model.layers[0].residual_group.blocks[1]
     seen = {}
     for name in ('attn', 'mlp'):
-        getattr(block, name).register_forward_hook(lambda m, args, out, name=name: seen.update({name: (out, out.clone())}))
+        getattr(block, name).register_forward_hook(
+            lambda m, args, out, name=name: seen.update({name: (out, out.clone())}))
     block.attn.register_full_backward_hook(lambda *args: None)
     model.layers[0].residual_group.overlap_attn.mlp.register_full_backward_hook(lambda *args: None)
     model(torch.rand(2, 3, 16, 16)).sum().backward()  # in-place changes to a hooked output would raise here

@@ -1,7 +1,7 @@
 """The commands set their process up before torch loads, and ``hat-sr --help`` does not load torch at all.
 
-The slow cases start a fresh interpreter with a probe (a ``sitecustomize`` module) that records the OpenMP wait policy in
-the environment at the moment torch is first imported: OpenMP reads it then, and never again.
+The slow cases start a fresh interpreter with a probe (a ``sitecustomize`` module) that records the OpenMP wait policy
+in the environment at the moment torch is first imported: OpenMP reads it then, and never again.
 """
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ def test_biased_attention_gradients_in_chunks(counts):
         assert torch.autograd.gradcheck(lambda *x: attention.BiasedAttention.apply(*x, counts, 0.5), (q, k, v, biases))
 
 
-@pytest.mark.parametrize('attention', [attention.fused_attention, attention.grouped_naive_attention])
+@pytest.mark.parametrize('attention', [attention.sdpa_attention, attention.grouped_naive_attention])
 def test_bias_gradient_is_summed_in_fp32_under_fp16(attention):
     # The bias gradient sums every window's. With fp16 q, k, v (autocast) and an fp32 bias, as in the reference, it
     # stays fp32: 512 alike windows give about 1e5 here, past fp16's 65504 (a gradient scaler's factor gets there).

@@ -1,14 +1,14 @@
-"""The lean MLP: timm's Mlp with the same weights, and recomputing the GELU in the backward changes nothing."""
+"""The blocks' MLP: timm's Mlp with the same weights, and recomputing the GELU in the backward changes nothing."""
 from __future__ import annotations
 
 import torch
-from timm.layers import Mlp
+from timm.layers import Mlp as TimmMlp
 
-from hat_arch.layers.mlp import LeanMlp
+from hat_arch.layers.mlp import Mlp
 
 
 def test_recomputed_gelu_matches_the_plain_mlp_outputs_and_gradients():
-    lean, plain = LeanMlp(6, 12), LeanMlp(6, 12)
+    lean, plain = Mlp(6, 12), Mlp(6, 12)
     plain.load_state_dict(lean.state_dict())
     x = torch.randn(2, 5, 6, dtype=torch.float64)
     grads = []
@@ -22,13 +22,13 @@ def test_recomputed_gelu_matches_the_plain_mlp_outputs_and_gradients():
 
 
 def test_recompute_only_for_gelu_without_dropout():
-    assert LeanMlp(6, 12).can_recompute_gelu
-    assert not LeanMlp(6, 12, act_layer=torch.nn.ReLU).can_recompute_gelu
-    assert not LeanMlp(6, 12, drop=0.1).can_recompute_gelu
+    assert Mlp(6, 12).can_recompute_gelu
+    assert not Mlp(6, 12, act_layer=torch.nn.ReLU).can_recompute_gelu
+    assert not Mlp(6, 12, drop=0.1).can_recompute_gelu
 
 
 def test_same_keys_and_outputs_as_timms_mlp():
-    lean, timm_mlp = LeanMlp(6, 12, drop=0.1), Mlp(6, 12, drop=0.1)
+    lean, timm_mlp = Mlp(6, 12, drop=0.1), TimmMlp(6, 12, drop=0.1)
     assert lean.state_dict().keys() == timm_mlp.state_dict().keys() == {'fc1.weight', 'fc1.bias', 'fc2.weight',
                                                                        'fc2.bias'}
     timm_mlp.load_state_dict(lean.state_dict())

@@ -264,7 +264,8 @@ def test_test_run_saves_images_per_set_and_writes_the_metrics_table(tmp_path, ca
     assert cv2.imread(str(tmp_path / 'visualization' / 'Mini' / 'baby_tiny.png')).shape == (48, 40, 3)
     metrics = json.loads((tmp_path / 'metrics.json').read_text())
     assert set(metrics) == {'Mini'} and 5 < metrics['Mini']['psnr'] < 60
-    assert f"| dataset | psnr |\n| --- | --- |\n| Mini | {metrics['Mini']['psnr']:.4f} |" in caplog.text  # the last set's
+    # the last set's table
+    assert f"| dataset | psnr |\n| --- | --- |\n| Mini | {metrics['Mini']['psnr']:.4f} |" in caplog.text
     assert re.search(r'# psnr: \d+\.\d+\n', caplog.text) and 'Best' not in caplog.text  # no 'Best: ... @ tiny iter'
 
 

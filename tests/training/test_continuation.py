@@ -68,13 +68,13 @@ def test_kill_then_auto_resume_matches_an_uninterrupted_run(tmp_path, monkeypatc
     # As if a second kill had hit the save of iteration 6: a torn state, a torn network file, a temporary file.
     (experiment / 'training_states' / '6.state').write_bytes(b'PK\x03\x04 torn')
     (experiment / 'models' / 'net_g_6.pth').write_bytes(b'PK\x03\x04 torn')
-    (experiment / 'models' / '.net_g_6.pth.x1y2.tmp').write_bytes(b'partial')
+    (experiment / 'models' / '.net_g_6.pth.1a2b3c4d.hat-partial').write_bytes(b'partial')
 
     with one_thread():
         assert main(['-opt', str(resumed_yml), '--auto_resume']) == 0
     log = read_log(experiment)
     assert 'Skipping incomplete checkpoint' in log and 'Resuming training from epoch: 0, iter: 4.' in log
-    assert 'Removed .net_g_6.pth.x1y2.tmp' in log
+    assert 'Removed .net_g_6.pth.1a2b3c4d.hat-partial' in log
     assert 'psnr' in log
 
     straight = load_all(tmp_path / 'experiments' / 'straight')

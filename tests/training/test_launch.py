@@ -1,7 +1,11 @@
-"""training/launch.py: a pipeline run from a console script gives an exit status, user errors as one line."""
+"""training/launch.py: a pipeline run from a console script gives an exit status, user errors as one line, Ctrl-C and
+SIGTERM as a stop with a note."""
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import time
 
 import pytest
 
@@ -42,3 +46,23 @@ def test_ctrl_c_is_status_130_with_the_pipelines_note(capsys, note, line):
 
     assert run_pipeline(pipeline, [], 'basicsr train') == 130
     assert capsys.readouterr().err == line
+
+
+def test_sigterm_stops_the_pipeline_as_ctrl_c_does_with_status_143(capsys):
+    def pipeline(root, argv, prog):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises before this ends
+        except KeyboardInterrupt as stop:  # what train_pipeline catches, to add its note
+            raise type(stop)('the last checkpoint is kept') from None
+
+    def unhandled(signum, frame):  # (what this test process would do without run_pipeline's handler: not die)
+        raise AssertionError('SIGTERM reached the handler that was there before run_pipeline')
+
+    before = signal.signal(signal.SIGTERM, unhandled)
+    try:
+        assert run_pipeline(pipeline, [], 'basicsr train') == 143
+        assert signal.getsignal(signal.SIGTERM) is unhandled  # put back
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert capsys.readouterr().err == 'basicsr train: terminated; the last checkpoint is kept\n'

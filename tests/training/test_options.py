@@ -6,17 +6,20 @@ import sys
 import pytest
 
 from hat_arch.errors import HatError
+from hat_arch.problems import Problems
 from hat_arch.training.options import (_check_tile_options, check_force_yml, check_numbers, check_options,
                                        parse_options, read_option_file)
 from tests.training.tiny import tiny_options, write_options
 
 
 def test_tile_size_auto_is_accepted_and_other_words_are_not():
-    _check_tile_options({'tile_size': 'auto', 'tile_pad': 16}, 'test.yml')
-    _check_tile_options({'tile_size': None, 'tile_pad': None}, 'test.yml')
-    with pytest.raises(HatError, match="option file test.yml: tile: tile_size: tile must be a positive number of "
-                       "pixels, 0 / None \\(whole image\\) or 'auto', got 'big'"):
-        _check_tile_options({'tile_size': 'big'}, 'test.yml')
+    problems = Problems()
+    _check_tile_options({'tile_size': 'auto', 'tile_pad': 16}, 'test.yml', None, problems)
+    _check_tile_options({'tile_size': None, 'tile_pad': None}, 'test.yml', None, problems)
+    assert not problems
+    _check_tile_options({'tile_size': 'big'}, 'test.yml', None, problems)
+    assert problems.messages == ["option file test.yml: tile: tile_size: tile must be a positive number of pixels, "
+                                 "0 / None (whole image) or 'auto', got 'big'"]
 
 
 def test_parse_options_returns_basicsrs_options_with_the_flags_applied(tmp_path, monkeypatch):
@@ -60,9 +63,12 @@ def test_checks_depend_on_the_pipeline_and_accept_any_network_key():
 
 
 def test_numbers_read_as_text_are_found_anywhere_but_in_names():
-    check_numbers({'name': '1e5', 'train': {'lr': 1.0e-4, 'milestones': [1, 2]}}, 'o.yml')
-    with pytest.raises(HatError, match=r"^option file o\.yml: train: scheduler: milestones\[1\] is the text '3E5'"):
-        check_numbers({'train': {'scheduler': {'milestones': [100, '3E5']}}}, 'o.yml')
+    problems = Problems()
+    check_numbers({'name': '1e5', 'train': {'lr': 1.0e-4, 'milestones': [1, 2]}}, 'o.yml', problems)
+    assert not problems
+    check_numbers({'train': {'scheduler': {'milestones': [100, '3E5']}}}, 'o.yml', problems)
+    assert len(problems) == 1
+    assert problems.messages[0].startswith("option file o.yml: train: scheduler: milestones[1] is the text '3E5'")
 
 
 def test_force_yml_entries_must_name_a_mapping_that_exists():

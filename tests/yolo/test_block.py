@@ -106,12 +106,12 @@ def test_registering_twice_wraps_the_loader_once():
 
 
 def test_yaml_argument_forms():
-    assert resolve_options(32, [])['embed_dim'] == FEATURE_MAP_DEFAULTS['embed_dim']
+    assert resolve_options(32, [])['embed_dim'] == FEATURE_MAP_DEFAULTS.embed_dim
     positional = resolve_options(32, [48, [1, 1], [3, 6], 4])
     assert (positional['embed_dim'], positional['depths'], positional['num_heads'], positional['window_size']) \
-        == (48, [1, 1], [3, 6], 4)
+        == (48, (1, 1), (3, 6), 4)
     mixed = resolve_options(32, [48, {'mlp_ratio': 1.5, 'num_heads': [6]}])
-    assert (mixed['embed_dim'], mixed['mlp_ratio'], mixed['num_heads'], mixed['in_chans']) == (48, 1.5, [6], 32)
+    assert (mixed['embed_dim'], mixed['mlp_ratio'], mixed['num_heads'], mixed['in_chans']) == (48, 1.5, (6, ), 32)
     model = detection_model(tiny_yaml([{'embed_dim': 24, 'depths': [1], 'num_heads': [3], 'window_size': 4}]))
     (block, ) = hat_layers(model)
     assert (block.in_channels, block.options['embed_dim'], block.hat.window_size) == (16, 24, 4)
@@ -153,9 +153,11 @@ def test_a_parser_that_is_not_recognised_fails_loudly():
     def parse_model(d, ch, verbose=True):
         return globals()[d]  # a lookup the hook does not rely on
     for fake, match in [(types.SimpleNamespace(), 'ultralytics.nn.tasks has no parse_model'),
-                        (types.SimpleNamespace(parse_model=lambda cfg, channels: None), r"parse_model takes \('cfg', 'channels'\)"),
+                        (types.SimpleNamespace(parse_model=lambda cfg, channels: None),
+                         r"parse_model takes \('cfg', 'channels'\)"),
                         (types.SimpleNamespace(parse_model=parse_model), 'no longer looks modules up by name')]:
-        one_line_error(lambda: parser.check_parser(fake), f'Ultralytics .* is not supported by hat_arch.yolo: .*{match}')
+        one_line_error(lambda: parser.check_parser(fake),
+                       f'Ultralytics .* is not supported by hat_arch.yolo: .*{match}')
 
 
 def test_a_model_built_without_the_hook_fails_instead_of_skipping_hat():
