@@ -48,7 +48,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from hat_arch.archs.config import HATConfig
 from hat_arch.archs.hat_arch import HAT
 from hat_arch.archs.named_models import NAMED_MODELS
-from hat_arch_launcher import use_huge_pages
+from hat_arch.process_setup import use_huge_pages
 
 # The named models (hat_arch.list_models()); each case adds its attention options.
 CONFIGS: dict[str, HATConfig] = {name: entry.config for name, entry in NAMED_MODELS.items()}

@@ -6,10 +6,10 @@ something first imports it (:func:`hat_arch.compat.apply`), so that ``import hat
 The network (``HAT``, ``HATConfig``), the named models (``list_models``, ``create_model``) and the Python API
 (``load_model``, ``describe``, ``upscale``, ``lam``) are imported on first use.
 """
-import hat_arch_launcher
+from hat_arch import process_setup
 
-if hat_arch_launcher.started_as_module_command():  # python -m hat_arch.train: set up before torch loads
-    hat_arch_launcher.prepare_process()
+if process_setup.started_as_module_command():  # python -m hat_arch.train: set up before torch loads
+    process_setup.prepare_process()
 
 from hat_arch import compat  # noqa: E402
 

@@ -1,11 +1,13 @@
-"""BasicSR 1.4.2 (its last release) on today's PyTorch / torchvision / Python, CPU-only or CUDA.
+"""BasicSR 1.4.2 (its last release) on today's PyTorch / torchvision / SciPy / Python, and where hat_arch changes it.
 
-Every fix is feature-detected (a BasicSR or torchvision that no longer needs it is left alone: the fixes of BasicSR
-functions look for the faulty call in their source) and idempotent. Nothing in site-packages is edited.
+``import hat_arch`` changes BasicSR only where it could not import or would warn on today's stack, leaving its results
+as they are; behaviour changes belong to hat_arch's own classes, and to the runs our commands launch. Every fix is
+feature-detected (a BasicSR or torchvision that no longer needs it is left alone: the fixes of BasicSR functions look
+for the faulty call in their source) and idempotent. Nothing in site-packages is edited.
 
 Every place where hat_arch replaces or patches BasicSR's behaviour, with the symptom it fixes:
 
-Patched here (see each function's comment):
+Patched at ``import hat_arch`` (here; see each function's comment):
 
 - ``_BasicSRHook`` (installed by :func:`apply`, which ``import hat_arch`` calls): importing BasicSR takes seconds
   (torchvision, torch._dynamo, SciPy, all its networks), which ``import hat_arch`` and ``hat-sr upscale`` need not
@@ -17,29 +19,42 @@ Patched here (see each function's comment):
 - ``_fix_functional_tensor``: ``import basicsr`` dies on torchvision >= 0.17 (no ``functional_tensor``).
 - ``_loose_version_for_basicsr``: ``import basicsr`` dies on Python >= 3.12 without setuptools (no ``distutils``),
   and with setuptools imports all of it and ``pkg_resources`` (0.4 s) for one class.
-- ``_fix_loose_version_warning``: a DeprecationWarning on every forward of BasicSR's version checks.
-- ``_fix_scipy_filters``: ``import basicsr`` warns about ``scipy.ndimage.filters``.
-- ``_fix_load_resume_state``: resuming on a CPU-only machine dies (the state is mapped to CUDA).
-- ``_fix_init_dist``: torchrun on a CPU-only machine dies in ``init_dist`` (division by zero GPUs).
-- ``_fix_ddp_on_cpu``: distributed training on CPU dies in ``model_to_device`` (CUDA device ids).
-- ``_fix_in_place_saves``: a kill or a full disk mid-save leaves a truncated newest checkpoint; ``save_network`` and
-  ``save_training_state`` become the atomic ones of :mod:`hat_arch.training.checkpoint`.
+- ``_fix_scipy_filters``: ``import basicsr`` warns about ``scipy.ndimage.filters`` (and dies once SciPy drops it).
+- ``_fix_loose_version_warning``: a DeprecationWarning on every forward of BasicSR's version checks (the same
+  comparisons, on ``packaging``).
+- ``_fix_meshgrid_warning``: a torch.meshgrid UserWarning from ``flow_warp`` (the same 'ij' grid, silenced).
 - ``_fix_in_place_image_writes``: validation/test images are written in place (a kill leaves a torn PNG; a link
-  planted at a result's name is written through); ``imwrite`` becomes :func:`hat_arch.image_io.basicsr_imwrite`.
-- ``_fix_meshgrid_warning``: a torch.meshgrid UserWarning from ``flow_warp``.
-- ``_fix_unreadable_images``: an image unreadable mid-run crashes with an AttributeError that names no file.
+  planted at a result's name is written through); ``imwrite`` becomes :func:`hat_arch.image_io.basicsr_imwrite`
+  (same pixels, written atomically). A behaviour change still made process-wide: it belongs with the run overrides
+  below, once they also cover module functions.
+
+Installed by our commands, for the runs they launch only (``basicsr train|test``, ``python -m hat_arch.train|test``;
+:mod:`hat_arch.training.basicsr_overrides`, put back when the run ends); hat_arch's own models and datasets have the
+same behaviour as their own methods (``HATModel``, which the Real-HAT models extend, and ``RealESRGANDataset``):
+
+- ``BaseModel.save_network`` / ``save_training_state``: a kill or a full disk mid-save leaves a truncated newest
+  checkpoint, and a failed save is only a warning (now atomic, :mod:`hat_arch.training.checkpoint`).
+- ``BaseModel.model_to_device``: distributed training on a CPU-only machine dies with "Torch not compiled with CUDA
+  enabled" (:func:`hat_arch.training.distributed.model_to_device`).
+- ``PairedImageDataset`` / ``SingleImageDataset.__getitem__``: an image unreadable mid-run stops the run with
+  "AttributeError: 'NoneType' object has no attribute 'astype'", naming no file
+  (:func:`hat_arch.data.checks.naming_unreadable_images`).
 
 Replaced elsewhere, through BasicSR's extension points:
 
 - :func:`hat_arch.training.options.parse_options` calls BasicSR's ``parse_options`` with ``sys.argv`` swapped for the
-  flags it understands (it reads only ``sys.argv``): ours adds checks, ``--local-rank`` and launcher fixes.
+  flags it understands (it reads only ``sys.argv``): ours adds checks and ``--local-rank``, and joins the process
+  group itself (:func:`hat_arch.training.distributed.init_dist`: BasicSR's ``init_dist`` divides by the number of
+  GPUs, zero on a CPU-only machine, and hard-codes nccl).
 - :mod:`hat_arch.training.validation`: BasicSR validates on rank 0 only, DDP-wrapped; validation runs on the bare
   networks, sharded over the processes, with the per-shard best-metric record and log switched off
   (``_metrics_not_recorded``) so that only the dataset's mean is recorded.
 - :mod:`hat_arch.training.checkpoint` / :mod:`hat_arch.training.resume`: BasicSR's training state has no random
   states, sampler position, gradient scalers or best-metric record, so a resumed run differs from an uninterrupted
   one; ``save_checkpoint`` hands them to ``save_training_state`` (``training_state_extras``) and
-  ``restore_training_state`` puts them back. :mod:`hat_arch.train` replaces ``basicsr.train.train_pipeline``.
+  ``restore_training_state`` puts them back. :mod:`hat_arch.train` replaces ``basicsr.train.train_pipeline``, and
+  its :func:`~hat_arch.training.resume.load_resume_state` BasicSR's (which maps the state onto CUDA, dying on a
+  CPU-only machine, and with ``--auto_resume`` looks in ./experiments and may pick a truncated state).
 - :class:`hat_arch.models.hat_model.HATModel` overrides ``load_network`` (one reader, one-line errors), ``test``
   (the tiling policy, any input size, self-ensemble) and ``optimize_parameters`` (mixed precision).
   It also drops the best-so-far record in a test (``_log_validation_metric_values``): a test log said
@@ -232,65 +247,6 @@ def _replace(original, replacement) -> None:
                     setattr(module, attribute, replacement)
 
 
-def _fix_load_resume_state() -> None:
-    # Symptom: resuming (resume_state / --auto_resume) on a CPU-only machine dies with "Torch not compiled with CUDA
-    # enabled" (load_resume_state maps the state onto torch.cuda.current_device()); --auto_resume also looks in
-    # ./experiments instead of the experiment root and picks a truncated newest state.
-    import basicsr.train
-
-    from hat_arch.training.resume import load_resume_state
-
-    if _needs_fix(basicsr.train.load_resume_state, 'torch.cuda.current_device()'):
-        _replace(basicsr.train.load_resume_state, load_resume_state)
-
-
-def _fix_init_dist() -> None:
-    # Symptom: under torchrun on a CPU-only machine init_dist dies with "ZeroDivisionError: integer division or
-    # modulo by zero" (torch.cuda.set_device(rank % num_gpus)); on CPU the hard-coded nccl backend fails as well.
-    from basicsr.utils import dist_util
-
-    from hat_arch.training.distributed import init_dist
-
-    if _needs_fix(dist_util._init_dist_pytorch, '% num_gpus'):
-        _replace(dist_util.init_dist, init_dist)
-
-
-def _fix_ddp_on_cpu() -> None:
-    # Symptom: distributed training on CPU dies in BaseModel.model_to_device with "Torch not compiled with CUDA
-    # enabled" (DistributedDataParallel gets device_ids=[torch.cuda.current_device()], meaningless for CPU modules).
-    from basicsr.models.base_model import BaseModel
-    from torch.nn.parallel import DistributedDataParallel
-
-    original = BaseModel.model_to_device
-    if not _needs_fix(original, 'torch.cuda.current_device()'):
-        return
-
-    @functools.wraps(original)
-    def model_to_device(self, net):
-        if not self.opt['dist'] or self.device.type == 'cuda':
-            return original(self, net)
-        return DistributedDataParallel(net.to(self.device),
-                                       find_unused_parameters=self.opt.get('find_unused_parameters', False))
-
-    model_to_device._hat_arch_fix = True
-    BaseModel.model_to_device = model_to_device
-
-
-def _fix_in_place_saves() -> None:
-    # Symptom: a kill or a full disk while saving leaves a truncated net_g_<iter>.pth / <iter>.state as the newest
-    # checkpoint (BaseModel.save_network / save_training_state torch.save in place, and only warn when that fails).
-    from basicsr.models.base_model import BaseModel
-
-    from hat_arch.training import checkpoint
-
-    for name in ('save_network', 'save_training_state'):
-        original = getattr(BaseModel, name)
-        if _needs_fix(original, 'torch.save(') and 'os.replace' not in inspect.getsource(original):
-            replacement = getattr(checkpoint, name)
-            replacement._hat_arch_fix = True
-            setattr(BaseModel, name, replacement)
-
-
 def _fix_in_place_image_writes() -> None:
     # Symptom: validation and test images (save_img) are written in place by cv2.imwrite: a kill leaves a torn PNG,
     # and a symbolic link planted at a result's name gets the image written through it, over an unrelated file.
@@ -320,36 +276,6 @@ def _fix_meshgrid_warning() -> None:
     _replace(original, flow_warp)
 
 
-def _fix_unreadable_images() -> None:
-    # Symptom: an image that becomes unreadable during a run (deleted, or damaged while being copied; the launchers
-    # check every image at start) stops training or testing with "AttributeError: 'NoneType' object has no attribute
-    # 'astype'" deep in PairedImageDataset / SingleImageDataset, without naming the file.
-    from basicsr.data.paired_image_dataset import PairedImageDataset
-    from basicsr.data.single_image_dataset import SingleImageDataset
-
-    for dataset in (PairedImageDataset, SingleImageDataset):
-        original = dataset.__getitem__
-        if not _needs_fix(original, 'imfrombytes('):
-            continue
-
-        @functools.wraps(original)
-        def __getitem__(self, index, original=original):
-            try:
-                return original(self, index)
-            except Exception:
-                from hat_arch.data.checks import read_image  # (hat_arch.data registers datasets: not at fix time)
-
-                # Name the file if reading one is what failed (read_image raises a one-line HatError); else re-raise.
-                if self.file_client is not None:
-                    entry = self.paths[index]
-                    for key, path in entry.items() if isinstance(entry, dict) else [('lq_path', entry)]:
-                        read_image(self.file_client, path, key.removesuffix('_path'))
-                raise
-
-        __getitem__._hat_arch_fix = True
-        dataset.__getitem__ = __getitem__
-
-
 def _import_fixes() -> None:
     """The fixes that must precede BasicSR's own code."""
     import_torchvision()
@@ -358,15 +284,10 @@ def _import_fixes() -> None:
 
 
 def register() -> None:
-    """Fix BasicSR's functions and register hat_arch's networks, models and datasets (``basicsr`` must be loaded)."""
+    """Fix BasicSR's warnings and register hat_arch's networks, models and datasets (``basicsr`` must be loaded)."""
     _fix_loose_version_warning()
-    _fix_load_resume_state()
-    _fix_init_dist()
-    _fix_ddp_on_cpu()
-    _fix_in_place_saves()
     _fix_in_place_image_writes()
     _fix_meshgrid_warning()
-    _fix_unreadable_images()
     from hat_arch import archs, data, models  # noqa: F401  (their modules register on import)
     from hat_arch.archs.registry import ARCH_REGISTRY
 

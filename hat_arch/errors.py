@@ -6,10 +6,7 @@ a traceback.
 from __future__ import annotations
 
 import difflib
-import os
 import sys
-import tempfile
-from pathlib import Path
 from typing import Callable, Iterable
 
 
@@ -50,37 +47,3 @@ def first_line(error: BaseException) -> str:
         return error.strerror
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
-
-
-def cannot_write(folder: str | Path, create: bool = True) -> str | None:
-    """Why no file can be written in ``folder`` (see :func:`first_line`), or None when one can: a probe file is
-    written, synced and removed there, after the folder is made with its parents when ``create``."""
-    from hat_arch.atomic_write import TEMPORARY_SUFFIX  # here: that module reports errors with this one's classes
-
-    try:
-        if create:
-            os.makedirs(folder, exist_ok=True)
-        # named as the atomic writer's files: a probe left by a kill is removed with their leftovers
-        descriptor, probe = tempfile.mkstemp(prefix='.write-check.', suffix=TEMPORARY_SUFFIX, dir=folder)
-        try:
-            os.write(descriptor, b'hat_arch')
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-            os.remove(probe)
-    except OSError as error:
-        return first_line(error)
-    return None
-
-
-def check_writable_folder(folder: str | Path, what: str = 'output folder') -> None:
-    """HatError ``cannot write to <what> <folder>: <reason>`` unless files can be written in ``folder``, which may
-    not exist yet (then its nearest existing parent is probed: the caller creates it when it writes). Nothing is
-    created."""
-    folder = Path(folder)
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    problem = cannot_write(existing, create=False)
-    if problem:
-        raise HatError(f'cannot write to {what} {folder}: {problem}')

@@ -58,5 +58,5 @@ def evaluate(opt: dict) -> None:
             validate(model, [test_loader], opt['name'], None, opt['val'].get('save_img', False))
 
 
-if __name__ == '__main__':  # the process was set up by hat_arch/__init__ (hat_arch_launcher.prepare_process)
+if __name__ == '__main__':  # the process was set up by hat_arch/__init__ (hat_arch.process_setup.prepare_process)
     sys.exit(main(prog=f'python -m {__spec__.name}'))

@@ -209,5 +209,5 @@ def _prefetcher(loader, opt: dict, logger: logging.Logger):
     return CPUPrefetcher(loader)
 
 
-if __name__ == '__main__':  # the process was set up by hat_arch/__init__ (hat_arch_launcher.prepare_process)
+if __name__ == '__main__':  # the process was set up by hat_arch/__init__ (hat_arch.process_setup.prepare_process)
     sys.exit(main(prog=f'python -m {__spec__.name}'))

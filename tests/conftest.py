@@ -3,6 +3,7 @@ a clone passes its tests with nothing beside it."""
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
 from pathlib import Path
@@ -53,3 +54,12 @@ def basicsr_log(caplog) -> Iterator[None]:
             yield
     finally:
         basicsr_logger.removeHandler(caplog.handler)
+
+
+@pytest.fixture(scope='session')
+def bench():
+    """benchmarks/bench_hat.py as a module (the benchmarks folder is not a package)."""
+    spec = importlib.util.spec_from_file_location('bench_hat', ROOT / 'benchmarks' / 'bench_hat.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,23 +1,12 @@
 """The benchmark's own arithmetic: FLOPs counted as the issue states them, time attributed to the right kinds."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 import torch
 
 from hat_arch import HATConfig
-
-BENCH = Path(__file__).resolve().parents[1] / 'benchmarks' / 'bench_hat.py'
-
-
-@pytest.fixture(scope='module')
-def bench():
-    spec = importlib.util.spec_from_file_location('bench_hat', BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_hat_x4_flops_at_64_are_the_published_208_gflop(bench):

@@ -3,6 +3,7 @@ policy: sizes checked, 'auto' from free memory, window rounding."""
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 from unittest import mock
 
 import pytest
@@ -45,6 +46,21 @@ def test_the_cross_fade_is_in_output_pixels_and_in_both_directions():
     torch.testing.assert_close(out[0, 0], expected, rtol=0, atol=1e-6)
 
 
+def nearest_upscale(scale: int):
+    """A 'network' that upscales by nearest neighbour: its output at each pixel depends on where the tile sits."""
+    return lambda x: x.repeat_interleave(scale, dim=-2).repeat_interleave(scale, dim=-1)
+
+
+@pytest.mark.parametrize('h, w, scale, tile_size, tile_pad', [(8, 16, 1, 8, 2), (13, 10, 2, 4, 1), (9, 17, 3, 5, 3),
+                                                               (6, 7, 2, 16, 4)])
+def test_every_tile_lands_where_it_came_from(h, w, scale, tile_size, tile_pad):
+    # Each input pixel holds its own position: an output pixel taken from the wrong place, or a tile placed one pixel
+    # off, shows as a wrong value (the tiles agree wherever they overlap, so the blend is exact).
+    x = torch.arange(h * w, dtype=torch.float64).reshape(1, 1, h, w)
+    out = tiled_forward(nearest_upscale(scale), x, scale=scale, tile_size=tile_size, tile_pad=tile_pad)
+    torch.testing.assert_close(out, nearest_upscale(scale)(x), rtol=0, atol=1e-9)
+
+
 def test_auto_tile_uses_the_whole_image_when_it_fits_and_a_window_multiple_otherwise(tiny):
     x = torch.zeros(1, 3, 300, 400)
     per_pixel = inference._bytes_per_pixel(tiny, x)
@@ -68,6 +84,18 @@ def test_the_cpu_memory_estimate_is_the_documented_one():
     assert inference._bytes_per_pixel(model, x) == (20 * 144 + 2 * 64 * 16) * 4 == 19.25 * 1024
     assert inference._bytes_per_pixel(model, x.bfloat16()) == 19.25 * 512
     assert inference._bytes_per_pixel(naive, x) == (20 * 144 + 2 * 64 * 16 + 2 * 6 * 24 * 24) * 4
+
+
+@pytest.mark.slow  # measures in a fresh process
+@pytest.mark.skipif(not Path('/proc/self/clear_refs').exists(), reason='measures peak memory as Linux shows it')
+def test_the_cpu_memory_estimate_bounds_a_measured_run_and_not_loosely(bench):
+    # auto_tile divides free memory by the estimate: one below the real peak would run out of memory, one far above
+    # it would cut needlessly small tiles. HAT-S x4 on a 32 x 32 input, the benchmark's peak resident size of a run.
+    with torch.device('meta'):
+        model = HAT(**bench.CONFIGS['HAT-S_SRx4'])
+    estimate = inference._bytes_per_pixel(model, torch.zeros(1, 3, 8, 8))
+    measured = bench.peak_memory('HAT-S_SRx4', 32, 1, 'sdpa', train=False, threads=1) / 32**2
+    assert measured <= estimate <= 2 * measured, (measured, estimate)  # measured: 14548 bytes, estimate 19712
 
 
 @pytest.mark.parametrize('tile_size', [-3, 'big', 2.5, True])

@@ -1,4 +1,5 @@
-"""outputs.py: the outputs a run plans never replace one of its inputs, nor each other."""
+"""outputs.py: the folder a run writes to takes files; the outputs it plans never replace one of its inputs, nor each
+other."""
 from __future__ import annotations
 
 import os
@@ -7,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hat_arch.errors import HatError
-from hat_arch.outputs import check_outputs
+from hat_arch.outputs import cannot_write, check_outputs, check_writable_folder
 
 HINT = 'choose another --output folder'
 
@@ -37,3 +38,40 @@ def test_a_folder_reached_through_a_link_is_the_same_folder(tmp_path):
     os.symlink(tmp_path, tmp_path / 'link')
     with pytest.raises(HatError, match='would replace it'):
         check_outputs([(tmp_path / 'a.png', Path(tmp_path / 'link' / 'a.png'))], HINT)
+
+
+def test_cannot_write_creates_the_folder_and_leaves_nothing(tmp_path):
+    folder = tmp_path / 'a' / 'b'
+    assert cannot_write(folder) is None
+    assert folder.is_dir() and os.listdir(folder) == []
+
+
+def test_cannot_write_names_the_reason(tmp_path):
+    (tmp_path / 'file').write_text('x')
+    assert cannot_write(tmp_path / 'file') == 'File exists'
+    assert cannot_write(tmp_path / 'missing', create=False) == 'No such file or directory'
+    assert not (tmp_path / 'missing').exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason='root writes into read-only folders')
+def test_cannot_write_in_a_read_only_folder(tmp_path):
+    tmp_path.chmod(0o500)
+    try:
+        assert cannot_write(tmp_path) == 'Permission denied'
+    finally:
+        tmp_path.chmod(0o700)
+
+
+def test_check_writable_folder_takes_a_folder_to_come_and_creates_nothing(tmp_path):
+    check_writable_folder(tmp_path / 'new' / 'deeper')
+    check_writable_folder(tmp_path)
+    assert os.listdir(tmp_path) == []
+
+
+def test_check_writable_folder_names_the_folder_and_the_reason(tmp_path):
+    (tmp_path / 'file').write_text('x')
+    with pytest.raises(HatError) as error:
+        check_writable_folder(tmp_path / 'file' / 'out')
+    assert str(error.value) == f'cannot write to output folder {tmp_path / "file" / "out"}: Not a directory'
+    with pytest.raises(HatError, match=r'^cannot write to figure folder .*file: Not a directory$'):
+        check_writable_folder(tmp_path / 'file', what='figure folder')

@@ -1,7 +1,7 @@
 """The subcommands of ``basicsr`` and ``hat-sr``, one module each with ``main(argv, prog) -> int``.
 
-The dispatcher behind the console scripts is :mod:`hat_arch_launcher` (outside this package, so that starting a
-command imports nothing heavy); its entry points are here too, to call the commands from Python.
+The dispatcher behind the console scripts is :mod:`hat_arch_launcher`; its entry points are here too, to call the
+commands from Python.
 """
 from hat_arch_launcher import basicsr_main, hat_sr_main
 

@@ -17,9 +17,9 @@ import cv2
 from tqdm import tqdm
 
 from hat_arch.cli.arguments import add_max_pixels, non_negative_int, positive_float, tile_size
-from hat_arch.errors import HatError, check_writable_folder, first_line, report_user_errors
+from hat_arch.errors import HatError, first_line, report_user_errors
 from hat_arch.image_io import OUTPUT_EXTENSIONS, is_image_name, output_extension
-from hat_arch.outputs import check_outputs
+from hat_arch.outputs import check_outputs, check_writable_folder
 from hat_arch.progress import progress_bar
 from hat_arch.shipped_model import SHIPPED_MODEL_NAME, checkpoint_or_shipped
 

@@ -6,10 +6,12 @@ says which option key, folder or file is at fault: all of them at once (:mod:`ha
 """
 from __future__ import annotations
 
+import functools
 import os
 import os.path as osp
 import re
 import stat
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -83,7 +85,13 @@ def read_meta_info(meta_info_file: str) -> list[tuple[str, tuple[int, int] | Non
 
 
 def read_image(file_client, path: str, client_key: str = 'default') -> np.ndarray:
-    """An image as BGR float32 in [0, 1] (BasicSR's convention); a one-line HatError if it cannot be read."""
+    """An image of a dataset as BGR float32 in [0, 1] (BasicSR's convention); a one-line HatError if it cannot be read.
+
+    The second way in for images, beside :func:`hat_arch.image_io.read_image` (a user's file, as it is): training and
+    evaluation data come through BasicSR's file client (a folder or an LMDB, ``client_key`` naming which) and must be
+    read exactly as BasicSR's own datasets read them (``imfrombytes``: 3-channel BGR, 8 bits), or the same recipe would
+    train and score differently with hat_arch's datasets than with BasicSR's.
+    """
     try:
         content = file_client.get(path, client_key)
     except (OSError, KeyError) as error:
@@ -92,6 +100,31 @@ def read_image(file_client, path: str, client_key: str = 'default') -> np.ndarra
     if img is None:
         raise HatError(f'cannot decode image {path}: not an image, or a damaged one')
     return img.astype(np.float32) / 255.
+
+
+def naming_unreadable_images(getitem: Callable, client_key: str) -> Callable:
+    """A dataset's ``getitem`` that names the file when reading one of its images is what failed.
+
+    BasicSR's datasets check nothing they read: an image that becomes unreadable during a run (deleted, or damaged
+    while being copied; the launchers check every image at start) stops it with "AttributeError: 'NoneType' object
+    has no attribute 'astype'", naming no file. Here the images of the failed item are read again and the first one
+    that cannot be is a one-line HatError; any other error is re-raised as it was. ``client_key`` is the file
+    client's key for a dataset whose ``paths`` are plain paths (for dicts, ``gt_path`` gives ``gt``).
+    """
+    @functools.wraps(getitem)
+    def __getitem__(self, index):
+        try:
+            return getitem(self, index)
+        except Exception:
+            if self.file_client is not None:
+                entry = self.paths[index]
+                named = [(key.removesuffix('_path'), path) for key, path in entry.items()] if isinstance(entry, dict) \
+                    else [(client_key, entry)]
+                for key, path in named:
+                    read_image(self.file_client, path, key)
+            raise
+
+    return __getitem__
 
 
 def image_shape(path: str) -> tuple[int, int, int]:

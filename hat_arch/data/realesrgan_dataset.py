@@ -2,7 +2,8 @@
 
 BasicSR registers its Real-ESRGAN dataset as ``RealESRGANDataset_basicsr`` and requires ``meta_info``; the reference HAT
 registered its own ``RealESRGANDataset`` under the plain name. This one keeps that name and BasicSR's behaviour, and
-without ``meta_info`` reads every image under ``dataroot_gt`` (so a recipe pointed at a new folder just works).
+without ``meta_info`` reads every image under ``dataroot_gt`` (so a recipe pointed at a new folder just works); an image
+unreadable mid-run is a one-line error naming it.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import os.path as osp
 from basicsr.data.realesrgan_dataset import RealESRGANDataset as BasicSRRealESRGANDataset
 from basicsr.utils.registry import DATASET_REGISTRY
 
+from hat_arch.data.checks import naming_unreadable_images
 from hat_arch.data.prepare import list_images
 from hat_arch.errors import HatError
 
@@ -40,3 +42,5 @@ class RealESRGANDataset(BasicSRRealESRGANDataset):
         super().__init__({**opt, 'meta_info': meta_info or os.devnull})
         if paths is not None:
             self.paths = paths
+
+    __getitem__ = naming_unreadable_images(BasicSRRealESRGANDataset.__getitem__, 'gt')

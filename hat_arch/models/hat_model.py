@@ -17,6 +17,7 @@ from hat_arch.errors import HatError
 from hat_arch.inference import eval_mode, run_tiled
 from hat_arch.models.degradation import check_vgg_weights
 from hat_arch.progress import progress_bar
+from hat_arch.training import checkpoint, distributed
 
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 
@@ -44,8 +45,22 @@ class HATModel(SRModel):
     - ``train: amp: bf16|fp16`` trains under autocast (fp16 with a gradient scaler);
     - a progress bar during validation/test (``val: pbar: false`` turns it off);
     - testing writes ``results/<name>/metrics.json`` and logs a table of every test set after the last one;
-    - a pretrained file that is missing or holds another network is a one-line :class:`HatError` naming it.
+    - a pretrained file that is missing or holds another network is a one-line :class:`HatError` naming it;
+    - networks and training states are saved atomically (a kill or a full disk mid-save leaves the previous
+      checkpoint, not a truncated one), and a failed save stops the run instead of BasicSR's warning;
+    - distributed training runs on the CPU too (gloo).
     """
+
+    # Calls, not aliases: importing hat_arch.training.checkpoint first imports basicsr, which registers this module
+    # while that one is still half made.
+    def save_network(self, net, net_label: str, current_iter: int, param_key='params') -> None:
+        checkpoint.save_network(self, net, net_label, current_iter, param_key)
+
+    def save_training_state(self, epoch: int, current_iter: int) -> None:
+        checkpoint.save_training_state(self, epoch, current_iter)
+
+    def model_to_device(self, net: torch.nn.Module) -> torch.nn.Module:
+        return distributed.model_to_device(self, net)
 
     def __init__(self, opt: dict):
         if opt.get('val'):

@@ -5,8 +5,8 @@ checkpoint, and it only warns when a save fails. Here every file goes through :m
 renamed over the target): at any instant the target is either the previous complete file or the new complete one.
 A failed save raises :class:`CheckpointError`, which stops training with the last good checkpoint intact.
 
-:func:`save_network` and :func:`save_training_state` replace BasicSR's ``BaseModel`` methods of the same names
-(see :mod:`hat_arch.compat`); they write the same content.
+:func:`save_network` and :func:`save_training_state` are ``BaseModel`` methods: BasicSR's of the same names, writing the
+same content atomically.
 """
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ import torch
 from basicsr.utils.dist_util import master_only
 
 from hat_arch.atomic_write import AtomicWriteError, remove_leftovers, write_atomic
-from hat_arch.errors import HatError, cannot_write
+from hat_arch.errors import HatError
+from hat_arch.outputs import cannot_write
 from hat_arch.training.distributed import all_gather_objects
 from hat_arch.training.rng import get_rng_state
 

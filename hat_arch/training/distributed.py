@@ -11,6 +11,7 @@ import subprocess
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DataParallel, DistributedDataParallel
 
 from hat_arch.errors import HatError
 
@@ -45,6 +46,21 @@ def init_dist(launcher: str, backend: str | None = None, port: int | None = None
         local_rank = int(os.environ.get('LOCAL_RANK', os.environ['RANK']))
         torch.cuda.set_device(local_rank % torch.cuda.device_count())
     dist.init_process_group(backend=backend, **kwargs)
+
+
+def model_to_device(self, net: torch.nn.Module) -> torch.nn.Module:
+    """BasicSR's ``BaseModel.model_to_device`` that also runs distributed on the CPU: ``net`` on the model's device,
+    wrapped in DistributedDataParallel when distributed (device ids for a CUDA module only: BasicSR always passes the
+    current CUDA device, which dies with "Torch not compiled with CUDA enabled" on a CPU-only machine), else in
+    DataParallel for several GPUs."""
+    net = net.to(self.device)
+    if self.opt['dist']:
+        device_ids = [torch.cuda.current_device()] if self.device.type == 'cuda' else None
+        return DistributedDataParallel(net, device_ids=device_ids,
+                                       find_unused_parameters=self.opt.get('find_unused_parameters', False))
+    if self.opt['num_gpu'] > 1:
+        return DataParallel(net)
+    return net
 
 
 def _export_slurm_environment(port: int | None) -> None:

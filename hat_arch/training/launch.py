@@ -1,5 +1,6 @@
-"""Running a pipeline from a console script: user errors as one line, Ctrl-C and SIGTERM as a clean stop, a clean exit
-from the process group."""
+"""Running a pipeline from a console script: user errors as one line, Ctrl-C and SIGTERM as a clean stop, our behaviour
+for BasicSR's classes during the run (:mod:`hat_arch.training.basicsr_overrides`), a clean exit from the process group.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -12,6 +13,7 @@ from typing import Callable, Iterator
 import torch
 
 from hat_arch.errors import report_user_errors
+from hat_arch.training.basicsr_overrides import overriding_basicsr_classes
 from hat_arch.training.distributed import is_distributed
 
 
@@ -29,7 +31,8 @@ def run_pipeline(pipeline: Callable[[str, list[str], str], None], argv: list[str
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        with sigterm_raises():
+        # (our guarantees for BasicSR's own classes too, for this run only)
+        with sigterm_raises(), overriding_basicsr_classes():
             return report_user_errors(lambda: pipeline(os.getcwd(), argv, prog) or 0, prog)
     except KeyboardInterrupt as stop:
         terminated = isinstance(stop, Terminated)

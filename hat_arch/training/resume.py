@@ -2,8 +2,8 @@
 
 BasicSR's ``load_resume_state`` maps the state onto ``torch.cuda.current_device()`` (dies without a GPU), looks for
 ``--auto_resume`` states relative to the current directory rather than the experiment root, and takes the highest
-iteration even when its file is truncated. :func:`load_resume_state` is a drop-in replacement (see
-:mod:`hat_arch.compat`): states load on the CPU (optimizers move their state onto their parameters' device when they
+iteration even when its file is truncated. :func:`load_resume_state` is what ``basicsr train`` uses in its
+place: states load on the CPU (optimizers move their state onto their parameters' device when they
 load it), and a state counts only if it and the network files it names load.
 """
 from __future__ import annotations

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 import hat_arch_launcher as cli
+from hat_arch import process_setup
 
 VARIABLE = 'THP_MEM_ALLOC_ENABLE'
 
@@ -15,7 +16,7 @@ VARIABLE = 'THP_MEM_ALLOC_ENABLE'
 def kernel(tmp_path, monkeypatch):
     """A stand-in for the kernel's transparent-huge-page setting, and no THP_MEM_ALLOC_ENABLE in the environment."""
     setting = tmp_path / 'enabled'
-    monkeypatch.setattr(cli, 'THP_SETTING', setting)
+    monkeypatch.setattr(process_setup, 'THP_SETTING', setting)
     monkeypatch.setenv(VARIABLE, 'placeholder')  # so that the variable is removed again after the test
     monkeypatch.delenv(VARIABLE)
     return setting

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-import hat_arch_launcher
+from hat_arch import process_setup
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = '''
@@ -79,4 +79,4 @@ def test_help_does_not_load_torch(tmp_path, main, name):
 ])
 def test_module_commands_are_told_from_the_interpreters_own_options(monkeypatch, orig_argv, expected):
     monkeypatch.setattr(sys, 'orig_argv', orig_argv)
-    assert hat_arch_launcher.started_as_module_command() is expected
+    assert process_setup.started_as_module_command() is expected

@@ -6,10 +6,11 @@ make a tiny step hundreds of times slower there.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sys
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 import yaml
@@ -82,3 +83,16 @@ def one_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+def disk_full_after(saves: int) -> Callable:
+    """A stand-in for ``torch.save`` that writes the first ``saves`` files and then fails as a full disk does."""
+    real_save, calls = torch.save, []
+
+    def save(obj, file):
+        calls.append(file)
+        if len(calls) > saves:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_save(obj, file)
+
+    return save

@@ -45,6 +45,19 @@ def test_scale_one_hat_is_a_learning_residual_block_not_an_identity():
     assert all(p.grad is not None and p.grad.abs().max() > 0 for p in hat.parameters())
 
 
+def test_the_block_is_its_input_plus_a_residual_that_learns_on_both_paths(monkeypatch):
+    block = HATBlock(16, 16, [1], [2], 4)  # a map that is not a multiple of the window: padded and cropped back
+    x = torch.randn(2, 16, 10, 14)
+    y = block(x)
+    assert y.shape == x.shape and (y - x).abs().max() > 1e-2
+    y.square().mean().backward()  # (a channel attention's squeeze may start with a dead ReLU: no non-zero check there)
+    assert all(p.grad is not None for p in block.parameters()) and block.hat.conv_last.weight.grad.abs().max() > 0
+    monkeypatch.setattr(torch.onnx, 'is_in_onnx_export', lambda: True)  # the explicit attention, for the exporter
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), y.detach(), rtol=1e-4, atol=1e-5)
+    assert block.hat.attn_impl != 'naive'  # (set back after the export's forward)
+
+
 def test_article_layout_builds_hat_on_the_image_and_it_is_not_an_identity():
     model = detection_model(model_yaml('yolov8n-hat-layer0.yaml'))
     block = model.model[0]
