@@ -2,7 +2,9 @@
 
 ``import hat_arch.yolo`` registers ``HAT`` for Ultralytics model YAMLs (``[-1, 1, HAT, []]``: input channels from the
 layer before, same shape out) and for ``torch.load(weights_only=True)``; :func:`model_yaml` finds the shipped
-configurations. ``hat-yolo`` is Ultralytics' ``yolo`` command with HAT registered.
+configurations. It also makes Ultralytics load checkpoints weights-only, no code from a file run
+(:mod:`hat_arch.yolo.safe_load`; ``HAT_YOLO_UNSAFE_LOAD=1`` opts out). ``hat-yolo`` is Ultralytics' ``yolo`` command
+with HAT registered.
 """
 from __future__ import annotations
 
