@@ -122,7 +122,8 @@ def test_a_device_as_a_meta_info_or_pretrained_file_is_not_said_to_be_missing(tm
     assert one_line(lambda: check_dataset_options(opt)) == \
         'path: pretrain_network_g: /dev/null is a character device, not a file'
     opt['path']['pretrain_network_g'] = str(tmp_path)
-    assert one_line(lambda: check_dataset_options(opt)) == f'path: pretrain_network_g: {tmp_path} is a folder, not a file'
+    assert one_line(lambda: check_dataset_options(opt)) == \
+        f'path: pretrain_network_g: {tmp_path} is a folder, not a file'
 
 
 @pytest.mark.parametrize('setting, value, message', [

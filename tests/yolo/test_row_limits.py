@@ -15,7 +15,8 @@ from tests.yolo.test_block import detection_model, tiny_yaml  # noqa: E402
 @pytest.mark.parametrize('hat_args, message', [
     ([20000], 'embed_dim 20000 is more than the 2048 hat_arch allows'),
     ([64, [1000], [4]], 'depths [1000] asks for 1000 blocks in a group, more than the 64 hat_arch allows'),
-    ([64, [2] * 100, [4] * 100], 'depths [2, 2, 2, 2, ... (100 values)] asks for 100 groups, more than the 64 hat_arch allows'),
+    ([64, [2] * 100, [4] * 100],
+     'depths [2, 2, 2, 2, ... (100 values)] asks for 100 groups, more than the 64 hat_arch allows'),
     ([64, [2], [4], 512], 'window_size 512 is more than the 64 hat_arch allows'),
     ([64, [2], [512]], 'num_heads [512] is more than the 256 hat_arch allows'),
     ([{'mlp_ratio': 1e6}], 'mlp_ratio 1000000.0 is more than the 16 hat_arch allows'),
