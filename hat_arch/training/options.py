@@ -26,6 +26,7 @@ from basicsr.utils.options import parse_options as basicsr_parse_options
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
 from hat_arch.archs.config import HATConfig
+from hat_arch.data.checks import path_kind
 from hat_arch.errors import HatError, did_you_mean
 from hat_arch.inference import check_tile_size
 from hat_arch.network_cost import check_limits
@@ -81,8 +82,9 @@ def build_parser(prog: str, is_train: bool) -> argparse.ArgumentParser:
 
 def read_option_file(path: str) -> dict:
     """The option file as BasicSR reads it (ordered mappings)."""
-    if not os.path.isfile(path):
-        raise HatError(f'option file {path} does not exist')
+    if not os.path.isfile(path):  # a FIFO or a device would block or never end
+        kind = path_kind(path)
+        raise HatError(f'option file {path} ' + ('does not exist' if kind == 'nothing' else f'is {kind}, not a file'))
     try:
         with open(path, encoding='utf-8') as file:
             loader = ordered_yaml()[0](file)

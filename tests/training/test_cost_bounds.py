@@ -12,7 +12,7 @@ from hat_arch.data import checks
 from hat_arch.data.checks import cap_workers, check_dataset_options
 from hat_arch.errors import HatError
 from hat_arch.problems import Problems
-from hat_arch.training.options import check_networks, check_options
+from hat_arch.training.options import check_networks, check_options, read_option_file
 from tests.memory import GIB, run_measured
 from tests.test_limits import write_black_png
 from tests.training.tiny import tiny_options, write_options
@@ -138,3 +138,10 @@ def test_an_option_files_network_is_held_to_the_same_limits_as_a_checkpoint(sett
     problems = Problems()
     check_networks(opt, 'opt.yml', problems)
     assert problems.messages == [f'option file opt.yml: network_g: {message}']
+
+
+def test_a_device_or_folder_as_the_option_file_is_named_as_one(tmp_path):  # another command's field: -opt
+    assert one_line(lambda: read_option_file('/dev/zero')) == 'option file /dev/zero is a character device, not a file'
+    assert one_line(lambda: read_option_file(str(tmp_path))) == f'option file {tmp_path} is a folder, not a file'
+    assert one_line(lambda: read_option_file(str(tmp_path / 'no.yml'))) == f'option file {tmp_path / "no.yml"} does ' \
+        'not exist'
