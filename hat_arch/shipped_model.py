@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from hat_arch.archs.named_models import named_model
+from hat_arch.archs.named_models import list_models, named_model
 
 SHIPPED_MODEL_NAME = 'HAT-T_SRx4_T91'
 SHIPPED_MODEL_PATH = named_model(SHIPPED_MODEL_NAME).weights_path
@@ -23,13 +23,18 @@ SHIPPED_MODEL_NOTE = (f'using the built-in {SHIPPED_MODEL_NAME} (a small x4 mode
 
 def checkpoint_or_shipped(checkpoint: str | Path | None,
                           announce: Callable[[str], None] | None = None) -> Path:
-    """``checkpoint`` as a path, or the shipped model's file when it is None (then ``announce`` gets
-    :data:`SHIPPED_MODEL_NOTE`, the one line that says which model runs and where better ones are)."""
-    if checkpoint is not None:
-        return Path(checkpoint)
-    if announce is not None:
-        announce(SHIPPED_MODEL_NOTE)
-    return SHIPPED_MODEL_PATH
+    """The checkpoint file a command runs: ``checkpoint`` as a path; the name of a model whose weights ship in the
+    package (``HAT-T_SRx4_T91``, see ``hat_arch.list_models(pretrained=True)``) as its file, unless a file of that name
+    exists; None: the shipped model's file, and then ``announce`` gets :data:`SHIPPED_MODEL_NOTE`, the one line that
+    says which model runs and where better ones are."""
+    if checkpoint is None:
+        if announce is not None:
+            announce(SHIPPED_MODEL_NOTE)
+        return SHIPPED_MODEL_PATH
+    path = Path(checkpoint)
+    if not path.exists() and str(checkpoint) in list_models(pretrained=True):
+        return named_model(str(checkpoint)).weights_path
+    return path
 
 
 def ship_weights(checkpoint: str | Path, target: str | Path = SHIPPED_MODEL_PATH) -> Path:

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -16,7 +17,8 @@ import yaml
 import hat_arch
 from hat_arch.checkpoint import describe, load_model
 from hat_arch.cli import hat_sr_main
-from hat_arch.shipped_model import SHIPPED_MODEL_NAME, SHIPPED_MODEL_NOTE, SHIPPED_MODEL_PATH
+from hat_arch.shipped_model import (SHIPPED_MODEL_NAME, SHIPPED_MODEL_NOTE, SHIPPED_MODEL_PATH,
+                                    checkpoint_or_shipped)
 from tests.conftest import DATA, GOLDEN, ROOT
 
 PATCH_INPUT = DATA / 'Set5' / 'LRbicx4' / 'baby.png'
@@ -71,6 +73,14 @@ def test_a_named_checkpoint_is_used_instead_and_nothing_is_announced(tmp_path, c
     named.write_bytes(SHIPPED_MODEL_PATH.read_bytes())
     assert hat_sr_main(['upscale', str(PATCH_INPUT), '-o', str(tmp_path / 'out'), '-m', str(named)]) == 0
     assert SHIPPED_MODEL_NOTE not in capsys.readouterr().err
+
+
+def test_its_name_names_it_in_any_command(tmp_path, capsys):
+    assert hat_sr_main(['upscale', str(PATCH_INPUT), '-o', str(tmp_path), '-m', SHIPPED_MODEL_NAME]) == 0
+    assert SHIPPED_MODEL_NOTE not in capsys.readouterr().err
+    assert np.array_equal(cv2.imread(str(tmp_path / 'baby.png')),
+                          hat_arch.upscale(load_model(device='cpu'), cv2.imread(str(PATCH_INPUT))))
+    assert checkpoint_or_shipped('HAT-S_SRx4') == Path('HAT-S_SRx4')  # no packaged weights: a path, as given
 
 
 def test_hat_sr_lam_without_a_model_uses_it(tmp_path, capsys):

@@ -36,7 +36,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         f'against PyTorch with onnxruntime (max difference <= {TOLERANCE:g}) when it is installed '
         "(pip install 'hat_arch[onnx]').")
     parser.add_argument('-m', '--model', metavar='CHECKPOINT',
-                        help=f'HAT checkpoint (default: the built-in {SHIPPED_MODEL_NAME}, x4)')
+                        help="HAT checkpoint, or a built-in model's name (default: the built-in "
+                        f'{SHIPPED_MODEL_NAME}, x4)')
     parser.add_argument('--onnx', required=True, metavar='OUT.onnx', help='ONNX file to write')
     parser.add_argument('--opset', type=_opset, default=MIN_OPSET, help=f'ONNX opset (default: {MIN_OPSET})')
     parser.add_argument('--img-range', type=positive_float, default=None,

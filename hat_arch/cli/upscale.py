@@ -33,7 +33,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument('-o', '--output', required=True, metavar='OUTDIR',
                         help='output folder (created with the first output)')
     parser.add_argument('-m', '--model', metavar='CHECKPOINT',
-                        help=f'HAT checkpoint (default: the built-in {SHIPPED_MODEL_NAME}, x4)')
+                        help="HAT checkpoint, or a built-in model's name (default: the built-in "
+                        f'{SHIPPED_MODEL_NAME}, x4)')
     parser.add_argument('--tile', type=tile_size, default='auto', metavar='N|auto',
                         help='tile side in input pixels, at least the network\'s window; auto: the largest that '
                         'fits in free memory, the whole image when it fits; 0: the whole image (default: auto). Out '
