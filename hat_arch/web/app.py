@@ -138,7 +138,7 @@ def build_app(checkpoints: list[ModelInfo], models: ModelCache, workspace: Works
                         box_side = gr.Number(label='Box side', value=LAM_BOX, precision=0, minimum=1,
                                              info='output pixels', elem_id='lam-side')
                     steps = gr.Slider(1, 200, value=STEPS, step=1, label='Path steps',
-                                      info='one forward and backward pass each')
+                                      info='one forward and backward pass each', elem_id='lam-steps')
                     explain_button = gr.Button('Explain', variant='primary', elem_id='explain')
                 with gr.Column(scale=2):
                     gr.Markdown('Click the image where the box should be; the red square is the box explained.')

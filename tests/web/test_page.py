@@ -254,9 +254,12 @@ def test_lam_tab_explains_the_clicked_box_and_shows_its_figure(server, browser, 
     page.locator('#lam-upload input[type=file]').set_input_files(str(SET5 / 'head.png'))  # 70x70, x4
     click_input_pixel(page, 50, 20, 70, 70)
     page.wait_for_function("document.querySelector('#lam-x input').value === '194'")
+    steps = page.locator('#lam-steps input[type=number]')
+    steps.fill('8')  # a short path: seconds, not minutes, on a loaded machine
+    steps.press('Enter')
     page.locator('#explain').click()
     status = page.locator('#lam-status').get_by_text('for the box x=194, y=74, 16x16 of the output')
-    status.wait_for()
+    status.wait_for(timeout=3 * TIMEOUT_MS)
     assert status.inner_text().startswith('DI ')
     page.locator('#lam-figure img').wait_for()
     page.wait_for_timeout(500)  # the figure drawn
