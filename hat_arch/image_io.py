@@ -123,6 +123,12 @@ def output_extension(source: str | Path, ext: str = 'auto') -> str:
     return extension if extension in (*OUTPUT_EXTENSIONS, 'jpeg') else 'png'
 
 
+def output_name(source: str | Path, suffix: str = '', ext: str = 'auto') -> str:
+    """The name of ``source``'s result, as ``hat-sr upscale`` and the page name it: its stem, ``suffix`` and
+    :func:`output_extension` (``baby.bmp`` -> ``baby.png``)."""
+    return f'{Path(source).stem}{suffix}.{output_extension(source, ext)}'
+
+
 def for_format(image: np.ndarray, target: Path) -> np.ndarray:
     """``image`` as ``target``'s format can hold it: PNG keeps 16 bits; JPEG and WebP take 8; JPEG has no alpha.
     Float images (32-bit TIFFs) become 16-bit: OpenCV would write their [0, 1] values unscaled, as a black image."""

@@ -109,9 +109,9 @@ def test_the_page_preview_checks_the_header_before_decoding(tmp_path, model, mon
     monkeypatch.setattr(app, 'read_image', lambda path: pytest.fail('decoded'))
     workspace = Workspace(max_upload_bytes=2**20)
     try:
-        preview = app._lam_preview(workspace, [describe(model)], None)
+        preview = app._aim_handlers({'m': describe(model)}, workspace, None)[0]
         with pytest.raises(Exception, match=r'huge\.tif: 27000x27000 pixels would take about .* to attribute x4'):
-            preview(str(write_huge_tiff(workspace.uploads / 'huge.tif', 27000, 27000)))
+            preview(str(write_huge_tiff(workspace.uploads / 'huge.tif', 27000, 27000)), 'm', 0, 0, 16, None)
     finally:
         workspace.cleanup()
 

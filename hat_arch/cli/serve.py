@@ -72,8 +72,9 @@ def _serve(args: argparse.Namespace, prog: str) -> int:
               file=sys.stderr)
         try:
             app.launch(server_name=args.host, server_port=args.port, max_file_size=int(args.max_upload_mb * 2**20),
-                       theme=theme(), css=PAGE_CSS, quiet=True, show_error=True, prevent_thread_lock=True,
-                       ssr_mode=False, run_history=False)  # no Node.js renderer; no run history kept
+                       theme=theme(), css=PAGE_CSS, quiet=True, prevent_thread_lock=True,
+                       ssr_mode=False, run_history=False,  # no Node.js renderer; no run history kept
+                       show_error=False)  # an error no handler turned into a page message shows no text
         except OSError:  # Gradio's message names its own settings; ours names the options
             raise HatError(f'cannot listen on {args.host}:{args.port}: the port is taken or the address is not one '
                            'of this machine (--host, --port)') from None

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from hat_arch.cli.arguments import add_max_pixels, non_negative_int, positive_float, tile_size
 from hat_arch.errors import HatError, first_line, report_user_errors
-from hat_arch.image_io import OUTPUT_EXTENSIONS, is_image_name, output_extension
+from hat_arch.image_io import OUTPUT_EXTENSIONS, is_image_name, output_name
 from hat_arch.outputs import check_outputs, check_writable_folder
 from hat_arch.progress import progress_bar
 from hat_arch.shipped_model import SHIPPED_MODEL_NAME, checkpoint_or_shipped
@@ -164,6 +164,6 @@ def plan_outputs(sources: list[Path], out_dir: Path, suffix: str, ext: str) -> l
     an output would replace an input (its own or another's)."""
     jobs = []
     for source in sources:
-        jobs.append(Job(source, out_dir / f'{source.stem}{suffix}.{output_extension(source, ext)}'))
+        jobs.append(Job(source, out_dir / output_name(source, suffix, ext)))
     check_outputs(((job.source, job.target) for job in jobs), 'choose another -o folder or a --suffix')
     return jobs

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from hat_arch.archs.hat_arch import HAT
 from hat_arch.checkpoint import ModelInfo, describe, load_model
-from hat_arch.errors import HatError
+from hat_arch.errors import HatError, first_line, user_message
 
 CHECKPOINT_SUFFIXES = ('.pth', '.safetensors')
 
@@ -18,9 +18,15 @@ def label(info: ModelInfo) -> str:
     return f'{info.path.name}: {info.summary()}, {info.num_params / 1e6:.2f} M parameters'
 
 
+def model_menu(checkpoints: list[ModelInfo]) -> dict[str, ModelInfo]:
+    """The page's one model menu: each checkpoint by its :func:`label`, the first one chosen at start."""
+    return {label(info): info for info in checkpoints}
+
+
 def find_checkpoints(path: str | Path) -> list[ModelInfo]:
-    """The checkpoint at ``path``, or those in the folder ``path`` (a file that is not a HAT checkpoint is skipped
-    with a line on stderr); HatError if there is none."""
+    """The checkpoint at ``path``, or those in the folder ``path``: a file there that is not a usable HAT checkpoint
+    (another network, a malformed or unreadable file) is skipped with a line on stderr saying why; HatError if none
+    is left, or if the one file named is not usable."""
     path = Path(path)
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix in CHECKPOINT_SUFFIXES and p.is_file())
@@ -32,10 +38,13 @@ def find_checkpoints(path: str | Path) -> list[ModelInfo]:
     for file in files:
         try:
             found.append(describe(file))
-        except HatError as error:
-            if len(files) == 1:
-                raise
-            print(f'hat-sr serve: skipping {file}: {error}', file=sys.stderr)
+        except Exception as error:  # any file in the folder: say why it is left out, offer the others
+            reason = user_message(error) if isinstance(error, HatError) else (
+                f'not a usable HAT checkpoint ({type(error).__name__}: {first_line(error)})')
+            reason = reason if str(file) in reason else f'{file}: {reason}'
+            if path.is_file():
+                raise HatError(reason) from None
+            print(f'hat-sr serve: skipped: {reason}', file=sys.stderr)
     if not found:
         raise HatError(f'{path}: no HAT checkpoints ({" or ".join(CHECKPOINT_SUFFIXES)}) there')
     return found

@@ -43,6 +43,10 @@ class Workspace:
         job.mkdir()
         return job
 
+    def discard(self, job: Path) -> None:
+        """Remove ``job`` now (its run was cancelled: nobody will download its files)."""
+        shutil.rmtree(job, ignore_errors=True)
+
     def accept_upload(self, upload: str | Path, job: Path) -> Path:
         """The uploaded file copied into ``job`` under a safe name, after the checks every upload passes: it lies
         in the upload folder (never a path the client chose) and is within the size limit. (Checks of the image

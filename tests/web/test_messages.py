@@ -1,52 +1,57 @@
-"""The page's messages name the user's file, never a path on the server: each handler called as Gradio calls it."""
+"""What the page says when something fails: one line naming the file, never a path of the server; a full disk
+included, whichever writer or folder fails."""
 from __future__ import annotations
+
+import errno
 
 import pytest
 
-pytest.importorskip('gradio', reason="hat-sr serve needs the web extra: pip install '.[web]'")
-import gradio as gr  # noqa: E402
+gr = pytest.importorskip('gradio', reason="hat-sr serve needs the web extra: pip install -e '.[web]'")
 
-from hat_arch.web.app import RunLog, _lam_handler, _lam_preview, _upscale_handler  # noqa: E402
-from hat_arch.web.catalogue import ModelCache, find_checkpoints, label  # noqa: E402
-from hat_arch.web.workspace import Workspace  # noqa: E402
+from hat_arch.errors import HatError  # noqa: E402
+from hat_arch.web.messages import page_errors, public_message, without_paths  # noqa: E402
 
-DAMAGED = 'damaged photo.png'
+WORKSPACE = '/tmp/hat-sr-serve-k2j4/jobs/0a1b2c'
 
 
-@pytest.fixture
-def page(checkpoint):
-    workspace = Workspace(max_upload_bytes=2**20)
-    upload = workspace.uploads / DAMAGED
-    upload.write_bytes(b'not a png')
-    by_label = {label(info): info for info in find_checkpoints(checkpoint)}
-    handlers = [factory(by_label, ModelCache('cpu'), workspace, None, RunLog(print))
-                for factory in (_upscale_handler, _lam_handler)]
-    yield workspace, str(upload), next(iter(by_label)), *handlers
-    workspace.cleanup()
+@pytest.mark.parametrize(('text', 'shown'), [
+    (f'{WORKSPACE}/inputs/baby.png: cannot read', 'baby.png: cannot read'),
+    (f"[Errno 28] No space left on device: '{WORKSPACE}/.baby.png.x7a'",
+     "[Errno 28] No space left on device: '.baby.png.x7a'"),
+    ('cannot read checkpoint /srv/models/team/x4.pth: not a PyTorch checkpoint',
+     'cannot read checkpoint x4.pth: not a PyTorch checkpoint'),
+    (r'C:\Users\me\models\x4.pth: bad', 'x4.pth: bad'),
+    ('box x=270,y=0,w=16,h=16 reaches outside the 280x280 output; x4/2 http://host/a/b/', None),
+])
+def test_paths_lose_their_folders_and_other_text_stays(text, shown):
+    assert without_paths(text) == (shown or text)
 
 
-def assert_names_the_file_only(message: str, workspace: Workspace) -> None:
-    assert 'damaged_photo.png' in message  # (the name of the copy: a safe one)
-    assert str(workspace.root) not in message and '/inputs/' not in message, message
+def test_a_full_disk_is_one_line_without_the_path_whoever_raises_it():
+    disk_full = OSError(errno.ENOSPC, 'No space left on device', f'{WORKSPACE}/baby.png')
+    assert public_message(disk_full) == ('the server could not store the files (No space left on device); try '
+                                         'again later')
+    assert public_message(HatError(f'cannot write {WORKSPACE}/baby.png: No space left on device')) == (
+        'cannot write baby.png: No space left on device')
+    assert public_message(KeyError(f'{WORKSPACE}/x')) == "KeyError: 'x'"
 
 
-def no_progress(*args, **kwargs) -> None:
-    pass
+def test_handlers_raise_gradio_errors_with_the_public_line_and_the_log_keeps_the_whole_one():
+    logged = []
 
+    @page_errors(logged.append)
+    def handler(value: int) -> int:
+        if value == 1:
+            raise OSError(errno.ENOSPC, 'No space left on device', f'{WORKSPACE}/baby.png')
+        if value == 2:
+            raise gr.Error(f'{WORKSPACE}/inputs/baby.png: not an image')
+        return value
 
-def test_an_upscaling_failure_names_the_file_not_the_server_folder(page):
-    workspace, upload, model, upscale, _ = page
-    with pytest.warns(UserWarning):  # (gr.Warning outside a request)
-        status = upscale([upload], model, 'auto', 'fp32', False, progress=no_progress)[0]
-    assert status.startswith('Nothing was upscaled.\n- **Not upscaled**: damaged photo.png: cannot read')
-    assert_names_the_file_only(status, workspace)
-
-
-def test_the_lam_tabs_failures_name_the_file_not_the_server_folder(page, checkpoint):
-    workspace, upload, model, _, explain = page
-    with pytest.raises(gr.Error) as caught:
-        explain(upload, model, 0, 0, 16, 2, progress=no_progress)
-    assert_names_the_file_only(caught.value.message, workspace)
-    with pytest.raises(gr.Error) as caught:
-        _lam_preview(workspace, find_checkpoints(checkpoint), None)(upload)
-    assert_names_the_file_only(caught.value.message, workspace)
+    assert handler(3) == 3
+    with pytest.raises(gr.Error) as raised:
+        handler(1)
+    assert WORKSPACE not in raised.value.message and 'No space left on device' in raised.value.message
+    assert logged == [f"handler failed: OSError: [Errno 28] No space left on device: '{WORKSPACE}/baby.png'"]
+    with pytest.raises(gr.Error) as raised:
+        handler(2)
+    assert raised.value.message == 'baby.png: not an image' and len(logged) == 1
