@@ -39,7 +39,19 @@ HAT_DEFAULTS = {name: p.default for name, p in inspect.signature(HAT).parameters
 ARGUMENTS = tuple(name for name in HAT_DEFAULTS if name not in FIXED)
 
 
-def _check_type(name: str, value: Any) -> None:
+# Sizes that count something (channels, blocks, heads, pixels): each must be at least 1.
+COUNTS = ('embed_dim', 'depths', 'num_heads', 'window_size', 'compress_ratio', 'squeeze_factor')
+
+
+def _default(name: str) -> Any:
+    """The block's default for ``name`` as a YAML row writes it (lists, not tuples)."""
+    value = FEATURE_MAP_DEFAULTS.get(name, HAT_DEFAULTS[name])
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _check_value(name: str, value: Any) -> None:
+    """A :class:`HatError` naming ``name``, ``value`` and the block's default for a mistyped value or a size that
+    counts nothing (``depths: [0]`` would build a HAT without transformer blocks)."""
     default = HAT_DEFAULTS[name]
     if isinstance(default, bool):
         ok = isinstance(value, bool)
@@ -54,7 +66,17 @@ def _check_type(name: str, value: Any) -> None:
                                                                           else [value]))
         ok = ok and (name == 'img_size' or isinstance(value, (list, tuple)))
     if not ok:
-        raise HatError(f'HAT argument {name}={value!r} has the wrong type (default: {default!r})')
+        raise HatError(f'HAT argument {name}={value!r} has the wrong type (default: {_default(name)!r})')
+    if name in COUNTS:
+        counts = list(value) if isinstance(value, (list, tuple)) else [value]
+        if not counts or min(counts) < 1:
+            what = 'a list of positive numbers, one per group' if isinstance(value, (list, tuple)) else \
+                'a positive number'
+            raise HatError(f'HAT argument {name}={value!r} must be {what} (default: {_default(name)!r})')
+    if name == 'mlp_ratio' and not value > 0:
+        raise HatError(f'HAT argument mlp_ratio={value!r} must be positive (default: {_default(name)!r})')
+    if name == 'drop_path_rate' and not 0 <= value < 1:
+        raise HatError(f'HAT argument drop_path_rate={value!r} must be in [0, 1) (default: {_default(name)!r})')
 
 
 def resolve_options(in_channels: int, args: Sequence[Any]) -> dict[str, Any]:
@@ -74,7 +96,7 @@ def resolve_options(in_channels: int, args: Sequence[Any]) -> dict[str, Any]:
             raise HatError(f'HAT argument {name!r} given twice (positionally and by name)')
         given[name] = value
     for name, value in given.items():
-        _check_type(name, value)
+        _check_value(name, value)
     options = {**FEATURE_MAP_DEFAULTS, **given, 'in_chans': in_channels, 'upscale': 1, 'upsampler': ''}
     if not isinstance(in_channels, int) or in_channels < 1:
         raise HatError(f'HAT needs a positive number of input channels, got {in_channels!r}')

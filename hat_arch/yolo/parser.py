@@ -151,12 +151,13 @@ def safe_globals() -> list[type]:
 
 
 def register() -> None:
-    """Make ``HAT`` rows of Ultralytics model YAMLs build :class:`HATBlock`, and scaled YAML names load from any
-    folder; idempotent."""
+    """Make ``HAT`` rows of Ultralytics model YAMLs build :class:`HATBlock`, scaled YAML names load from any
+    folder and the shipped ones by bare name; idempotent."""
+    import ultralytics.nn
     from ultralytics.engine import model as engine_model
     from ultralytics.nn import tasks
 
-    scaled_names.patch(tasks, engine_model)
+    scaled_names.patch(tasks, engine_model, ultralytics.nn)
 
     parse_model = check_parser(tasks)
     if not getattr(tasks.parse_model, 'hat_arch_hook', False):
