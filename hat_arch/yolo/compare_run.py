@@ -45,6 +45,18 @@ def epoch_timer(times_file: Path, times: dict[str, float]) -> dict[str, Any]:
     return {'on_train_epoch_start': start, 'on_train_epoch_end': end}
 
 
+def next_step(last: Path) -> tuple[str, Any]:
+    """What a run with this ``last.pt`` needs, and that checkpoint's model: 'train' (no epoch saved yet),
+    'resume' (an unfinished run: Ultralytics keeps the optimizer until the last epoch) or 'validate' (a finished
+    run, its optimizer stripped, whose record was not written)."""
+    from ultralytics import YOLO
+
+    if not last.is_file():
+        return 'train', None
+    previous = YOLO(str(last))
+    return ('validate' if previous.ckpt.get('optimizer') is None else 'resume'), previous
+
+
 def run(spec: dict[str, Any]) -> None:
     from ultralytics import YOLO
 
@@ -54,12 +66,12 @@ def run(spec: dict[str, Any]) -> None:
     last, best, times_file = folder / 'weights' / 'last.pt', folder / 'weights' / 'best.pt', folder / EPOCH_TIMES
     times = json.loads(times_file.read_text()) if times_file.is_file() else {}
     arguments = {'data': spec['data'], 'imgsz': spec['imgsz'], **spec['train_args']}
-    previous = YOLO(str(last)) if last.is_file() else None
-    if previous is not None and previous.ckpt.get('optimizer') is None:  # finished; its record was not written
+    step, previous = next_step(last)
+    if step == 'validate':
         model = YOLO(str(best if best.is_file() else last))
         metrics = model.val(**arguments, project=str(folder), name='val', exist_ok=True)
     else:
-        if previous is not None:
+        if step == 'resume':
             model, arguments = previous, {'resume': True}
         else:
             model = YOLO(spec['model'])

@@ -118,3 +118,20 @@ def test_compare_runs_end_to_end_prints_its_table_and_a_second_call_trains_nothi
     assert ROW.findall(second.stdout) == rows
     assert [r.stat().st_mtime_ns for r in records] == stamps
     assert 'Starting training' not in second.stdout + second.stderr
+
+
+def test_a_run_is_trained_resumed_or_validated_as_its_last_checkpoint_says(tmp_path):
+    import torch
+    from ultralytics.nn.tasks import DetectionModel
+
+    from hat_arch.yolo.compare_run import next_step
+
+    last = tmp_path / 'last.pt'
+    assert next_step(last) == ('train', None)
+    model = DetectionModel({'nc': 2, 'backbone': [[-1, 1, 'Conv', [8, 3, 2]], [-1, 1, 'HAT', [16, [1], [2], 4]]],
+                            'head': [[[1], 1, 'Detect', ['nc']]]}, verbose=False)
+    torch.save({'model': model, 'optimizer': {'state': {}}, 'epoch': 0, 'train_args': {}}, last)
+    step, previous = next_step(last)
+    assert step == 'resume' and previous.ckpt['epoch'] == 0
+    torch.save({'model': model, 'optimizer': None, 'epoch': -1, 'train_args': {}}, last)  # as strip_optimizer leaves it
+    assert next_step(last)[0] == 'validate'
