@@ -93,13 +93,16 @@ def parse_arguments(argv: list[str]) -> Comparison:
 
 
 def check_start(comparison: Comparison) -> None:
-    """Everything that would fail a run, found before the first one starts: training arguments Ultralytics does not
-    know or cannot take, models that do not build."""
+    """Everything that would fail a run, found before the first one starts: a missing data YAML, training arguments
+    Ultralytics does not know or cannot take, models that do not build."""
     from ultralytics import YOLO
     from ultralytics.cfg import DEFAULT_CFG_DICT, check_cfg
 
     import hat_arch.yolo  # noqa: F401  (registers HAT and the shipped names)
 
+    if comparison.data != SYNTHETIC and not Path(comparison.data).is_file():
+        raise HatError(f'data={comparison.data!r}: no such data YAML (data=synthetic draws a small set to try the '
+                       'command)')
     forbidden = {'seed', 'resume', 'project', 'name', 'exist_ok', 'model', 'mode'} & set(comparison.train_args)
     if forbidden:
         raise HatError(f"compare sets {', '.join(sorted(forbidden))} itself for each run")
@@ -219,8 +222,6 @@ def compare(comparison: Comparison) -> str:
             from hat_arch.yolo.synthetic import write_dataset
 
             data = str(write_dataset(folder / 'dataset'))
-        elif not Path(data).is_file():
-            raise HatError(f'data={data!r}: no such data YAML (data=synthetic draws a small set to try the command)')
         settings = comparison.settings(str(Path(data).resolve()))
         check_settings(folder, settings)
         records = {model: [run_one(folder, model, seed, settings) for seed in comparison.seeds]

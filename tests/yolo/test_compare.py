@@ -44,13 +44,14 @@ def test_bad_arguments_are_refused_by_name(argv, match):
     (['seed=3'], 'compare sets seed itself'),
     (['models=nowhere/mine.yaml'], 'models: nowhere/mine.yaml: '),
     (['models=yolo11n.pt'], "'yolo11n.pt' is not a model YAML"),
+    (['data=nowhere.yaml'], "data='nowhere.yaml': no such data YAML"),
 ])
 def test_what_would_fail_a_run_is_refused_before_the_first(argv, match, tmp_path):
     c = compare.parse_arguments([*argv, f'project={tmp_path}'])
     with pytest.raises(HatError, match=match) as error:
         compare.compare(c)
     assert '\n' not in str(error.value)
-    assert not (tmp_path / 'synthetic').exists()
+    assert list(tmp_path.iterdir()) == []  # nothing made before the refusal
 
 
 def test_a_folder_keeps_the_settings_it_was_started_with(tmp_path):
