@@ -1,7 +1,7 @@
-"""Size, GFLOPs and CPU time of plain YOLOv8 against the shipped HAT layouts (the table of docs/yolo.md).
+"""Size, GFLOPs and CPU time of plain YOLO detectors against their shipped HAT layouts (the table of docs/yolo.md).
 
-    python benchmarks/bench_yolo.py                         # YOLOv8n/s, each plain, HAT on layer 0, HAT on the neck
-    python benchmarks/bench_yolo.py --scales n --repeats 5 --threads 2
+    python benchmarks/bench_yolo.py            # YOLOv8n, YOLO11n, YOLO26n: plain and HAT on the neck; v8 also layer 0
+    python benchmarks/bench_yolo.py --families yolo11 --scales n s --repeats 5 --threads 2
 
 For each model it prints:
 
@@ -12,48 +12,49 @@ For each model it prints:
 * the median and the fastest time of one 640x640 forward (batch 1, ``torch.inference_mode``) of the model as
   Ultralytics predicts with it (eval mode, convolutions fused with their batch norms) on the CPU with ``--threads``
   threads: one warm-up forward, then ``--repeats`` timed ones, model after model (timed in turns, the first forward
-  after a layer-0 model's paid for the memory that one had freed); the load average is printed with the table.
+  after a layer-0 model's paid for the memory that one had freed).
+
+The machine's conditions are printed with the table: CPU model, cores, threads, load average before and after,
+torch and Ultralytics versions.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import platform
 import statistics
 import time
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
-LAYOUTS = {'plain': 'yolov8{scale}.yaml', 'HAT layer 0 (article)': 'yolov8{scale}-hat-layer0.yaml',
-           'HAT on neck P3-P5': 'yolov8{scale}-hat-neck.yaml'}
+FAMILIES = ('yolov8', 'yolo11', 'yolo26')
+LAYOUTS = {'none (plain)': '{family}{scale}.yaml', 'neck outputs P3-P5': '{family}{scale}-hat-neck.yaml',
+           'layer 0, on the image (article)': '{family}{scale}-hat-layer0.yaml'}
 SIZE = 640
 
 
-def build(scale: str, pattern: str):
+def build(name: str):
     from ultralytics import YOLO
 
-    from hat_arch.yolo import model_yaml
-
-    name = pattern.format(scale=scale)
-    return name, YOLO(model_yaml(name) if '-hat-' in name else name).model
+    return YOLO(name).model
 
 
-def count_gflops(model: torch.nn.Module, image: torch.Tensor) -> float:
-    """GFLOPs of one forward, the HAT blocks counted on their naive path as bench_hat.py counts them: the same work
-    whichever path runs."""
-    from hat_arch.archs.hat_arch import HAT
+def machine() -> str:
+    """The CPU's model name and core count, torch's threads, torch's and Ultralytics' versions."""
+    import ultralytics
 
-    hats = [m for m in model.modules() if isinstance(m, HAT)]
-    impls = [hat.attn_impl for hat in hats]
+    model = platform.processor() or 'unknown CPU'
     try:
-        for hat in hats:
-            hat.set_attn_impl('naive')
-        with FlopCounterMode(display=False) as counter:
-            model(image)
-    finally:
-        for hat, impl in zip(hats, impls):
-            hat.set_attn_impl(impl)
-    return counter.get_total_flops() / 1e9
+        with open('/proc/cpuinfo', encoding='utf-8') as cpuinfo:
+            model = next(line.split(':', 1)[1].strip() for line in cpuinfo if line.startswith('model name'))
+    except (OSError, StopIteration):
+        pass
+    return (f'{model}, {os.cpu_count()} cores, {torch.get_num_threads()} threads; torch {torch.__version__}, '
+            f'Ultralytics {ultralytics.__version__}')
+
+
+def load_average() -> str:
+    return ', '.join(f'{x:.1f}' for x in os.getloadavg())
 
 
 def forward_seconds(model: torch.nn.Module, image: torch.Tensor) -> float:
@@ -64,31 +65,38 @@ def forward_seconds(model: torch.nn.Module, image: torch.Tensor) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--scales', nargs='+', default=['n', 's'], choices=list('nsmlx'))
+    parser.add_argument('--families', nargs='+', default=list(FAMILIES), choices=FAMILIES)
+    parser.add_argument('--scales', nargs='+', default=['n'], choices=list('nsmlx'))
     parser.add_argument('--repeats', type=int, default=5, help='timed forwards per model (default: 5)')
     parser.add_argument('--threads', type=int, default=torch.get_num_threads(), help='CPU threads (default: all)')
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    import hat_arch.yolo  # noqa: F401  (registers HAT)
+    from hat_arch.yolo import shipped_names
+    from hat_arch.yolo.cost import count_gflops
 
+    shipped = shipped_names()
+    load_before = load_average()
     image = torch.rand(1, 3, SIZE, SIZE)
     cases = []
-    for scale in args.scales:
-        for layout, pattern in LAYOUTS.items():
-            name, model = build(scale, pattern)
-            _, params, _, gflops = model.info()  # prints its summary line too
-            cases.append((f'| {name} | {layout} | {params / 1e6:.2f} M | {gflops:.1f} |',
-                          model.fuse(verbose=False).eval(), []))
+    for family in args.families:
+        for scale in args.scales:
+            for placement, pattern in LAYOUTS.items():
+                name = pattern.format(family=family, scale=scale)
+                if '-hat-' in name and pattern.format(family=family, scale='') not in shipped:
+                    continue
+                model = build(name)
+                _, params, _, gflops = model.info()  # prints its summary line too
+                cases.append((f'| `{name}` | {placement} | {params / 1e6:.2f} M | {gflops:.1f} |',
+                              model.fuse(verbose=False).eval(), []))
     with torch.inference_mode():
-        counted = [count_gflops(model, image) for _, model, _ in cases]
+        counted = [count_gflops(model, SIZE) for _, model, _ in cases]
         for _, model, times in cases:
             forward_seconds(model, image)  # warm-up: the allocations of another model's forward are not its own
             times.extend(forward_seconds(model, image) for _ in range(args.repeats))
     rows = [f'{row} {gflops:.1f} | {statistics.median(times) * 1e3:.0f} ms | {min(times) * 1e3:.0f} ms |'
             for (row, _, times), gflops in zip(cases, counted)]
-    load = ', '.join(f'{x:.1f}' for x in os.getloadavg())
-    print(f'\nCPU: {torch.get_num_threads()} threads of {os.cpu_count()} cores, load average {load}; '
-          f'{args.repeats} forwards per model after one warm-up, at {SIZE}x{SIZE}, batch 1\n')
+    print(f'\n{machine()}; load average {load_before} before, {load_average()} after; {args.repeats} forwards per '
+          f'model after one warm-up, at {SIZE}x{SIZE}, batch 1\n')
     print('| model | HAT placement | parameters | GFLOPs (model.info) | GFLOPs (incl. attention) | CPU time, median '
           '| fastest |')
     print('| --- | --- | --- | --- | --- | --- | --- |')

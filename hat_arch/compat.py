@@ -72,11 +72,13 @@ editing its files: ``ultralytics.nn.tasks.parse_model`` is wrapped (its YAML par
 YAML's arguments only, so a ``HAT`` row could not get its input channels: the article's recipe edited
 ``parse_model``), ``HAT``/``HATBlock`` join ``tasks``' names (the parser looks modules up there), and HAT's classes
 join torch's weights-only allow-list (Ultralytics' safe loading refused a ``best.pt`` holding them), and
-``yaml_model_load`` (in ``tasks`` and ``engine.model``) is wrapped by :mod:`hat_arch.yolo.scaled_names` (it strips the
-scale letter from the whole path, so 'yolov8n-hat-neck.yaml' in a folder such as ``/tmp/tmp.Q4sGxc/`` "does not
-exist"), and :mod:`hat_arch.yolo.safe_load` turns on Ultralytics' weights-only loading (``ULTRALYTICS_SAFE_LOAD``)
-and makes its shared ``torch_load`` weights-only (a ``.pt`` pickling ``os.system`` ran it; ``HAT_YOLO_UNSAFE_LOAD=1``
-opts out by name).
+``yaml_model_load`` (in ``tasks``, ``engine.model`` and ``ultralytics.nn``) is wrapped by
+:mod:`hat_arch.yolo.scaled_names` (it strips the scale letter from the whole path, so 'yolov8n-hat-neck.yaml' in a
+folder such as ``/tmp/tmp.Q4sGxc/`` "does not exist"; and it looks for a bare name only here and in its own ``cfg/``,
+so ``YOLO('yolo11n-hat-neck.yaml')`` "does not exist" where ``hat-yolo`` found hat_arch's file), and
+:mod:`hat_arch.yolo.safe_load` turns on Ultralytics' weights-only loading (``ULTRALYTICS_SAFE_LOAD``) and makes its
+shared ``torch_load`` weights-only (a ``.pt`` pickling ``os.system`` ran it; ``HAT_YOLO_UNSAFE_LOAD=1`` opts out by
+name).
 """
 from __future__ import annotations
 

@@ -31,6 +31,46 @@ FIXED = ('in_chans', 'upscale', 'upsampler', 'patch_size', 'norm_layer')
 ARGUMENTS = tuple(name for name in HAT_DEFAULTS if name not in FIXED)
 
 
+# Sizes that count something (channels, blocks, heads, pixels): each must be at least 1.
+COUNTS = ('embed_dim', 'depths', 'num_heads', 'window_size', 'compress_ratio', 'squeeze_factor')
+
+
+def _default(name: str) -> Any:
+    """The block's default for ``name`` as a YAML row writes it (lists, not tuples)."""
+    value = getattr(FEATURE_MAP_DEFAULTS, name)
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _check_value(name: str, value: Any) -> None:
+    """A :class:`HatError` naming ``name``, ``value`` and the block's default for a mistyped value or a size that
+    counts nothing (``depths: [0]`` would build a HAT without transformer blocks)."""
+    default = HAT_DEFAULTS[name]
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int) and name != 'img_size':
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float) or default is None:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif isinstance(default, str):
+        ok = isinstance(value, str)
+    else:  # depths, num_heads, img_size: integers
+        ok = all(isinstance(v, int) and not isinstance(v, bool) for v in (value if isinstance(value, (list, tuple))
+                                                                          else [value]))
+        ok = ok and (name == 'img_size' or isinstance(value, (list, tuple)))
+    if not ok:
+        raise HatError(f'HAT argument {name}={value!r} has the wrong type (default: {_default(name)!r})')
+    if name in COUNTS:
+        counts = list(value) if isinstance(value, (list, tuple)) else [value]
+        if not counts or min(counts) < 1:
+            what = 'a list of positive numbers, one per group' if isinstance(value, (list, tuple)) else \
+                'a positive number'
+            raise HatError(f'HAT argument {name}={value!r} must be {what} (default: {_default(name)!r})')
+    if name == 'mlp_ratio' and not value > 0:
+        raise HatError(f'HAT argument mlp_ratio={value!r} must be positive (default: {_default(name)!r})')
+    if name == 'drop_path_rate' and not 0 <= value < 1:
+        raise HatError(f'HAT argument drop_path_rate={value!r} must be in [0, 1) (default: {_default(name)!r})')
+
+
 def resolve_options(in_channels: int, args: Sequence[Any]) -> dict[str, Any]:
     """HAT's keyword arguments for a block on ``in_channels`` channels from a YAML row's ``args``; a
     :class:`HatError` naming the argument for one that is unknown, mistyped or cannot build."""
@@ -47,6 +87,8 @@ def resolve_options(in_channels: int, args: Sequence[Any]) -> dict[str, Any]:
         if name in given:
             raise HatError(f'HAT argument {name!r} given twice (positionally and by name)')
         given[name] = value
+    for name, value in given.items():
+        _check_value(name, value)
     if not isinstance(in_channels, int) or in_channels < 1:
         raise HatError(f'HAT needs a positive number of input channels, got {in_channels!r}')
     options = {**FEATURE_MAP_DEFAULTS.as_kwargs(), **given, 'in_chans': in_channels}

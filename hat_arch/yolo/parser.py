@@ -147,20 +147,22 @@ def hooked_parse_model(parse_model: Callable) -> Callable:
 
 
 def safe_globals() -> list[type]:
-    """The classes a pickled ``HATBlock`` references, for ``torch.load(weights_only=True)``: Ultralytics'
-    ``ULTRALYTICS_SAFE_LOAD`` loading allows only known classes."""
+    """The classes a pickled ``HATBlock`` references (its modules and HAT's config), for
+    ``torch.load(weights_only=True)``: Ultralytics' ``ULTRALYTICS_SAFE_LOAD`` loading allows only known classes."""
     probe = HATBlock(1, {'embed_dim': 4, 'num_heads': [1], 'depths': [1], 'compress_ratio': 1, 'squeeze_factor': 1,
                          'drop_path_rate': 0.1})  # every module type a YAML can ask for
-    return list({type(m) for m in probe.modules()})
+    return [*{type(m) for m in probe.modules()}, type(probe.hat.config)]  # HAT keeps its HATConfig
 
 
 def register() -> None:
-    """Make ``HAT`` rows of Ultralytics model YAMLs build :class:`HATBlock`, scaled YAML names load from any folder,
-    and checkpoints load without running code (:mod:`hat_arch.yolo.safe_load`); idempotent."""
+    """Make ``HAT`` rows of Ultralytics model YAMLs build :class:`HATBlock`, scaled YAML names load from any
+    folder and the shipped ones by bare name, and checkpoints load without running code
+    (:mod:`hat_arch.yolo.safe_load`); idempotent."""
+    import ultralytics.nn
     from ultralytics.engine import model as engine_model
     from ultralytics.nn import tasks
 
-    scaled_names.patch(tasks, engine_model)
+    scaled_names.patch(tasks, engine_model, ultralytics.nn)
     safe_load.patch(tasks)
 
     parse_model = check_parser(tasks)

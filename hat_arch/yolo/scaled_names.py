@@ -1,36 +1,39 @@
-"""Scaled model names for YAMLs in any folder: 'yolov8n-hat-neck.yaml' is scale n of 'yolov8-hat-neck.yaml'.
+"""Scaled model names for YAMLs in any folder and for the shipped ones by bare name: 'yolo11n-hat-neck.yaml' is
+scale n of 'yolo11-hat-neck.yaml', here or in ``hat_arch/yolo/cfg/``.
 
 Ultralytics' ``yaml_model_load`` finds the unscaled file by deleting the scale letter with a pattern applied to the
 whole path, so a folder with a digit before n/s/m/l/x (``/tmp/tmp.Q4sGxc/``, ``envs/yolo11s/``) takes the match, the
 name keeps its scale and loading fails with "'.../yolov8n-hat-neck.yaml' does not exist" (seen in CI: a random
-temporary folder does this about one time in eight). :func:`patch` makes the loader look at the file name only.
+temporary folder does this about one time in eight). It also looks for bare names only in the working folder and
+its own ``cfg/``, so ``YOLO('yolo11n-hat-neck.yaml')`` failed where ``hat-yolo`` found the file. :func:`patch` makes
+the loader look at the file name only and, for a bare name with no such file here, in hat_arch's ``cfg/``.
 """
 from __future__ import annotations
 
 import functools
-import re
 from pathlib import Path
 from typing import Any, Callable
 
-SCALE_IN_NAME = re.compile(r'(\d+)([nslmx])(.+)?$')  # Ultralytics' own pattern, applied here to the name only
+from hat_arch.yolo.shipped import shipped_file, unscaled
+
 PATCHED = 'hat_arch_scaled_names'
 
 
-def unscaled(path: Path) -> Path:
-    """``path`` with the scale letter taken out of its file name: the file that holds every scale."""
-    return path.with_name(SCALE_IN_NAME.sub(r'\1\3', path.name))
-
-
 def name_only(load: Callable[[Any], dict], guess_scale: Callable[[Any], str]) -> Callable[[Any], dict]:
-    """``yaml_model_load`` that reads a scaled name's layers from its unscaled file in the same folder."""
+    """``yaml_model_load`` that reads a scaled name's layers from its unscaled file in the same folder, or from the
+    shipped file of a bare name that names no file here (a file of the user's wins)."""
 
     @functools.wraps(load)
     def yaml_model_load(path: Any) -> dict:
         path = Path(path)
         every_scale = unscaled(path)
-        if path.is_file() or every_scale == path or not every_scale.is_file():
+        if path.is_file() or every_scale.is_file():
+            source = path if path.is_file() or every_scale == path else every_scale
+        else:
+            source = shipped_file(path)
+        if source is None or source == path:
             return load(path)
-        d = load(every_scale)
+        d = load(source)
         d.update(scale=guess_scale(path), yaml_file=str(path))  # as Ultralytics records a scaled name
         return d
 

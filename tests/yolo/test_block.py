@@ -137,6 +137,11 @@ def one_line_error(build, match: str) -> str:
     ([{'num_heads': [5]}], r'HAT on 16 channels cannot build: num_heads 5 must divide embed_dim 64'),
     (['wide'], r"HAT argument embed_dim='wide' has the wrong type"),
     ([64, [1], [4], 8, 2], r'at most 4 positional arguments'),
+    ([64, [0], [4]], r'HAT argument depths=\[0\] must be a list of positive numbers, one per group \(default: \[2\]\)'),
+    ([-64], r'HAT argument embed_dim=-64 must be a positive number \(default: 64\)'),
+    ([64, [2], [4], 0], r'window_size=0 must be a positive number \(default: 8\)'),
+    ([{'compress_ratio': 0}], r'compress_ratio=0 must be a positive number \(default: 4\)'),
+    ([{'depths': 2}], r'depths=2 has the wrong type \(default: \[2\]\)'),
 ])
 def test_bad_hat_arguments_are_one_line_naming_the_file_layer_and_value(tmp_path, hat_args, match):
     path = tmp_path / 'mine.yaml'
@@ -183,7 +188,23 @@ def test_missing_extra_is_one_line_naming_it(monkeypatch):
 
 
 def test_unknown_shipped_name_lists_the_shipped_ones():
-    one_line_error(lambda: model_yaml('yolov8n-hat-head'), 'shipped: yolov8-hat-layer0.yaml, yolov8-hat-neck.yaml')
+    message = one_line_error(lambda: model_yaml('yolov8n-hat-head'), "no shipped model YAML 'yolov8n-hat-head.yaml'")
+    assert 'yolo11-hat-neck.yaml' in message and 'yolov8-hat-layer0.yaml' in message
+
+
+def test_python_api_takes_shipped_names_bare_and_a_local_file_wins(tmp_path, monkeypatch):
+    from ultralytics import YOLO
+
+    monkeypatch.chdir(tmp_path)
+    model = YOLO('yolo11s-hat-neck.yaml')
+    assert model.task == 'detect' and model.model.yaml['scale'] == 's'
+    assert [b.in_channels for b in hat_layers(model.model)] == [128, 256, 512]
+    assert YOLO('yolo26n-seg-hat-neck.yaml').task == 'segment'
+    local = tiny_yaml([{'embed_dim': 16, 'depths': [1], 'num_heads': [2]}])
+    (tmp_path / 'yolo11-hat-neck.yaml').write_text(yaml.safe_dump(local))  # the user's file of that name
+    assert [b.options['embed_dim'] for b in hat_layers(YOLO('yolo11n-hat-neck.yaml').model)] == [16]
+    with pytest.raises(FileNotFoundError, match='elsewhere.* does not exist'):  # a folder names the user's file only
+        YOLO(str(tmp_path / 'elsewhere' / 'yolo11n-hat-neck.yaml'))
 
 
 def test_cli_prints_bad_hat_arguments_as_one_line(tmp_path, capsys):
@@ -202,13 +223,5 @@ def test_cli_hands_every_argument_to_ultralytics_whole(monkeypatch):
     monkeypatch.setattr(cfg, 'entrypoint', lambda: seen.append(list(cfg.ARGV)))
     before = list(cfg.ARGV)
     assert yolo_cli.main(['predict', 'source=/my photos/a.jpg', 'model=yolov8n-hat-neck.yaml']) == 0
-    assert seen == [['hat-yolo', 'predict', 'source=/my photos/a.jpg', f"model={model_yaml('yolov8n-hat-neck')}"]]
+    assert seen == [['hat-yolo', 'predict', 'source=/my photos/a.jpg', 'model=yolov8n-hat-neck.yaml']]
     assert cfg.ARGV == before
-
-
-def test_cli_finds_shipped_model_yamls_by_name(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    assert yolo_cli.resolve_model_arg('model=yolov8s-hat-neck.yaml') == f"model={model_yaml('yolov8s-hat-neck')}"
-    (tmp_path / 'yolov8s-hat-neck.yaml').write_text('mine')  # a file of the user's wins
-    assert yolo_cli.resolve_model_arg('model=yolov8s-hat-neck.yaml') == 'model=yolov8s-hat-neck.yaml'
-    assert yolo_cli.resolve_model_arg('data=yolov8s-hat-neck.yaml') == 'data=yolov8s-hat-neck.yaml'
