@@ -16,10 +16,12 @@ import contextlib
 import os
 import re
 import secrets
+import signal
 import stat
+import threading
 import time
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Iterator
 
 from hat_arch.errors import HatError, first_line
 
@@ -48,13 +50,14 @@ def write_atomic(path: str | Path, write: Callable[[BinaryIO], object], durable:
     remove_leftovers(folder)
     temporary = None
     try:
-        descriptor, temporary = _create_temporary(folder, name)
-        with os.fdopen(descriptor, 'wb') as file:
-            write(file)
-            file.flush()
-            if durable:
-                os.fsync(file.fileno())
-        os.replace(temporary, os.path.join(folder, name))
+        with _interrupts_held():
+            descriptor, temporary = _create_temporary(folder, name)
+            with os.fdopen(descriptor, 'wb') as file:
+                write(file)
+                file.flush()
+                if durable:
+                    os.fsync(file.fileno())
+            os.replace(temporary, os.path.join(folder, name))
     except Exception as error:  # OSError, or what ``write`` raises for a failed write (torch: RuntimeError)
         if temporary is not None:
             with contextlib.suppress(OSError):
@@ -62,6 +65,30 @@ def write_atomic(path: str | Path, write: Callable[[BinaryIO], object], durable:
         raise AtomicWriteError(f'cannot write {path}: {first_line(error)}') from error
     if durable:
         _fsync_folder(folder)
+
+
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait until the write is done, then reach the handlers they would have reached: raised
+    inside a writer such as ``torch.save``'s, an interrupt becomes a damaged-file error, and a stopped training would
+    report a failed checkpoint instead of stopping with it kept. (Handlers can only be set in the main thread.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    held = {}
+    for number in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(number)
+        if callable(handler):  # a Python handler (the default one raises KeyboardInterrupt): hold it
+            held[number] = handler
+            signal.signal(number, lambda signum, frame: pending.append(signum))
+    try:
+        yield
+    finally:
+        for number, handler in held.items():
+            signal.signal(number, handler)
+        for number in pending:
+            signal.raise_signal(number)
 
 
 def write_bytes_atomic(path: str | Path, data: bytes | memoryview, durable: bool = True) -> None:

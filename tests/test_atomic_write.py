@@ -3,6 +3,7 @@ over the target; leftovers of killed writes cleaned; names that fit the file sys
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -178,3 +179,26 @@ def test_basicsr_result_images_and_the_option_copy_go_through_the_writer(tmp_pat
     copy_options_file(str(tmp_path / 'train.yml'), str(tmp_path / 'run'))
     assert precious.read_text() == 'precious'
     assert (tmp_path / 'run' / 'train.yml').read_text().endswith('\n\nname: x\n')
+
+
+@pytest.mark.parametrize('number', [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupt_during_a_write_waits_for_it_then_reaches_its_handler(tmp_path, number):
+    class Stopped(BaseException):
+        pass
+
+    def stop(signum, frame):
+        raise Stopped(signum)
+
+    def write(file):
+        file.write(b'first half, ')
+        os.kill(os.getpid(), number)  # as Ctrl-C or a scheduler's SIGTERM would, mid-write
+        file.write(b'second half')
+
+    previous = signal.signal(number, stop)
+    try:
+        with pytest.raises(Stopped):
+            atomic_write.write_atomic(tmp_path / 'state', write)
+    finally:
+        signal.signal(number, previous)
+    assert (tmp_path / 'state').read_bytes() == b'first half, second half'
+    assert signal.getsignal(number) is previous
