@@ -91,6 +91,7 @@ def show_user_errors_in_one_line() -> None:
 
 
 def is_user_error(error: BaseException) -> bool:
-    """Whether ``error`` is a ``hat_arch.errors.HatError`` (looked up where it is loaded: only a loaded module can have raised one)."""
+    """Whether ``error`` is a ``hat_arch.errors.HatError`` (looked up where it is loaded: only a loaded module can
+    have raised one)."""
     errors = sys.modules.get('hat_arch.errors')
     return errors is not None and isinstance(error, errors.HatError)

@@ -23,7 +23,8 @@ from tests.conftest import ROOT
 STOCK_IMPORTABLE = '''
 import sys, types
 from torchvision.transforms import functional
-sys.modules['torchvision.transforms.functional_tensor'] = types.SimpleNamespace(rgb_to_grayscale=functional.rgb_to_grayscale)
+sys.modules['torchvision.transforms.functional_tensor'] = types.SimpleNamespace(
+    rgb_to_grayscale=functional.rgb_to_grayscale)
 try:
     import distutils.version
 except ImportError:  # Python >= 3.12 without setuptools

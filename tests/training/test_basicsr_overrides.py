@@ -31,8 +31,8 @@ def test_our_methods_inside_the_block_basicsrs_after_it_even_after_an_error():
 
 
 def test_a_stock_srmodel_run_by_basicsr_train_saves_atomically(tmp_path, monkeypatch, capsys):
-    """``model_type: SRModel`` with a stock network: the full disk stops the run with the last checkpoint intact (BasicSR
-    alone would warn and go on without it), and BasicSR's own saving is back once the command returns."""
+    """``model_type: SRModel`` with a stock network: the full disk stops the run with the last checkpoint intact
+    (BasicSR alone would warn and go on without it), and BasicSR's own saving is back once the command returns."""
     monkeypatch.chdir(tmp_path)
     opt = tiny_options('stock', total_iter=4, save_every=2, validate_every=None, model_type='SRModel',
                        network_g={'type': 'MSRResNet', 'num_feat': 4, 'num_block': 1, 'upscale': 4})

@@ -10,14 +10,14 @@ from hat_arch.web.app import RunLog, _lam_handler, _lam_preview, _upscale_handle
 from hat_arch.web.catalogue import ModelCache, find_checkpoints, label  # noqa: E402
 from hat_arch.web.workspace import Workspace  # noqa: E402
 
-DAMAGED = 'damaged photo.png'
+DAMAGED = 'damaged photo.tif'  # (a TIFF is previewed through hat_arch's reader, which names the file)
 
 
 @pytest.fixture
 def page(checkpoint):
     workspace = Workspace(max_upload_bytes=2**20)
     upload = workspace.uploads / DAMAGED
-    upload.write_bytes(b'not a png')
+    upload.write_bytes(b'not an image')
     by_label = {label(info): info for info in find_checkpoints(checkpoint)}
     handlers = [factory(by_label, ModelCache('cpu'), workspace, None, RunLog(print))
                 for factory in (_upscale_handler, _lam_handler)]
@@ -26,7 +26,7 @@ def page(checkpoint):
 
 
 def assert_names_the_file_only(message: str, workspace: Workspace) -> None:
-    assert 'damaged_photo.png' in message  # (the name of the copy: a safe one)
+    assert 'damaged_photo.tif' in message  # (the name of the copy: a safe one)
     assert str(workspace.root) not in message and '/inputs/' not in message, message
 
 
@@ -38,7 +38,7 @@ def test_an_upscaling_failure_names_the_file_not_the_server_folder(page):
     workspace, upload, model, upscale, _ = page
     with pytest.warns(UserWarning):  # (gr.Warning outside a request)
         status = upscale([upload], model, 'auto', 'fp32', False, progress=no_progress)[0]
-    assert status.startswith('Nothing was upscaled.\n- **Not upscaled**: damaged photo.png: cannot read')
+    assert status.startswith('Nothing was upscaled.\n- **Not upscaled**: damaged photo.tif: cannot read')
     assert_names_the_file_only(status, workspace)
 
 
