@@ -12,7 +12,7 @@ from hat_arch.web.catalogue import ModelCache, find_checkpoints, label  # noqa: 
 from hat_arch.web.messages import page_errors  # noqa: E402
 from hat_arch.web.workspace import Workspace  # noqa: E402
 
-DAMAGED = 'damaged photo.png'
+DAMAGED = 'damaged photo.tif'  # (a TIFF is previewed through hat_arch's reader, which names the file)
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def page(checkpoint):
 
 
 def assert_names_the_file_only(message: str, workspace: Workspace) -> None:
-    assert 'damaged_photo.png' in message  # (the name of the copy: a safe one)
+    assert 'damaged_photo.tif' in message  # (the name of the copy: a safe one)
     assert str(workspace.root) not in message and '/inputs/' not in message, message
 
 
@@ -41,7 +41,7 @@ def test_an_upscaling_failure_names_the_file_not_the_server_folder(page):
     workspace, upload, model, upscale, _, _ = page
     with pytest.warns(UserWarning):  # (gr.Warning outside a request)
         status = upscale([upload], model, 'auto', 'fp32', False, progress=no_progress)[0]
-    assert status.startswith('Nothing was upscaled.\n- **Not upscaled**: damaged photo.png: cannot read')
+    assert status.startswith('Nothing was upscaled.\n- **Not upscaled**: damaged photo.tif: cannot read')
     assert_names_the_file_only(status, workspace)
 
 
