@@ -92,7 +92,7 @@ def test_the_cpu_memory_estimate_bounds_a_measured_run_and_not_loosely(bench):
     # auto_tile divides free memory by the estimate: one below the real peak would run out of memory, one far above
     # it would cut needlessly small tiles. HAT-S x4 on a 32 x 32 input, the benchmark's peak resident size of a run.
     with torch.device('meta'):
-        model = HAT(**bench.CONFIGS['HAT-S_SRx4'])
+        model = HAT.from_config(bench.CONFIGS['HAT-S_SRx4'])
     estimate = inference._bytes_per_pixel(model, torch.zeros(1, 3, 8, 8))
     measured = bench.peak_memory('HAT-S_SRx4', 32, 1, 'sdpa', train=False, threads=1) / 32**2
     assert measured <= estimate <= 2 * measured, (measured, estimate)  # measured: 14548 bytes, estimate 19712
