@@ -13,6 +13,7 @@ write's file is newer, because every write happens while its data flow.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import secrets
@@ -99,6 +100,11 @@ def write_bytes_atomic(path: str | Path, data: bytes | memoryview, durable: bool
 def write_text_atomic(path: str | Path, text: str, durable: bool = True) -> None:
     """:func:`write_atomic` of ``text`` in UTF-8."""
     write_bytes_atomic(path, text.encode('utf-8'), durable)
+
+
+def write_json_atomic(path: str | Path, value: object, durable: bool = True) -> None:
+    """:func:`write_text_atomic` of ``value`` as indented JSON."""
+    write_text_atomic(path, json.dumps(value, indent=1) + '\n', durable)
 
 
 def _create_temporary(folder: str, name: str) -> tuple[int, str]:

@@ -49,8 +49,10 @@ def _check_value(name: str, value: Any) -> None:
         ok = isinstance(value, bool)
     elif isinstance(default, int) and name != 'img_size':
         ok = isinstance(value, int) and not isinstance(value, bool)
-    elif isinstance(default, float) or default is None:
+    elif isinstance(default, float):
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif default is None:  # qk_scale: a number, or none for the head's own scale
+        ok = value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
     elif isinstance(default, str):
         ok = isinstance(value, str)
     else:  # depths, num_heads, img_size: integers
@@ -92,15 +94,10 @@ def resolve_options(in_channels: int, args: Sequence[Any]) -> dict[str, Any]:
     if not isinstance(in_channels, int) or in_channels < 1:
         raise HatError(f'HAT needs a positive number of input channels, got {in_channels!r}')
     options = {**FEATURE_MAP_DEFAULTS.as_kwargs(), **given, 'in_chans': in_channels}
-    try:
-        config = HATConfig.from_options(options)
-    except TypeError as error:  # a value of the wrong type: the message names it and the type expected
-        raise HatError(str(error)) from None
-    except ValueError:  # check_limits names the setting at fault, or says why it cannot build
-        config = None
-    # Sizes within hat_arch's limits and the memory there is, zero and negative ones named: before any layer is made.
+    # Sizes within hat_arch's limits and the memory there is, before any layer is made; the config's own checks say
+    # what else cannot build.
     check_limits(options, f'HAT on {in_channels} channels')
-    return (config or HATConfig.from_options(options)).as_kwargs()
+    return HATConfig.from_options(options).as_kwargs()
 
 
 class HATBlock(nn.Module):

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from hat_arch.errors import HatError, did_you_mean, first_line
-from hat_arch.yolo.files import write_json, write_text
+from hat_arch.atomic_write import write_json_atomic, write_text_atomic
 
 SYNTHETIC = 'synthetic'
 DEFAULT_MODELS = ('yolo11n.yaml', 'yolo11n-hat-neck.yaml')
@@ -142,7 +142,7 @@ def check_settings(folder: Path, settings: dict[str, Any]) -> None:
     """Record ``settings`` in a new comparison folder, or refuse ones that differ from those it was started with."""
     path = folder / SETTINGS
     if not path.is_file():
-        write_json(path, settings)
+        write_json_atomic(path, settings)
         return
     recorded = json.loads(path.read_text())
     changed = [key for key in settings if recorded.get(key) != settings[key]]
@@ -227,7 +227,7 @@ def compare(comparison: Comparison) -> str:
         records = {model: [run_one(folder, model, seed, settings) for seed in comparison.seeds]
                    for model in comparison.models}
         text = f'{conditions(comparison, data, records)}\n\n{table(comparison, records)}\n'
-        write_text(folder / 'summary.md', text)
+        write_text_atomic(folder / 'summary.md', text)
     return text
 
 

@@ -19,7 +19,7 @@ import torch
 from hat_arch.errors import HatError, report_user_errors
 from hat_arch.yolo.compare import EPOCH_TIMES, RESULT
 from hat_arch.yolo.cost import count_gflops
-from hat_arch.yolo.files import write_json
+from hat_arch.atomic_write import write_json_atomic
 
 
 def peak_memory(device: torch.device) -> tuple[int, str]:
@@ -40,7 +40,7 @@ def epoch_timer(times_file: Path, times: dict[str, float]) -> dict[str, Any]:
 
     def end(trainer) -> None:
         times[str(trainer.epoch)] = time.perf_counter() - started.pop('at')
-        write_json(times_file, times)
+        write_json_atomic(times_file, times)
 
     return {'on_train_epoch_start': start, 'on_train_epoch_end': end}
 
@@ -90,7 +90,7 @@ def run(spec: dict[str, Any]) -> None:
     device = torch.device(trainer.device if trainer is not None else 'cuda' if used_cuda else 'cpu')
     memory, memory_kind = peak_memory(device)
     network = model.model.float()
-    write_json(folder / RESULT, {
+    write_json_atomic(folder / RESULT, {
         'model': spec['model'], 'seed': spec['seed'], 'metrics': results,
         'parameters': sum(p.numel() for p in network.parameters()), 'gflops': count_gflops(network, spec['imgsz']),
         'epoch_seconds': [times[k] for k in sorted(times, key=int)], 'peak_memory_bytes': memory,

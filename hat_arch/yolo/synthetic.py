@@ -26,7 +26,7 @@ def _draw(image: np.ndarray, cls: int, x: int, y: int, w: int, h: int, colour: t
 
 def _write_split(root: Path, split: str, count: int, size: int, seed: int) -> None:
     from hat_arch.image_io import write_image
-    from hat_arch.yolo.files import write_text
+    from hat_arch.atomic_write import write_text_atomic
 
     rng = np.random.default_rng(seed)
     images, labels = root / 'images' / split, root / 'labels' / split
@@ -41,14 +41,14 @@ def _write_split(root: Path, split: str, count: int, size: int, seed: int) -> No
             cls = int(rng.integers(0, len(CLASSES)))
             _draw(image, cls, x, y, w, h, tuple(int(c) for c in rng.integers(120, 256, 3)))
             rows.append(f'{cls} {(x + w / 2) / size:.6f} {(y + h / 2) / size:.6f} {w / size:.6f} {h / size:.6f}')
-        write_image(images / f'{n:05d}.png', image)
-        write_text(labels / f'{n:05d}.txt', '\n'.join(rows) + '\n')
+        write_image(images / f'{n:05d}.png', image, durable=False)  # drawn again from the seed if lost
+        write_text_atomic(labels / f'{n:05d}.txt', '\n'.join(rows) + '\n', durable=False)
 
 
 def write_dataset(root: str | Path, train: int = 96, val: int = 32, size: int = 128, seed: int = 0) -> Path:
     """Draw the data set into ``root`` (made if missing) and return its data YAML; the same arguments draw the same
     images, so a second call leaves a complete set as it is."""
-    from hat_arch.yolo.files import write_text
+    from hat_arch.atomic_write import write_text_atomic
 
     root = Path(root).resolve()
     data = root / 'data.yaml'
@@ -57,6 +57,6 @@ def write_dataset(root: str | Path, train: int = 96, val: int = 32, size: int = 
     _write_split(root, 'train', train, size, seed)
     _write_split(root, 'val', val, size, seed + 1)
     names = ''.join(f'  {i}: {name}\n' for i, name in enumerate(CLASSES))
-    write_text(data, f'# hat_arch synthetic set: {train} training, {val} validation images of {size} px, seed '
+    write_text_atomic(data, f'# hat_arch synthetic set: {train} training, {val} validation images of {size} px, seed '
                      f'{seed}\npath: {root}\ntrain: images/train\nval: images/val\nnames:\n{names}')
     return data

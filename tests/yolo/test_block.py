@@ -225,3 +225,8 @@ def test_cli_hands_every_argument_to_ultralytics_whole(monkeypatch):
     assert yolo_cli.main(['predict', 'source=/my photos/a.jpg', 'model=yolov8n-hat-neck.yaml']) == 0
     assert seen == [['hat-yolo', 'predict', 'source=/my photos/a.jpg', 'model=yolov8n-hat-neck.yaml']]
     assert cfg.ARGV == before
+
+
+@pytest.mark.parametrize('qk_scale', [None, 0.1])
+def test_every_value_hat_takes_builds(qk_scale):  # qk_scale: null is HAT's own default
+    assert resolve_options(16, [{'qk_scale': qk_scale}])['qk_scale'] == qk_scale
