@@ -171,8 +171,7 @@ def lam_bytes(header: ImageHeader, info: ModelInfo, batch_size: int = 1) -> int:
 def check_lam_image(source: str | Path, models: list[ModelInfo], max_pixels: int | None = None,
                     batch_size: int = 1) -> ImageHeader | None:
     """:func:`~hat_arch.limits.check_image_memory` for LAM, from the image's header before it is decoded: HatError if
-    the image is too large for the cheapest of ``models`` (the web page's preview passes every model it offers;
-    :func:`lam_file` the one it runs)."""
+    the image is too large for LAM with the cheapest of ``models``."""
     cheapest = min(models, key=lambda info: lam_bytes(ImageHeader(64, 64, 'RGB', 3), info))
     return check_image_memory(source, lambda header: lam_bytes(header, cheapest, batch_size),
                               f'attribute x{cheapest.scale}', max_pixels)

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from hat_arch.archs.hat_arch import HAT
-from hat_arch.archs.named_models import named_model
+from hat_arch.archs.named_models import RELEASED_MODELS_URL, named_model
 from hat_arch.checkpoint import load_weights, model_info, read_state_dict
 from hat_arch.errors import HatError
 from hat_arch.layers.init import weights_loaded_after
@@ -34,7 +34,7 @@ def create_model(name: str, pretrained: bool = False, weights: str | Path | None
     if pretrained and weights is None:
         weights = entry.weights_path
         if weights is None:
-            where = f'download {entry.release} (see the README) and pass weights=' if entry.release else \
+            where = f'download {entry.release} ({RELEASED_MODELS_URL}) and pass weights=' if entry.release else \
                 'pass weights='
             raise HatError(f'{name} has no weights in the package; {where}<the file>, or use '
                            'hat_arch.load_model(<the file>)')

@@ -4,8 +4,7 @@ A 1.4 MB checkpoint can describe a window of 160 (its index buffers alone would 
 or 10,000 groups: building that network takes minutes and tens of GB. :func:`check_limits` refuses such a
 configuration in one line, against limits far above every released model (HAT-L: width 180, 12 groups of 6 blocks,
 window 16) and against the memory there is; :func:`expected_shapes` is the state dict a configuration builds (every
-key with its exact shape), so a file's tensors are compared with it before building too. Checkpoints
-(:func:`hat_arch.checkpoint.detect_config`) and YOLO ``HAT`` rows (:mod:`hat_arch.yolo.block`) both go through here.
+key with its exact shape), so a file's tensors are compared with it before building too.
 """
 from __future__ import annotations
 

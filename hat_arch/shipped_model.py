@@ -12,11 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from hat_arch.archs.named_models import list_models, named_model
+from hat_arch.archs.named_models import RELEASED_MODELS_URL, list_models, named_model
 
 SHIPPED_MODEL_NAME = 'HAT-T_SRx4_T91'
 SHIPPED_MODEL_PATH = named_model(SHIPPED_MODEL_NAME).weights_path
-RELEASED_MODELS_URL = 'https://github.com/XPixelGroup/HAT#how-to-test'
 SHIPPED_MODEL_NOTE = (f'using the built-in {SHIPPED_MODEL_NAME} (a small x4 model trained on T91); the released HAT '
                       f'checkpoints are sharper: download one ({RELEASED_MODELS_URL}) and pass it with -m')
 

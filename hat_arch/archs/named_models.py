@@ -15,6 +15,8 @@ from pathlib import Path
 from hat_arch.archs.config import HATConfig
 from hat_arch.errors import HatError, did_you_mean
 
+# Where the authors publish their checkpoints (Google Drive and Baidu links), downloaded by hand: nothing is fetched.
+RELEASED_MODELS_URL = 'https://github.com/XPixelGroup/HAT#how-to-test'
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / 'weights'  # package data: weights that ship with hat_arch
 # What HAT computes faithfully in: fp16 overflows in the attention of released models (spandrel marks HAT as not
 # supporting half precision); bf16 has fp32's range.

@@ -54,7 +54,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         prog=prog, description='Local attribution map (Gu & Dong, CVPR 2021) of a super-resolution checkpoint: which '
         'input pixels the network used for one box of its output, and the diffusion index (DI, 0-100, higher = more '
         'pixels used). Writes OUT.png (figure) and OUT.json (DI and settings).')
-    parser.add_argument('-m', '--model', help=f'checkpoint (.pth or .safetensors; default: the built-in '
+    parser.add_argument('-m', '--model', metavar='CHECKPOINT',
+                        help="checkpoint (.pth or .safetensors), or a built-in model's name (default: the built-in "
                         f'{SHIPPED_MODEL_NAME}, x4)')
     parser.add_argument('-i', '--input', required=True, help='input (low-resolution) image')
     parser.add_argument('--box', required=True, type=_box, metavar='X,Y,W,H',

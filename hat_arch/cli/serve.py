@@ -23,8 +23,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         prog=prog, description='Serve a web page that upscales images with HAT checkpoints, on this machine. '
         "Needs the web extra: pip install 'hat_arch[web]'.")
     parser.add_argument('-m', '--model', metavar='CHECKPOINT|FOLDER',
-                        help='a HAT checkpoint, or a folder whose checkpoints are all offered (default: the built-in '
-                        f'{SHIPPED_MODEL_NAME}, x4)')
+                        help="a HAT checkpoint, a built-in model's name, or a folder whose checkpoints are all offered "
+                        f'(default: the built-in {SHIPPED_MODEL_NAME}, x4)')
     parser.add_argument('--host', default=LOOPBACK,
                         help=f'address to listen on (default: {LOOPBACK}, this machine only; 0.0.0.0 serves the '
                         'network, with no login)')

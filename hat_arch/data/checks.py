@@ -18,6 +18,7 @@ import numpy as np
 from basicsr.utils import imfrombytes, scandir
 from tqdm import tqdm
 
+from hat_arch.archs.config import HATConfig
 from hat_arch.errors import HatError, did_you_mean
 from hat_arch.image_io import is_image_name
 from hat_arch.inference import forward_values_per_pixel
@@ -198,7 +199,7 @@ def check_validation_memory(opt: dict) -> None:
     """Every validation and test LR image (disk folders) is judged from its header against the memory there is, at the
     start: one found too large at the first validation, hours into training, would end the run."""
     network = opt.get('network_g') if isinstance(opt.get('network_g'), dict) else {}
-    embed_dim = network.get('embed_dim', 96) if network.get('type') == 'HAT' else None
+    embed_dim = network.get('embed_dim', HATConfig().embed_dim) if network.get('type') == 'HAT' else None
     tiled = bool((opt.get('tile') or {}).get('tile_size'))
     remedy = ('use smaller validation images' if tiled else
               'validate in tiles (tile: {tile_size: auto}) or on smaller images')

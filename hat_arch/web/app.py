@@ -37,7 +37,6 @@ PAGE_CSS = ('#compare img, #lam-view img { image-rendering: pixelated; }\n'
 GRADIO_CONCURRENCY_ID = 'model'  # every run of a model shares one slot: one at a time per server (one device)
 LAM_BOX = 16  # output pixels, as the LAM paper's boxes
 AIM_HEIGHT = AIM_SIZE + 16  # the aiming view's element: the scaled-up input at its own size, and a margin
-PREVIEW_COPIES = 3  # the decoded upload, its 8-bit copy and the scaled view, at most (a view above AIM_SIZE is 1x)
 
 
 def theme() -> gr.themes.Base:
@@ -301,7 +300,7 @@ def _aim_handlers(by_label: dict[str, ModelInfo], workspace: Workspace,
 def _preview(source: Path) -> Path:
     if source.suffix.lower() in BROWSER_FORMATS:
         return source
-    preview = source.with_name(f'{source.name}.preview.png')  # the slider's input side, for TIFF, BMP, GIF inputs
+    preview = source.with_name(f'{source.name}.preview.png')  # the slider's input side, for TIFF, PPM, GIF inputs
     write_image(preview, for_format(read_image(source), preview), durable=False)
     return preview
 

@@ -56,8 +56,9 @@ def test_overrides_change_only_what_they_name():
      (r"^HAT_SRx4: cannot build HAT: HAT has no argument 'embed_dims' \(did you mean 'embed_dim'\?\)$")),
     (lambda: create_model('HAT_SRx4', num_heads=[7] * 6), r'^HAT_SRx4: cannot build HAT: num_heads 7 must divide'),
     (lambda: create_model('HAT_SRx4_ImageNet-pretrain', pretrained=True),
-     (r'^HAT_SRx4_ImageNet-pretrain has no weights in the package; download HAT_SRx4_ImageNet-pretrain.pth \(see '
-      r'the README\) and pass weights=<the file>, or use hat_arch.load_model\(<the file>\)$')),
+     (r'^HAT_SRx4_ImageNet-pretrain has no weights in the package; download HAT_SRx4_ImageNet-pretrain.pth '
+      r'\(https://github.com/XPixelGroup/HAT#how-to-test\) and pass weights=<the file>, or use '
+      r'hat_arch.load_model\(<the file>\)$')),
 ])
 def test_bad_requests_are_one_line(call, message):
     with pytest.raises(HatError, match=message):
