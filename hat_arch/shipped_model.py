@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from hat_arch.archs.named_models import RELEASED_MODELS_URL, list_models, named_model
+from hat_arch.errors import HatError, report_user_errors
 
 SHIPPED_MODEL_NAME = 'HAT-T_SRx4_T91'
 SHIPPED_MODEL_PATH = named_model(SHIPPED_MODEL_NAME).weights_path
@@ -53,7 +54,15 @@ def ship_weights(checkpoint: str | Path, target: str | Path = SHIPPED_MODEL_PATH
     return target
 
 
-if __name__ == '__main__':  # python -m hat_arch.shipped_model experiments/HAT-T_SRx4_T91/models/net_g_latest.pth
+def _ship(argv: list[str]) -> int:
+    if len(argv) != 1:
+        raise HatError('usage: python -m hat_arch.shipped_model CHECKPOINT (e.g. '
+                       'experiments/HAT-T_SRx4_T91/models/net_g_latest.pth)')
+    print(ship_weights(argv[0]))
+    return 0
+
+
+if __name__ == '__main__':
     import sys
 
-    print(ship_weights(sys.argv[1]))
+    raise SystemExit(report_user_errors(lambda: _ship(sys.argv[1:]), 'python -m hat_arch.shipped_model'))

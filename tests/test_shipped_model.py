@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from safetensors.torch import load_file
 
 import hat_arch
-from hat_arch.checkpoint import describe, load_model
+from hat_arch.checkpoint import describe, load_model, read_state_dict
 from hat_arch.cli import hat_sr_main
 from hat_arch.shipped_model import (SHIPPED_MODEL_NAME, SHIPPED_MODEL_NOTE, SHIPPED_MODEL_PATH,
-                                    checkpoint_or_shipped)
+                                    checkpoint_or_shipped, ship_weights)
 from tests.conftest import DATA, GOLDEN, ROOT
 
 PATCH_INPUT = DATA / 'Set5' / 'LRbicx4' / 'baby.png'
@@ -119,3 +120,15 @@ def test_it_is_a_named_model_with_packaged_weights():
     assert describe(loaded).name == SHIPPED_MODEL_NAME
     with torch.no_grad():
         assert torch.equal(model(patch_input()), loaded(patch_input()))
+
+
+def test_shipping_a_training_checkpoint_writes_its_ema_weights_as_tensors_only(tmp_path):
+    ema = read_state_dict(SHIPPED_MODEL_PATH)
+    torch.save({'params': {k: torch.zeros_like(v) for k, v in ema.items()}, 'params_ema': ema}, tmp_path / 'net.pth')
+    target = ship_weights(tmp_path / 'net.pth', tmp_path / 'shipped.safetensors')
+    shipped = load_file(target)
+    assert shipped.keys() == ema.keys() and all(torch.equal(shipped[k], ema[k]) for k in ema)
+    torch.save({'params': {'conv.weight': torch.zeros(1)}}, tmp_path / 'other.pth')
+    with pytest.raises(hat_arch.HatError, match='is not a HAT checkpoint'):
+        ship_weights(tmp_path / 'other.pth', tmp_path / 'other.safetensors')
+    assert not (tmp_path / 'other.safetensors').exists()
