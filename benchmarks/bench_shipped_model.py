@@ -12,8 +12,6 @@ CPU, cores and load average printed beside it, since shared machines move these 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -21,19 +19,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from machine import machine  # benchmarks/machine.py, beside this script
 
 import hat_arch
 from hat_arch.shipped_model import SHIPPED_MODEL_NAME, SHIPPED_MODEL_PATH
 
 DATA = Path(__file__).resolve().parents[1] / 'datasets'
-
-
-def machine() -> str:
-    cpu = next((line.split(':', 1)[1].strip() for line in Path('/proc/cpuinfo').read_text().splitlines()
-                if line.startswith('model name')), platform.processor()) if Path('/proc/cpuinfo').exists() else \
-        platform.processor()
-    load = ', '.join(f'{v:.1f}' for v in os.getloadavg())
-    return f'{cpu}, {os.cpu_count()} cores, load average {load}, torch {torch.__version__}'
 
 
 def quality(model: torch.nn.Module, dataset: str) -> tuple[float, float, float, float]:
@@ -81,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f'\n500x500 RGB photo -> 2000x2000, median of {args.repeats} after a warm-up:')
     for threads in args.threads:
         print(f'  {threads} thread(s): {photo_seconds(model, threads, args.repeats):.2f} s')
-    print(f'  (measured on {machine()})')
+    print(machine(torch.get_num_threads()))
     return 0
 
 

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import time
 
 import torch
+from machine import machine  # benchmarks/machine.py, beside this script
 
 FAMILIES = ('yolov8', 'yolo11', 'yolo26')
 LAYOUTS = {'none (plain)': '{family}{scale}.yaml', 'neck outputs P3-P5': '{family}{scale}-hat-neck.yaml',
@@ -37,20 +37,6 @@ def build(name: str):
     from ultralytics import YOLO
 
     return YOLO(name).model
-
-
-def machine() -> str:
-    """The CPU's model name and core count, torch's threads, torch's and Ultralytics' versions."""
-    import ultralytics
-
-    model = platform.processor() or 'unknown CPU'
-    try:
-        with open('/proc/cpuinfo', encoding='utf-8') as cpuinfo:
-            model = next(line.split(':', 1)[1].strip() for line in cpuinfo if line.startswith('model name'))
-    except (OSError, StopIteration):
-        pass
-    return (f'{model}, {os.cpu_count()} cores, {torch.get_num_threads()} threads; torch {torch.__version__}, '
-            f'Ultralytics {ultralytics.__version__}')
 
 
 def load_average() -> str:
@@ -95,8 +81,11 @@ def main() -> None:
             times.extend(forward_seconds(model, image) for _ in range(args.repeats))
     rows = [f'{row} {gflops:.1f} | {statistics.median(times) * 1e3:.0f} ms | {min(times) * 1e3:.0f} ms |'
             for (row, _, times), gflops in zip(cases, counted)]
-    print(f'\n{machine()}; load average {load_before} before, {load_average()} after; {args.repeats} forwards per '
-          f'model after one warm-up, at {SIZE}x{SIZE}, batch 1\n')
+    import ultralytics
+
+    print(f'\n{machine(torch.get_num_threads())}\nUltralytics {ultralytics.__version__}; load average {load_before} '
+          f'before, {load_average()} after; {args.repeats} forwards per model after one warm-up, at {SIZE}x{SIZE}, '
+          'batch 1\n')
     print('| model | HAT placement | parameters | GFLOPs (model.info) | GFLOPs (incl. attention) | CPU time, median '
           '| fastest |')
     print('| --- | --- | --- | --- | --- | --- | --- |')

@@ -15,7 +15,11 @@ SCRIPT = Path(__file__).resolve().parents[1] / 'benchmarks' / 'doc_figures.py'
 
 @pytest.fixture(scope='module')
 def figures():
-    return types.SimpleNamespace(**runpy.run_path(str(SCRIPT)))  # the script's functions, without running main
+    sys.path.insert(0, str(SCRIPT.parent))  # as when run: the script imports benchmarks/machine.py beside it
+    try:
+        return types.SimpleNamespace(**runpy.run_path(str(SCRIPT)))  # the script's functions, without running main
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
 
 
 def test_the_machine_line_names_cores_load_torch_and_threads(figures):
