@@ -42,7 +42,8 @@ def _tree_rss(pid: int) -> int:
 
 
 def _own_peak(pid: int) -> int:
-    """The peak resident bytes of ``pid``'s program (its ``VmHWM``: since its exec, exact between samples)."""
+    """The peak resident bytes of ``pid``'s program (its ``VmHWM``: since its exec, or since it last wrote 5 to its
+    ``/proc/self/clear_refs``; exact between samples)."""
     try:
         with open(f'/proc/{pid}/status') as status:
             return next(int(line.split()[1]) * 1024 for line in status if line.startswith('VmHWM:'))
