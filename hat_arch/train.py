@@ -86,7 +86,8 @@ def prepare_and_train(opt: dict, args: argparse.Namespace, root_path: str, prog:
             if opt['logger'].get('use_tb_logger') and 'debug' not in opt['name'] and is_main:
                 mkdir_and_rename(osp.join(root_path, 'tb_logger', opt['name']))
         copied = osp.join(opt['path']['experiments_root'], osp.basename(args.opt))
-        if not (osp.exists(copied) and osp.samefile(args.opt, copied)):  # resumed from the run's own copy: keep it
+        # Rank 0 alone, as BasicSR's copy_opt_file: it makes the folder, which another rank could reach first.
+        if is_main and not (osp.exists(copied) and osp.samefile(args.opt, copied)):  # resumed from the run's copy: keep
             copy_options_file(args.opt, opt['path']['experiments_root'])
     except OSError as error:
         raise HatError(f'cannot create the experiment folder {opt["path"]["experiments_root"]}: {error}') from error
