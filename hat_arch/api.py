@@ -23,7 +23,7 @@ from hat_arch.errors import HatError
 from hat_arch.image_io import for_format, read_image, write_image
 from hat_arch.image_tensor import from_model_channels, image_planes, planes_tensor, to_model_channels
 from hat_arch.inference import TileSize, eval_mode, run_tiled
-from hat_arch.limits import check_image_memory, upscale_bytes
+from hat_arch.image_memory import check_image_memory, upscale_bytes
 from hat_arch.progress import Progress
 
 ALPHA_MODES = ('model', 'bicubic')

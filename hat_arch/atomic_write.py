@@ -28,7 +28,8 @@ from hat_arch.errors import HatError, first_line
 
 TEMPORARY_SUFFIX = '.hat-partial'
 _RANDOM_DIGITS = 8
-# What this module and the folder probe of :func:`hat_arch.outputs.cannot_write` (``tempfile``'s letters) name files.
+# How this module and the folder probe of :func:`hat_arch.output_checks.cannot_write` (``tempfile``'s letters)
+# name files.
 LEFTOVER = re.compile(r'^\..*\.[0-9a-z_]{%d}%s$' % (_RANDOM_DIGITS, re.escape(TEMPORARY_SUFFIX)), re.DOTALL)
 _OPEN_FLAGS = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_NOFOLLOW', 0) | getattr(os, 'O_CLOEXEC', 0)
                | getattr(os, 'O_BINARY', 0))

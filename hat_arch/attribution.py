@@ -33,10 +33,10 @@ from hat_arch.archs.hat_arch import HAT, NUM_FEAT
 from hat_arch.checkpoint import ModelInfo, describe
 from hat_arch.errors import HatError, first_line
 from hat_arch.finite import NonFiniteOutput, non_finite_message
-from hat_arch.image_io import read_image
+from hat_arch.image_io import ImageHeader, read_image
 from hat_arch.image_tensor import ImageChannels, image_planes, planes_tensor
-from hat_arch.inference import _is_out_of_memory, eval_mode
-from hat_arch.limits import FLOAT32, ImageHeader, check_image_memory, upscale_bytes
+from hat_arch.inference import is_out_of_memory, eval_mode
+from hat_arch.image_memory import FLOAT32, check_image_memory, upscale_bytes
 from hat_arch.progress import Progress
 
 SIGMA = 1.2
@@ -138,15 +138,14 @@ def lam_file(model: HAT, source: str | Path, box: Box, *, max_pixels: int | None
              progress: Progress | None = None) -> LAMResult:
     """:func:`lam` of a HAT for the image file ``source``, read as ``hat-sr upscale`` reads it (gray, 16-bit or float
     images run as the model's channels, :class:`~hat_arch.image_tensor.ImageChannels`; an alpha plane is not
-    explained), once :func:`~hat_arch.limits.check_image_memory` has passed it. ``hat-sr lam`` and the web page's LAM
-    tab run this."""
-    check_lam_image(source, [describe(model)], max_pixels, batch_size)
+    explained), once :func:`check_lam_image` has passed it."""
+    check_lam_image(source, describe(model), max_pixels, batch_size)
     planes, _alpha, _dtype = image_planes(read_image(source))
     try:
         return lam(ImageChannels(model), planes_tensor(planes), box, sigma=sigma, steps=steps,
                    kernel_size=kernel_size, batch_size=batch_size, progress=progress)
     except RuntimeError as error:  # torch.OutOfMemoryError, or the CPU allocator's "can't allocate memory"
-        if not _is_out_of_memory(error):
+        if not is_out_of_memory(error):
             raise
         raise HatError(f'{source}: LAM ran out of memory ({first_line(error)[:100]}); use a smaller image or a crop '
                        'around the box, and --batch-size 1') from None
@@ -170,13 +169,12 @@ def lam_bytes(header: ImageHeader, info: ModelInfo, batch_size: int = 1) -> int:
     return upscale_bytes(header, scale) + network + lam_arrays + FIXED_BYTES
 
 
-def check_lam_image(source: str | Path, models: list[ModelInfo], max_pixels: int | None = None,
+def check_lam_image(source: str | Path, model: ModelInfo, max_pixels: int | None = None,
                     batch_size: int = 1) -> ImageHeader | None:
-    """:func:`~hat_arch.limits.check_image_memory` for LAM, from the image's header before it is decoded: HatError if
-    the image is too large for LAM with the cheapest of ``models``."""
-    cheapest = min(models, key=lambda info: lam_bytes(ImageHeader(64, 64, 'RGB', 3), info))
-    return check_image_memory(source, lambda header: lam_bytes(header, cheapest, batch_size),
-                              f'attribute x{cheapest.scale}', max_pixels)
+    """:func:`~hat_arch.image_memory.check_image_memory` for LAM, from the image's header before it is decoded:
+    HatError if the image is too large for LAM with ``model``."""
+    return check_image_memory(source, lambda header: lam_bytes(header, model, batch_size),
+                              f'attribute x{model.scale}', max_pixels)
 
 
 def _check_settings(box: Box, sigma: float, steps: int, kernel_size: int, batch_size: int) -> None:

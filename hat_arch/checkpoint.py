@@ -36,8 +36,6 @@ from hat_arch.state_dict import POSITION_INDEX_KEYS, StateDictMismatch, describe
 STATE_DICT_KEYS = ('params_ema', 'params', 'params-ema', 'state_dict', 'model')
 KEY_PREFIXES = ('module.', 'netG.')  # DataParallel's, and GAN trainers' generator prefix
 PRECISIONS = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
-# Settings that leave no trace in the weights: the reference defaults, used by every released model.
-UNDETECTABLE_DEFAULTS = {'img_range': 1.0, 'conv_scale': 0.01, 'img_size': 64}
 PICKLED_GLOBAL = re.compile(r'GLOBAL ([\w.]+)')  # how torch's weights-only unpickler names an object it refuses
 
 
@@ -158,7 +156,8 @@ def detect_config(state_dict: dict[str, torch.Tensor], name: str = 'state dict')
     Reads shapes only: window size from ``relative_position_index_SA`` (or a self-attention bias table), the
     overlapping window from ``relative_position_index_OCA`` (or the OCAB table), groups and blocks from the keys, heads
     from the tables' columns, widths and ratios from the conv and MLP weights, scale and upsampler from the
-    reconstruction convs. Settings no tensor shows are the reference defaults (:data:`UNDETECTABLE_DEFAULTS`).
+    reconstruction convs. Settings no tensor shows (``img_range``, ``conv_scale``, ``img_size``) keep
+    :class:`HATConfig`'s defaults, the reference's.
     Before anything is built, the settings are held to :func:`~hat_arch.network_cost.check_limits` (sane sizes, the
     memory there is) and every tensor to the shape they imply. Raises HatError, in one line naming ``name`` and the
     key at fault, for a state dict that is not a HAT or describes one too large to build.
@@ -193,7 +192,6 @@ def detect_config(state_dict: dict[str, torch.Tensor], name: str = 'state dict')
         'patch_norm': 'patch_embed.norm.weight' in shapes,
         'resi_connection': _resi_connection(shapes),
         **_reconstruction(shapes, name, embed_dim, in_chans),
-        **UNDETECTABLE_DEFAULTS,
     }
     origin = {'in_chans': 'conv_first.weight', 'embed_dim': 'conv_first.weight', 'window_size': window_key,
               'overlap_ratio': overlap_key, 'depths': 'the layers.N.residual_group.blocks.M keys',

@@ -23,22 +23,21 @@ Patched at ``import hat_arch`` (here; see each function's comment):
 - ``_fix_loose_version_warning``: a DeprecationWarning on every forward of BasicSR's version checks (the same
   comparisons, on ``packaging``).
 - ``_fix_meshgrid_warning``: a torch.meshgrid UserWarning from ``flow_warp`` (the same 'ij' grid, silenced).
-- ``_fix_in_place_image_writes``: validation/test images are written in place (a kill leaves a torn PNG; a link
-  planted at a result's name is written through); ``imwrite`` becomes :func:`hat_arch.image_io.basicsr_imwrite`
-  (same pixels, written atomically). A behaviour change still made process-wide: it belongs with the run overrides
-  below, once they also cover module functions.
 
 Installed by our commands, for the runs they launch only (``basicsr train|test``, ``python -m hat_arch.train|test``;
 :mod:`hat_arch.training.basicsr_overrides`, put back when the run ends); hat_arch's own models and datasets have the
 same behaviour as their own methods (``HATModel``, which the Real-HAT models extend, and ``RealESRGANDataset``):
 
 - ``BaseModel.save_network`` / ``save_training_state``: a kill or a full disk mid-save leaves a truncated newest
-  checkpoint, and a failed save is only a warning (now atomic, :mod:`hat_arch.training.checkpoint`).
+  checkpoint, and a failed save is only a warning (now atomic, :mod:`hat_arch.training.saves`).
 - ``BaseModel.model_to_device``: distributed training on a CPU-only machine dies with "Torch not compiled with CUDA
   enabled" (:func:`hat_arch.training.distributed.model_to_device`).
 - ``PairedImageDataset`` / ``SingleImageDataset.__getitem__``: an image unreadable mid-run stops the run with
   "AttributeError: 'NoneType' object has no attribute 'astype'", naming no file
   (:func:`hat_arch.data.checks.naming_unreadable_images`).
+- ``imwrite`` in BasicSR's modules: validation and test images are written in place: a kill leaves a torn PNG, and a
+  link planted at a result's name is written through (:func:`hat_arch.training.basicsr_overrides.atomic_image_writes`:
+  the same pixels, written atomically; ``HATModel``'s validation uses it too).
 
 Replaced elsewhere, through BasicSR's extension points:
 
@@ -49,7 +48,7 @@ Replaced elsewhere, through BasicSR's extension points:
 - :mod:`hat_arch.training.validation`: BasicSR validates on rank 0 only, DDP-wrapped; validation runs on the bare
   networks, sharded over the processes, with the per-shard best-metric record and log switched off
   (``_metrics_not_recorded``) so that only the dataset's mean is recorded.
-- :mod:`hat_arch.training.checkpoint` / :mod:`hat_arch.training.resume`: BasicSR's training state has no random
+- :mod:`hat_arch.training.saves` / :mod:`hat_arch.training.resume`: BasicSR's training state has no random
   states, sampler position, gradient scalers or best-metric record, so a resumed run differs from an uninterrupted
   one; ``save_checkpoint`` hands them to ``save_training_state`` (``training_state_extras``) and
   ``restore_training_state`` puts them back. :mod:`hat_arch.train` replaces ``basicsr.train.train_pipeline``, and
@@ -249,17 +248,6 @@ def _replace(original, replacement) -> None:
                     setattr(module, attribute, replacement)
 
 
-def _fix_in_place_image_writes() -> None:
-    # Symptom: validation and test images (save_img) are written in place by cv2.imwrite: a kill leaves a torn PNG,
-    # and a symbolic link planted at a result's name gets the image written through it, over an unrelated file.
-    import basicsr.utils.img_util
-
-    from hat_arch.image_io import basicsr_imwrite
-
-    if _needs_fix(basicsr.utils.img_util.imwrite, 'cv2.imwrite('):
-        _replace(basicsr.utils.img_util.imwrite, basicsr_imwrite)
-
-
 def _fix_meshgrid_warning() -> None:
     # Symptom: "UserWarning: torch.meshgrid: in an upcoming release, it will be required to pass the indexing
     # argument" from flow_warp (basicsr.archs.arch_util; used by the video and flow networks) on every call.
@@ -288,7 +276,6 @@ def _import_fixes() -> None:
 def register() -> None:
     """Fix BasicSR's warnings and register hat_arch's networks, models and datasets (``basicsr`` must be loaded)."""
     _fix_loose_version_warning()
-    _fix_in_place_image_writes()
     _fix_meshgrid_warning()
     from hat_arch import archs, data, models  # noqa: F401  (their modules register on import)
     from hat_arch.archs.registry import ARCH_REGISTRY

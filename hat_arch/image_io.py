@@ -1,8 +1,18 @@
-"""Reading and writing images as OpenCV does (HxW gray, HxWx3 BGR, HxWx4 BGRA; uint8 or uint16), any path.
+"""Every image hat_arch reads or writes: headers, a user's files, datasets' images; as OpenCV holds them (HxW gray,
+HxWx3 BGR, HxWx4 BGRA; uint8 or uint16).
+
+Three ways in, one decoder (its failures are one line naming the file, with what the C decoder said):
+
+- :func:`read_header`: the size and mode from the header alone, before anything is decoded (what an image will cost
+  is checked first, :mod:`hat_arch.image_memory`);
+- :func:`read_image`: a user's file as it is (channels, bit depth, alpha), the way viewers show it (EXIF orientation
+  applied); of an animated or multi-page file (GIF, TIFF), the first frame;
+- :func:`read_dataset_image`: a training or evaluation image through BasicSR's file client (a folder or an LMDB), read
+  exactly as BasicSR's datasets read it (3-channel BGR, 8 bits, float32 in [0, 1]), so that a recipe trains and
+  scores the same with hat_arch's datasets as with BasicSR's.
 
 Paths go through ``numpy`` and ``cv2.imdecode`` / ``cv2.imencode`` so names that ``cv2.imread`` cannot open (non-ASCII
-on Windows) work too. Images are read the way viewers show them (EXIF orientation applied); of an animated or
-multi-page file (GIF, TIFF), the first frame. Writes are atomic: a file appears complete or not at all.
+on Windows) work too. Writes are atomic: a file appears complete or not at all.
 """
 from __future__ import annotations
 
@@ -13,8 +23,9 @@ import tempfile
 import threading
 import warnings
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -44,19 +55,103 @@ def is_image_name(name: str | Path) -> bool:
     return Path(name).suffix.lower() in IMAGE_EXTENSIONS
 
 
+@dataclass(frozen=True)
+class ImageHeader:
+    """What an image file's header says: its size, Pillow's mode and bands, and whether it holds several frames."""
+    width: int
+    height: int
+    mode: str
+    bands: int
+    frames: bool = False
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+    @property
+    def channels(self) -> int:
+        """Channels it decodes to; an upper bound for a palette, which OpenCV may decode to BGRA."""
+        return 4 if self.mode in ('P', 'PA') else self.bands
+
+    @property
+    def sample_bytes(self) -> int:
+        return 4 if self.mode in ('I', 'F') else 2 if '16' in self.mode else 1
+
+    @property
+    def decoded_bytes(self) -> int:
+        return self.pixels * self.channels * self.sample_bytes
+
+
+def read_header(path: str | Path) -> ImageHeader | None:
+    """The header of the image at ``path``, read by Pillow without decoding; None if Pillow cannot parse it (OpenCV may
+    still decode it, or say it cannot)."""
+    try:
+        with _without_pillow_bomb_limit(), Image.open(path) as image:
+            width, height = image.size
+            return ImageHeader(width, height, image.mode, len(image.getbands()),
+                               bool(getattr(image, 'is_animated', False)))
+    except Exception:  # noqa: BLE001  Pillow's format plugins raise many types for what they cannot parse
+        return None
+
+
+_PILLOW_LIMIT = threading.Lock()
+
+
+@contextmanager
+def _without_pillow_bomb_limit() -> Iterator[None]:
+    # Pillow refuses (DecompressionBombError, with a traceback) or warns about an image of over 89 M pixels as soon
+    # as it reads the header, before telling its size: hat_arch.image_memory's check, which knows the memory there
+    # is, replaces it while the header is read. The lock keeps two threads from restoring each other's value.
+    with _PILLOW_LIMIT, warnings.catch_warnings():
+        warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+def image_shape(path: str | Path) -> tuple[int, int, int]:
+    """(h, w, channels) of an image file, from its header when Pillow can parse it, else decoded; a one-line HatError
+    naming it if it is not an image."""
+    header = read_header(path)
+    if header is not None:
+        return header.height, header.width, header.bands
+    image = read_image(path)
+    return image.shape[0], image.shape[1], 1 if image.ndim == 2 else image.shape[2]
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """The image at ``path`` with its channels and bit depth unchanged; HatError naming it if it cannot be read."""
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as error:
         raise HatError(f'cannot read {path}: {first_line(error)}') from None
+    image = _decode(data, path, cv2.IMREAD_UNCHANGED)
+    upright = _UPRIGHT.get(exif_orientation(data))
+    return np.ascontiguousarray(upright(image)) if upright else image
+
+
+def read_dataset_image(file_client: Any, path: str, client_key: str = 'default') -> np.ndarray:
+    """The image ``path`` of a dataset, from BasicSR's ``file_client`` (``client_key`` names the LMDB of an LMDB
+    backend), as BasicSR's ``imfrombytes(content, float32=True)`` gives it: BGR float32 in [0, 1]; HatError naming it
+    if it cannot be read."""
+    try:
+        content = file_client.get(path, client_key)
+    except OSError as error:  # a file gone
+        raise HatError(f'cannot read {path}: {first_line(error)}') from None
+    if content is None:  # a key the LMDB does not hold
+        raise HatError(f'cannot read {path}: no such key in the LMDB')
+    return _decode(np.frombuffer(content, np.uint8), path, cv2.IMREAD_COLOR).astype(np.float32) / 255.
+
+
+def _decode(data: np.ndarray, path: str | Path, flags: int) -> np.ndarray:
     with _decoder_messages() as said:
-        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+        image = cv2.imdecode(data, flags) if data.size else None
     if image is None:
         raise HatError(f'cannot read {path}: not an image OpenCV can decode (corrupt, empty or unsupported)'
                        + (f': {said[0]}' if said else ''))
-    upright = _UPRIGHT.get(exif_orientation(data))
-    return np.ascontiguousarray(upright(image)) if upright else image
+    return image
 
 
 _STDERR = threading.Lock()

@@ -17,7 +17,7 @@ from hat_arch.archs.hat_arch import HAT, NUM_FEAT
 from hat_arch.checkpoint import ModelInfo, describe
 from hat_arch.errors import HatError
 from hat_arch.finite import finite_network
-from hat_arch.limits import available_memory
+from hat_arch.image_memory import available_memory
 from hat_arch.progress import Progress
 
 Network = Callable[[torch.Tensor], torch.Tensor]
@@ -182,7 +182,7 @@ def run_tiled(model: HAT, x: torch.Tensor, tile_size: TileSize = 'auto', tile_pa
         try:
             return run_network(net, x, info.scale, tile_size, tile_pad, ensemble, progress)
         except RuntimeError as error:
-            if not _is_out_of_memory(error):
+            if not is_out_of_memory(error):
                 raise
             failed = tile_size or max(x.shape[-2:])
         # Retry outside the except block, so the traceback no longer holds the failed run's tensors.
@@ -249,7 +249,8 @@ def _free_memory(device: torch.device) -> float:
     return available_memory()
 
 
-def _is_out_of_memory(error: RuntimeError) -> bool:
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` is a device or host allocation failure (CUDA, MPS, CPU), which a smaller tile may avoid."""
     message = str(error)
     return (isinstance(error, torch.OutOfMemoryError) or 'out of memory' in message
             or "can't allocate memory" in message)

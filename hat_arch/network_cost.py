@@ -15,7 +15,7 @@ from typing import Any
 from hat_arch.archs.config import HATConfig
 from hat_arch.archs.hat_arch import NUM_FEAT
 from hat_arch.errors import HatError
-from hat_arch.limits import MEMORY_HEADROOM, available_memory
+from hat_arch.image_memory import MEMORY_HEADROOM, available_memory
 
 HAT_DEFAULTS: dict[str, Any] = HATConfig().as_kwargs()
 # Upper bounds on what one HAT may ask for: several times what any published HAT uses, far below what would
@@ -40,8 +40,8 @@ def check_limits(config: Mapping[str, Any], where: str, origin: Mapping[str, str
                  memory: bool = True) -> None:
     """A one-line HatError ``<where>: ...`` if the HAT of ``config`` (``HAT(...)`` keyword arguments; the rest are
     HAT's defaults) cannot build, asks for more than :data:`MAX_SETTINGS`, or (``memory``) would not fit in
-    :data:`~hat_arch.limits.MEMORY_HEADROOM` of the available memory. ``origin`` maps a setting to the tensor it was
-    read from, named in the message."""
+    :data:`~hat_arch.image_memory.MEMORY_HEADROOM` of the available memory. ``origin`` maps a setting to the tensor it
+    was read from, named in the message."""
     full = {**HAT_DEFAULTS, **config}
     origin = origin or {}
 

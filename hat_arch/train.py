@@ -35,7 +35,7 @@ from hat_arch.atomic_write import write_text_atomic
 from hat_arch.data.checks import cap_workers, check_dataset_options
 from hat_arch.errors import HatError
 from hat_arch.problems import Problems
-from hat_arch.training.checkpoint import check_writable, checkpoint_bytes, remove_temporary_files, save_checkpoint
+from hat_arch.training.saves import check_writable, checkpoint_bytes, remove_temporary_files, save_checkpoint
 from hat_arch.training.launch import run_pipeline
 from hat_arch.training.loaders import create_dataloaders
 from hat_arch.training.logs import MessageLogger, pipeline_log

@@ -163,17 +163,28 @@ def test_lam_and_export_write_through_no_planted_link(tmp_path, checkpoint, caps
     assert not any(path.is_symlink() for path in (tmp_path / 'l.json', tmp_path / 'l.png', tmp_path / 'x.onnx'))
 
 
-def test_basicsr_result_images_and_the_option_copy_go_through_the_writer(tmp_path):
+def test_basicsr_result_images_and_the_option_copy_go_through_the_writer(tmp_path, monkeypatch):
     import basicsr.models.sr_model
     import basicsr.utils
+    from basicsr.models.sr_model import SRModel
 
     from hat_arch.image_io import basicsr_imwrite
+    from hat_arch.models.hat_model import HATModel
     from hat_arch.train import copy_options_file
+    from hat_arch.training.basicsr_overrides import atomic_image_writes
 
-    assert basicsr.models.sr_model.imwrite is basicsr.utils.imwrite is basicsr_imwrite
+    stock = basicsr.utils.img_util.imwrite
+    assert basicsr.models.sr_model.imwrite is basicsr.utils.imwrite is stock is not basicsr_imwrite  # imported only
     precious = victim(tmp_path)
     plant_link(tmp_path / 'visualization' / 'head_6.png', precious)
-    basicsr.models.sr_model.imwrite(np.zeros((4, 4, 3), np.uint8), str(tmp_path / 'visualization' / 'head_6.png'))
+    with atomic_image_writes():
+        assert basicsr.models.sr_model.imwrite is basicsr.utils.imwrite is basicsr_imwrite
+        basicsr.models.sr_model.imwrite(np.zeros((4, 4, 3), np.uint8), str(tmp_path / 'visualization' / 'head_6.png'))
+    assert basicsr.models.sr_model.imwrite is basicsr.utils.imwrite is stock
+    seen = []  # HATModel's validation, wherever it runs, writes through it too
+    monkeypatch.setattr(SRModel, 'nondist_validation', lambda *args: seen.append(basicsr.models.sr_model.imwrite))
+    HATModel.nondist_validation(HATModel.__new__(HATModel), None, 0, None, True)
+    assert seen == [basicsr_imwrite] and basicsr.models.sr_model.imwrite is stock
     (tmp_path / 'train.yml').write_text('name: x\n')
     plant_link(tmp_path / 'run' / 'train.yml', precious)
     copy_options_file(str(tmp_path / 'train.yml'), str(tmp_path / 'run'))

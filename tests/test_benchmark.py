@@ -18,14 +18,14 @@ def test_hat_x4_flops_at_64_are_the_published_208_gflop(bench):
 
 
 def test_training_flops_include_the_backward(bench):
-    forward = bench.count_flops('HAT-S_SRx4', 16, 2, train=False)['total']
-    step = bench.count_flops('HAT-S_SRx4', 16, 2, train=True)['total']
+    forward = bench.count_flops('HAT-T_SRx4_T91', 16, 2, train=False)['total']
+    step = bench.count_flops('HAT-T_SRx4_T91', 16, 2, train=True)['total']
     assert 2.5 * forward < step < 3.5 * forward
 
 
 @pytest.mark.parametrize('impl', ['naive', 'sdpa'])
 def test_time_by_kind_finds_each_kind_of_operator(bench, impl):
-    seconds = bench.time_by_kind(bench.Case('HAT-S_SRx4', 16, 1, impl, train=False))
+    seconds = bench.time_by_kind(bench.Case('HAT-T_SRx4_T91', 16, 1, impl, train=False))
     assert set(seconds) == {'linear', 'attention', 'conv', 'other'}
     assert all(seconds[kind] > 0 for kind in ('linear', 'attention', 'conv'))
 

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import warnings
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
 from hat_arch import HatError
-from hat_arch.image_io import EXIF_ORIENTATION, exif_orientation, for_format, is_image_name, read_image
+from hat_arch.image_io import (EXIF_ORIENTATION, exif_orientation, for_format, image_shape, is_image_name,
+                               read_dataset_image, read_header, read_image)
 
 
 def test_extensions_match_in_any_case():
@@ -76,3 +78,49 @@ def test_for_format_keeps_what_the_format_holds(tmp_path):
     assert gray_alpha.shape == (2, 2, 4)  # OpenCV writes gray, BGR or BGRA
     with pytest.raises(HatError, match='transparency, which JPEG cannot store'):
         for_format(np.zeros((2, 2, 4), np.uint8), tmp_path / 'a.jpg')
+
+
+@pytest.mark.parametrize('name, pixels', [
+    ('gray.png', np.arange(48, dtype=np.uint8).reshape(6, 8)),
+    ('deep.png', np.arange(144, dtype=np.uint16).reshape(6, 8, 3) * 401),
+    ('alpha.png', np.arange(192, dtype=np.uint8).reshape(6, 8, 4)),
+    ('photo.jpg', np.arange(144, dtype=np.uint8).reshape(6, 8, 3)),
+])
+def test_dataset_images_read_as_basicsr_datasets_read_them(tmp_path, name, pixels):
+    import hat_arch  # noqa: F401  (BasicSR imports on today's torchvision)
+    from basicsr.utils import FileClient, imfrombytes
+
+    assert cv2.imwrite(str(tmp_path / name), pixels)
+    client = FileClient('disk')
+    expected = imfrombytes(client.get(str(tmp_path / name)), float32=True)
+    image = read_dataset_image(client, str(tmp_path / name))
+    assert image.dtype == expected.dtype == np.float32 and image.shape == expected.shape
+    np.testing.assert_array_equal(image, expected)
+
+
+def test_dataset_images_that_cannot_be_read_are_named_in_one_line(tmp_path):
+    from basicsr.utils import FileClient
+
+    damaged = tmp_path / 'damaged.png'
+    damaged.write_bytes(b'\x89PNG\r\n\x1a\n cut short')
+    with pytest.raises(HatError, match=f'^cannot read {damaged}: not an image OpenCV can decode'):
+        read_dataset_image(FileClient('disk'), str(damaged))
+    with pytest.raises(HatError, match=f'^cannot read {tmp_path / "gone.png"}: No such file or directory$'):
+        read_dataset_image(FileClient('disk'), str(tmp_path / 'gone.png'))
+
+    class LmdbWithout:  # BasicSR's LMDB backend returns None for a key it does not hold
+        def get(self, path, client_key):
+            return None
+
+    with pytest.raises(HatError, match='^cannot read 0001_s001: no such key in the LMDB$'):
+        read_dataset_image(LmdbWithout(), '0001_s001', 'gt')
+
+
+def test_image_shape_reads_headers_and_names_what_is_not_an_image(tmp_path):
+    assert cv2.imwrite(str(tmp_path / 'a.png'), np.zeros((5, 7, 4), np.uint8))
+    assert image_shape(tmp_path / 'a.png') == (5, 7, 4)
+    assert cv2.imwrite(str(tmp_path / 'a.pfm'), np.zeros((5, 7, 3), np.float32))  # a format Pillow cannot parse
+    assert read_header(tmp_path / 'a.pfm') is None and image_shape(tmp_path / 'a.pfm') == (5, 7, 3)
+    (tmp_path / 'notes.png').write_text('not an image')
+    with pytest.raises(HatError, match=f'^cannot read {tmp_path / "notes.png"}: not an image OpenCV can decode'):
+        image_shape(tmp_path / 'notes.png')

@@ -41,7 +41,7 @@ from basicsr.data.paired_image_dataset import PairedImageDataset
 from basicsr.data.single_image_dataset import SingleImageDataset
 from basicsr.models.base_model import BaseModel
 from basicsr.models.sr_model import SRModel
-import basicsr.train, basicsr.utils.options
+import basicsr.models.sr_model, basicsr.train, basicsr.utils.options
 
 def outcome(call):
     try:
@@ -55,7 +55,8 @@ seen['functions'] = {name: f'{f.__module__}.{f.__qualname__}' for name, f in {
     'save_network': BaseModel.save_network, 'save_training_state': BaseModel.save_training_state,
     'model_to_device': BaseModel.model_to_device, 'load_network': BaseModel.load_network,
     'paired item': PairedImageDataset.__getitem__, 'single item': SingleImageDataset.__getitem__,
-    'load_resume_state': basicsr.train.load_resume_state, 'init_dist': basicsr.utils.options.init_dist}.items()}
+    'load_resume_state': basicsr.train.load_resume_state, 'init_dist': basicsr.utils.options.init_dist,
+    'imwrite': basicsr.models.sr_model.imwrite}.items()}
 folder = tempfile.mkdtemp()
 torch.manual_seed(0)
 opt = {'is_train': False, 'num_gpu': 0, 'dist': False, 'scale': 4, 'path': {'models': folder},
@@ -103,6 +104,7 @@ def test_a_stock_srmodel_and_dataset_behave_as_without_hat_arch():
     assert stock['distributed model_to_device'].startswith('raised ')  # CUDA device ids on a CPU-only machine
     assert stock['damaged item'].startswith('raised AttributeError')  # names no file
     assert stock['folder'] == ['net_g_5.pth'] and stock['network'] == 'MSRResNet'
+    assert stock['functions']['imwrite'] == 'basicsr.utils.img_util.imwrite'  # in place
     assert with_hat_arch == stock
 
 
@@ -113,3 +115,6 @@ def test_importing_hat_arch_leaves_basicsrs_methods_in_place():
         for name in ('save_network', 'save_training_state', 'model_to_device', '__getitem__'):
             if name in vars(cls):
                 assert vars(cls)[name].__module__.startswith('basicsr.'), (cls, name)
+    import basicsr.models.sr_model
+
+    assert basicsr.models.sr_model.imwrite.__module__ == 'basicsr.utils.img_util'

@@ -20,7 +20,7 @@ from hat_arch.cli.arguments import positive_float
 from hat_arch.errors import HatError, report_user_errors
 from hat_arch.finite import NonFiniteOutput, first_non_finite_weight, non_finite_message
 from hat_arch.onnx_export import MAX_OPSET, MIN_OPSET, TOLERANCE, export_onnx, verify_onnx
-from hat_arch.outputs import check_writable_folder
+from hat_arch.output_checks import check_writable_folder
 from hat_arch.shipped_model import SHIPPED_MODEL_NAME, checkpoint_or_shipped
 
 

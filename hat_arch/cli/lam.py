@@ -20,7 +20,7 @@ from hat_arch.atomic_write import write_text_atomic
 from hat_arch.cli.arguments import add_max_pixels, non_negative_float, positive_int
 from hat_arch.errors import HatError, report_user_errors
 from hat_arch.image_io import write_image
-from hat_arch.outputs import check_writable_folder
+from hat_arch.output_checks import check_writable_folder
 from hat_arch.progress import progress_bar
 from hat_arch.shipped_model import SHIPPED_MODEL_NAME, checkpoint_or_shipped
 

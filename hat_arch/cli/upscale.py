@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import glob
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,9 +16,10 @@ import cv2
 from tqdm import tqdm
 
 from hat_arch.cli.arguments import add_max_pixels, non_negative_int, positive_float, tile_size
-from hat_arch.errors import HatError, first_line, report_user_errors
+from hat_arch.batch import each_file
+from hat_arch.errors import HatError, report_user_errors
 from hat_arch.image_io import OUTPUT_EXTENSIONS, is_image_name, output_name
-from hat_arch.outputs import check_outputs, check_writable_folder
+from hat_arch.output_checks import check_outputs, check_writable_folder
 from hat_arch.progress import progress_bar
 from hat_arch.shipped_model import SHIPPED_MODEL_NAME, checkpoint_or_shipped
 
@@ -100,25 +100,24 @@ def _run(args: argparse.Namespace, prog: str) -> int:
         info = describe(model)
         check_tile_size(args.tile, info.window_size)
         print(f'{info.summary()} on {next(model.parameters()).device}, {args.precision}', file=sys.stderr)
-        bar = tqdm(todo, unit='image', file=sys.stderr, dynamic_ncols=True)
-        for job in bar:
-            start = time.perf_counter()
-            try:
-                with progress_bar(job.source.name, 'tile', leave=False) as tiles:
-                    sizes = upscale_file(model, job.source, job.target, tile=args.tile, tile_pad=args.tile_pad,
-                                         ensemble=args.ensemble, alpha=args.alpha, max_pixels=args.max_pixels,
-                                         warn=lambda note: bar.write(f'{prog}: {note}', file=sys.stderr),
-                                         progress=tiles)
-            except Exception as error:  # any failure of one image: say which, go on with the rest
+        bar = tqdm(total=len(todo), unit='image', file=sys.stderr, dynamic_ncols=True)
+
+        def upscale_one(job: Job) -> str:
+            with progress_bar(job.source.name, 'tile', leave=False) as tiles:
+                return upscale_file(model, job.source, job.target, tile=args.tile, tile_pad=args.tile_pad,
+                                    ensemble=args.ensemble, alpha=args.alpha, max_pixels=args.max_pixels,
+                                    warn=lambda note: bar.write(f'{prog}: {note}', file=sys.stderr), progress=tiles)
+
+        for outcome in each_file(todo, upscale_one, name=lambda job: str(job.source)):
+            bar.update()
+            job = outcome.item
+            if outcome.failed:
                 failures.append(str(job.source))
-                message = first_line(error)  # named once: library messages name the file themselves
-                named = message if str(job.source) in message else f'{job.source}: {message}'
-                bar.write(f'{prog}: error: {named}', file=sys.stderr)
+                bar.write(f'{prog}: error: {outcome.error}', file=sys.stderr)
                 continue
-            seconds = time.perf_counter() - start
-            done, seconds_total = done + 1, seconds_total + seconds
-            bar.set_postfix_str(f'{job.source.name} {seconds:.2f} s')
-            bar.write(f'{job.source} -> {job.target}: {sizes} in {seconds:.2f} s', file=sys.stderr)
+            done, seconds_total = done + 1, seconds_total + outcome.seconds
+            bar.set_postfix_str(f'{job.source.name} {outcome.seconds:.2f} s')
+            bar.write(f'{job.source} -> {job.target}: {outcome.result} in {outcome.seconds:.2f} s', file=sys.stderr)
         bar.close()
 
     summary = f'{done} upscaled into {out_dir}'

@@ -13,16 +13,14 @@ import re
 import stat
 from typing import Callable
 
-import cv2
-import numpy as np
-from basicsr.utils import imfrombytes, scandir
+from basicsr.utils import scandir
 from tqdm import tqdm
 
 from hat_arch.archs.config import HATConfig
 from hat_arch.errors import HatError, did_you_mean
-from hat_arch.image_io import is_image_name
+from hat_arch.image_io import ImageHeader, image_shape, is_image_name, read_dataset_image
 from hat_arch.inference import forward_values_per_pixel
-from hat_arch.limits import FLOAT64, ImageHeader, check_image_memory, read_header, upscale_bytes
+from hat_arch.image_memory import FLOAT64, check_image_memory, upscale_bytes
 from hat_arch.problems import Problems
 
 _SHAPE = re.compile(r'\((\d+),\s*(\d+)(?:,\s*\d+)?\)')
@@ -85,24 +83,6 @@ def read_meta_info(meta_info_file: str) -> list[tuple[str, tuple[int, int] | Non
     return entries
 
 
-def read_image(file_client, path: str, client_key: str = 'default') -> np.ndarray:
-    """An image of a dataset as BGR float32 in [0, 1] (BasicSR's convention); a one-line HatError if it cannot be read.
-
-    The second way in for images, beside :func:`hat_arch.image_io.read_image` (a user's file, as it is): training and
-    evaluation data come through BasicSR's file client (a folder or an LMDB, ``client_key`` naming which) and must be
-    read exactly as BasicSR's own datasets read them (``imfrombytes``: 3-channel BGR, 8 bits), or the same recipe would
-    train and score differently with hat_arch's datasets than with BasicSR's.
-    """
-    try:
-        content = file_client.get(path, client_key)
-    except (OSError, KeyError) as error:
-        raise HatError(f'cannot read image {path}: {error}') from error
-    img = imfrombytes(content, float32=False)
-    if img is None:
-        raise HatError(f'cannot decode image {path}: not an image, or a damaged one')
-    return img.astype(np.float32) / 255.
-
-
 def naming_unreadable_images(getitem: Callable, client_key: str) -> Callable:
     """A dataset's ``getitem`` that names the file when reading one of its images is what failed.
 
@@ -122,21 +102,10 @@ def naming_unreadable_images(getitem: Callable, client_key: str) -> Callable:
                 named = [(key.removesuffix('_path'), path) for key, path in entry.items()] if isinstance(entry, dict) \
                     else [(client_key, entry)]
                 for key, path in named:
-                    read_image(self.file_client, path, key)
+                    read_dataset_image(self.file_client, path, key)
             raise
 
     return __getitem__
-
-
-def image_shape(path: str) -> tuple[int, int, int]:
-    """(h, w, channels) of an image file from its header; a one-line HatError naming it if it is not an image."""
-    header = read_header(path)
-    if header is not None:
-        return header.height, header.width, header.bands
-    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)  # formats Pillow does not know
-    if img is None:
-        raise HatError(f'cannot read image {path}: not an image, or a damaged one')
-    return img.shape[0], img.shape[1], 1 if img.ndim == 2 else img.shape[2]
 
 
 def check_dataset_options(opt: dict, problems: Problems | None = None) -> None:

@@ -15,7 +15,8 @@ from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 from torchvision.transforms.functional import normalize
 
-from hat_arch.data.checks import read_image, read_meta_info
+from hat_arch.data.checks import read_meta_info
+from hat_arch.image_io import read_dataset_image
 from hat_arch.image_io import is_image_name
 
 # MATLAB's antialiased bicubic reads 2 LR pixels (2*scale GT pixels) on each side; resizing a crop with this much
@@ -62,7 +63,7 @@ class ImageNetPairedDataset(data.Dataset):
             backend = dict(self.io_backend_opt)
             self.file_client = FileClient(backend.pop('type'), **backend)
         gt_path = self.paths[index]
-        img_gt = mod_crop(read_image(self.file_client, gt_path, 'gt'), self.scale)
+        img_gt = mod_crop(read_dataset_image(self.file_client, gt_path, 'gt'), self.scale)
 
         if self.opt['phase'] == 'train':
             img_gt, img_lq = self.random_pair(img_gt, self.opt['gt_size'])

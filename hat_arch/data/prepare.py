@@ -1,37 +1,35 @@
 """Dataset preparation that BasicSR keeps in its git repository's scripts, not in its package.
 
 Sub-images of large training images (DF2K), meta-info files, MATLAB-style bicubic LR images and ``GTmod{s}`` /
-``LRbicx{s}`` benchmark folders. Each job runs over a folder with a process pool and a progress bar, by the rule of
-``hat-sr upscale``: every image is planned from its header first (its outputs, whether it fits in memory and is large
-enough); an image that cannot be processed is reported by name and the others are; outputs that exist are kept, so
-a second run finishes what the first could not; no output may replace an input.
+``LRbicx{s}`` benchmark folders. Each job runs over a folder with a process pool and a progress bar
+(:func:`hat_arch.batch.each_file`), by the rule of ``hat-sr upscale``: every image is planned from its header first
+(its outputs, whether it fits in memory and is large enough); an image that cannot be processed is reported by name
+and the others are; outputs that exist are kept, so a second run finishes what the first could not; no output may
+replace an input.
 """
 from __future__ import annotations
 
 import math
 import os
 import os.path as osp
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
-from multiprocessing import Pool
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Iterator, Sequence
 
 import cv2
 import numpy as np
-import torch
 from basicsr.data.transforms import mod_crop
 from basicsr.utils import scandir
 from basicsr.utils.matlab_functions import imresize
 from tqdm import tqdm
 
 from hat_arch.atomic_write import write_text_atomic
-from hat_arch.data.checks import image_shape
-from hat_arch.errors import HatError, first_line
-from hat_arch.image_io import IMAGE_EXTENSIONS, is_image_name, read_image, write_image
-from hat_arch.limits import ImageHeader, check_image_memory, downscale_bytes
-from hat_arch.outputs import check_outputs
+from hat_arch.batch import FileOutcome, each_file
+from hat_arch.errors import HatError
+from hat_arch.image_io import IMAGE_EXTENSIONS, ImageHeader, image_shape, is_image_name, read_image, write_image
+from hat_arch.image_memory import check_image_memory, downscale_bytes
+from hat_arch.output_checks import check_outputs
 
 SCALES = (2, 3, 4)  # the scales basicsr prepare makes by default
 PNG_COMPRESSION = 3  # BasicSR's scripts' choice: fast to write, about as small as 9 on photos
@@ -64,21 +62,12 @@ def write(path: str, img: np.ndarray) -> None:
     write_image(path, img, [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION], durable=False)
 
 
-def _single_threaded_worker() -> None:
-    # A forked worker that runs torch ops (imresize) with the parent's OpenMP pool can deadlock; one thread each
-    # avoids it (as torch's DataLoader workers do), and the pool provides the parallelism.
-    torch.set_num_threads(1)
-
-
-def parallel(job: Callable, items: Sequence, workers: int, desc: str) -> list:
-    """``job(item)`` for every item, in a pool of ``workers`` processes (in this one if 1), with a progress bar."""
-    with tqdm(total=len(items), unit='image', desc=desc) as bar, \
-            (Pool(workers, initializer=_single_threaded_worker) if workers > 1 else nullcontext()) as pool:
-        results = []
-        for result in (pool.imap(job, items, chunksize=4) if pool else map(job, items)):
-            results.append(result)
+def with_bar(outcomes: Iterator[FileOutcome], total: int, desc: str) -> Iterator[FileOutcome]:
+    """``outcomes`` as they come, counted on a progress bar."""
+    with tqdm(total=total, unit='image', desc=desc) as bar:
+        for outcome in outcomes:
             bar.update(1)
-    return results
+            yield outcome
 
 
 def crop_positions(size: int, crop_size: int, step: int, thresh_size: int) -> list[int]:
@@ -203,22 +192,6 @@ class Report:
     failures: list[str] = field(default_factory=list)
 
 
-class _Guarded:
-    """``job(name)`` as (files written, None), or (0, the one-line error) if it failed: one image's failure must
-    not stop the others (in a pool, an exception would end the whole map)."""
-
-    def __init__(self, job: Callable[[str], int]):
-        self.job = job
-
-    def __call__(self, name: str) -> tuple[int, str | None]:
-        try:
-            return self.job(name), None
-        except HatError as error:
-            return 0, str(error)
-        except Exception as error:  # noqa: BLE001  a library's error on one image: name the image, go on
-            return 0, f'{osp.join(self.job.src, name)}: {first_line(error)}'
-
-
 def run_job(job, names: Sequence[str], workers: int, desc: str, max_pixels: int | None = None) -> Report:
     """Plan every image of ``job.src`` from its header, check the planned outputs against the inputs, then process
     the images whose outputs are not all there yet, in ``workers`` processes."""
@@ -240,10 +213,11 @@ def run_job(job, names: Sequence[str], workers: int, desc: str, max_pixels: int 
                   'choose another output folder')
     todo = [name for name, targets in plans if job.overwrite or not all(map(osp.exists, targets))]
     report.skipped = len(plans) - len(todo)
-    for written, error in parallel(_Guarded(job), todo, workers, desc):
-        report.written += written
-        if error is not None:
-            report.failures.append(error)
+    for outcome in with_bar(each_file(todo, job, partial(osp.join, job.src), workers=workers), len(todo), desc):
+        if outcome.failed:
+            report.failures.append(outcome.error)
+        else:
+            report.written += outcome.result
     return report
 
 
@@ -290,7 +264,13 @@ def meta_info(folder: str, file: str, recursive: bool = False, workers: int = 1,
     spaced = next((name for name in names if any(char.isspace() for char in name)), None)
     if spaced is not None:  # a meta-info line is 'NAME (h,w,c)': every reader cuts the name at its first space
         raise HatError(f'{osp.join(folder, spaced)}: a name with spaces cannot go in a meta-info file; rename it')
-    lines = parallel(partial(meta_info_line, folder), names, workers, 'meta-info')
+    lines, failures = [], []
+    for outcome in with_bar(each_file(names, partial(meta_info_line, folder), partial(osp.join, folder),
+                                      workers=workers), len(names), 'meta-info'):
+        (failures if outcome.failed else lines).append(outcome.error or outcome.result)
+    if failures:
+        raise HatError(f'meta-info file {file} not written: {len(failures)} of the images cannot be read: '
+                       + '; '.join(failures))
     os.makedirs(osp.dirname(file) or '.', exist_ok=True)
     write_text_atomic(file, ''.join(line + '\n' for line in lines))
     return len(lines)

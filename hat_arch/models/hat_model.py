@@ -17,7 +17,8 @@ from hat_arch.errors import HatError
 from hat_arch.inference import eval_mode, run_tiled
 from hat_arch.models.degradation import check_vgg_weights
 from hat_arch.progress import progress_bar
-from hat_arch.training import checkpoint, distributed
+from hat_arch.training import distributed, saves
+from hat_arch.training.basicsr_overrides import atomic_image_writes
 
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 
@@ -47,20 +48,25 @@ class HATModel(SRModel):
     - testing writes ``results/<name>/metrics.json`` and logs a table of every test set after the last one;
     - a pretrained file that is missing or holds another network is a one-line :class:`HatError` naming it;
     - networks and training states are saved atomically (a kill or a full disk mid-save leaves the previous
-      checkpoint, not a truncated one), and a failed save stops the run instead of BasicSR's warning;
+      checkpoint, not a truncated one), and a failed save stops the run instead of BasicSR's warning; so are the
+      images that validation and test save;
     - distributed training runs on the CPU too (gloo).
     """
 
-    # Calls, not aliases: importing hat_arch.training.checkpoint first imports basicsr, which registers this module
+    # Calls, not aliases: importing hat_arch.training.saves first imports basicsr, which registers this module
     # while that one is still half made.
     def save_network(self, net, net_label: str, current_iter: int, param_key='params') -> None:
-        checkpoint.save_network(self, net, net_label, current_iter, param_key)
+        saves.save_network(self, net, net_label, current_iter, param_key)
 
     def save_training_state(self, epoch: int, current_iter: int) -> None:
-        checkpoint.save_training_state(self, epoch, current_iter)
+        saves.save_training_state(self, epoch, current_iter)
 
     def model_to_device(self, net: torch.nn.Module) -> torch.nn.Module:
         return distributed.model_to_device(self, net)
+
+    def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
+        with atomic_image_writes():
+            super().nondist_validation(dataloader, current_iter, tb_logger, save_img)
 
     def __init__(self, opt: dict):
         if opt.get('val'):

@@ -3,7 +3,7 @@
 - :mod:`.options`: command-line flags and option-file checks, then BasicSR's ``parse_options``;
 - :mod:`.distributed`: joining the process group of torchrun / srun (gloo on CPU, nccl on GPU);
 - :mod:`.loaders`: BasicSR's train/val dataloaders, with a sampler that can start part-way into an epoch;
-- :mod:`.checkpoint`: atomic ``.pth`` / ``.state`` writes and the start-up check of the experiment folder;
+- :mod:`.saves`: atomic ``.pth`` / ``.state`` writes and the start-up check of the experiment folder;
 - :mod:`.resume`: the newest complete training state, loaded on any device;
 - :mod:`.rng`: the random states that exact continuation needs, in a ``weights_only``-loadable form;
 - :mod:`.nonfinite`: skipping optimizer steps with non-finite gradients, stopping after too many in a row;

@@ -19,7 +19,7 @@ from basicsr.utils.dist_util import get_dist_info
 
 from hat_arch.checkpoint import load_weights_only
 from hat_arch.errors import HatError
-from hat_arch.training.checkpoint import grad_scalers
+from hat_arch.training.saves import grad_scalers
 from hat_arch.training.distributed import broadcast_object
 
 STATE_NAME = re.compile(r'^(\d+)\.state$')

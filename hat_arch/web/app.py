@@ -16,6 +16,7 @@ import numpy as np
 
 from hat_arch.api import upscale_file
 from hat_arch.attribution import STEPS, check_lam_image, lam_file
+from hat_arch.batch import each_file
 from hat_arch.checkpoint import PRECISIONS, ModelInfo
 from hat_arch.image_io import IMAGE_EXTENSIONS, for_format, output_name, read_image, write_image
 from hat_arch.inference import check_tile_size
@@ -191,26 +192,26 @@ def _upscale_handler(by_label: dict[str, ModelInfo], models: ModelCache, workspa
         except Exception as error:  # a checkpoint that cannot run here (precision, device): say so on the page
             raise gr.Error(f'{checkpoint.path.name}: {public_message(error)}') from None
         job = workspace.new_job()
-        results, failures = [], []
+
+        def upscale_one(numbered: tuple[int, str]) -> Result:
+            index, upload = numbered
+            name = Path(upload).name
+            progress(index / len(files), desc=f'{name} ({index + 1}/{len(files)})')
+            source = workspace.accept_upload(upload, job)
+            target = unique_path(job / output_name(source))  # as hat-sr upscale names it
+            upscale_file(model, source, target, tile=tile_size, tile_pad=TILE_PAD, ensemble=bool(ensemble),
+                         max_pixels=max_pixels, warn=lambda note: gr.Warning(without_paths(note)),
+                         progress=while_connected(TileProgress(progress, name, index, len(files))))
+            return Result(target.name, _preview(source), target)
+
         try:
-            for index, upload in enumerate(files):
-                name = Path(upload).name
-                progress(index / len(files), desc=f'{name} ({index + 1}/{len(files)})')
-                try:
-                    source = workspace.accept_upload(upload, job)
-                    target = unique_path(job / output_name(source))  # as hat-sr upscale names it
-                    upscale_file(model, source, target, tile=tile_size, tile_pad=TILE_PAD, ensemble=bool(ensemble),
-                                 max_pixels=max_pixels, warn=lambda note: gr.Warning(without_paths(note)),
-                                 progress=while_connected(TileProgress(progress, name, index, len(files))))
-                    results.append(Result(target.name, _preview(source), target))
-                except ClientGone:
-                    raise
-                except Exception as error:  # one bad file: say which, go on with the others
-                    failures.append(f'{name}: {public_message(error)}')
-            return _page_update(results, failures, job)
+            outcomes = list(each_file(list(enumerate(files)), upscale_one, name=lambda numbered: Path(numbered[1]).name,
+                                      explain=public_message, stop_on=(ClientGone,)))
         except ClientGone:
             workspace.discard(job)
             raise
+        return _page_update([outcome.result for outcome in outcomes if not outcome.failed],
+                            [outcome.error for outcome in outcomes if outcome.failed], job)
 
     return upscale
 
@@ -272,7 +273,7 @@ def _aim_handlers(by_label: dict[str, ModelInfo], workspace: Workspace,
         try:
             source = workspace.accept_upload(upload, job)
             # From its header, before it is decoded: an image too large for LAM with this model is refused now
-            check_lam_image(source, [chosen(model_label)], max_pixels)
+            check_lam_image(source, chosen(model_label), max_pixels)
             image = rgb8(read_image(source))
         finally:
             workspace.discard(job)  # the LAM reads the upload again, as sent

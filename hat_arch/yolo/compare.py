@@ -11,20 +11,18 @@ runs that cannot be compared; more seeds or models may be added.
 """
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import statistics
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hat_arch.errors import HatError, did_you_mean, first_line
 from hat_arch.atomic_write import write_json_atomic, write_text_atomic
+from hat_arch.folder_lock import holding_folder
 
 SYNTHETIC = 'synthetic'
 DEFAULT_MODELS = ('yolo11n.yaml', 'yolo11n-hat-neck.yaml')
@@ -122,20 +120,10 @@ def check_start(comparison: Comparison) -> None:
             raise HatError(f'models: {model}: {first_line(str(error).strip())}') from None
 
 
-@contextmanager
-def holding(folder: Path) -> Iterator[None]:
+def holding(folder: Path) -> AbstractContextManager[None]:
     """An exclusive hold on ``folder`` while a comparison runs in it: a second one there is refused."""
-    folder.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(folder / '.compare.lock', os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise HatError(f'{folder} is in use by another comparison; wait for it or choose another name=') \
-                from None
-        yield
-    finally:
-        os.close(descriptor)
+    return holding_folder(folder, ['hat-yolo', 'compare', f'name={folder.name}'],
+                          'wait for it to end or stop it, or choose another name=')
 
 
 def check_settings(folder: Path, settings: dict[str, Any]) -> None:

@@ -13,7 +13,7 @@ from hat_arch import HAT
 from hat_arch.cli import hat_sr_main
 from hat_arch.cli.lam import main
 from tests.conftest import DATA, TINY_HAT
-from tests.test_limits import write_black_png
+from tests.test_image_memory import write_black_png
 
 BUTTERFLY = DATA / 'Set5' / 'LRbicx4' / 'butterfly.png'  # 64x64
 

@@ -19,7 +19,7 @@ from hat_arch.cli import hat_sr_main
 from hat_arch.cli import upscale as upscale_cli
 from hat_arch.errors import HatError
 from tests.conftest import DATA, load_golden
-from tests.test_limits import write_black_png
+from tests.test_image_memory import write_black_png
 
 HEAD = DATA / 'Set5' / 'LRbicx4' / 'head.png'
 

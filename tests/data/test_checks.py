@@ -49,7 +49,7 @@ def test_unpaired_folders_name_the_first_unmatched_file(set5):
 def test_unreadable_image_is_named(set5):
     gt, lq = set5
     (gt / 'head.png').write_bytes(b'\x89PNG broken')
-    with pytest.raises(HatError, match=f'cannot read image {gt / "head.png"}'):
+    with pytest.raises(HatError, match=f'cannot read {gt / "head.png"}: not an image'):
         check_dataset_options(paired_opt(gt, lq))
 
 

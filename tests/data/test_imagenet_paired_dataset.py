@@ -95,5 +95,5 @@ def test_meta_info_file_lists_paths_relative_to_the_root(tmp_path):
 
 def test_unreadable_image_is_named(tmp_path):
     (tmp_path / 'broken.png').write_bytes(b'not a png')
-    with pytest.raises(HatError, match=f'cannot decode image {tmp_path / "broken.png"}'):
+    with pytest.raises(HatError, match=f'cannot read {tmp_path / "broken.png"}: not an image'):
         make(tmp_path)[0]

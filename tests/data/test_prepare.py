@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from basicsr.utils.matlab_functions import imresize
 
-from hat_arch import limits
+from hat_arch import image_memory
 from hat_arch.cli.prepare import main
 from hat_arch.data.checks import check_dataset_options, read_meta_info
 from hat_arch.data.prepare import crop_positions
 from tests.conftest import DATA
-from tests.test_limits import write_black_png
+from tests.test_image_memory import write_black_png
 
 
 @pytest.fixture
@@ -75,6 +75,20 @@ def test_meta_info_lists_names_and_shapes_and_keeps_existing_files(hr, tmp_path,
     assert main(['meta-info', str(hr), str(meta)]) == 2
     assert meta.read_text() == 'mine\n'
     assert f'meta-info file {meta} exists; remove it or pass --overwrite' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('workers', ['1', '2'])
+def test_meta_info_names_every_unreadable_image_and_writes_nothing(hr, tmp_path, capsys, workers):
+    (hr / 'a_empty.png').write_bytes(b'')
+    (hr / 'z_notes.png').write_text('not an image')
+    meta = tmp_path / 'meta.txt'
+    assert main(['meta-info', str(hr), str(meta), '--workers', workers]) == 2
+    error = capsys.readouterr().err.splitlines()[-1]  # after the progress bar
+    assert error.startswith(f'basicsr prepare: error: meta-info file {meta} not written: 2 of the images cannot be '
+                            'read: ')
+    err = error
+    assert f'cannot read {hr / "a_empty.png"}: not an image' in err and f'{hr / "z_notes.png"}: not an image' in err
+    assert not meta.exists()
 
 
 def test_upper_case_extensions_are_images(hr, tmp_path):
@@ -164,7 +178,8 @@ def test_a_damaged_image_is_reported_by_name_and_a_rerun_finishes_the_rest(hr, t
     err = capfd.readouterr().err  # file descriptor 2 itself: libpng prints there, not through Python
     assert f'basicsr prepare: error: cannot read {hr / broken}: not an image OpenCV can decode (corrupt, empty or ' \
            'unsupported): libpng error: PNG input buffer is incomplete\n' in err
-    assert f'basicsr prepare: error: cannot read image {hr / "empty.png"}: not an image, or a damaged one\n' in err
+    assert f'basicsr prepare: error: cannot read {hr / "empty.png"}: not an image OpenCV can decode (corrupt, ' \
+           'empty or unsupported)\n' in err
     assert not any(line.startswith('libpng') for line in err.splitlines())
     made = sorted(p.name for p in out.iterdir())
     assert any(name.startswith('t1') for name in made) and any(name.startswith('t2') for name in made)
@@ -218,7 +233,7 @@ def test_two_inputs_writing_one_output_are_refused(hr, tmp_path, capsys):
 
 def test_an_image_too_large_for_memory_is_named_from_its_header(hr, tmp_path, capsys, monkeypatch):
     write_black_png(hr / 'bomb.png', 30000, 30000)
-    monkeypatch.setattr(limits, 'available_memory', lambda: 8 * 2**30)
+    monkeypatch.setattr(image_memory, 'available_memory', lambda: 8 * 2**30)
     out = tmp_path / 'out'
     assert main(['bicubic', str(hr), str(out), '--scale', '4', '--workers', '1']) == 1
     assert (f'basicsr prepare: error: {hr / "bomb.png"}: 30000x30000 pixels would take about 14.2 GiB of memory to '

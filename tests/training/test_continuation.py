@@ -16,16 +16,16 @@ from tests.training.tiny import SET5, one_thread, read_log, subprocess_env, tiny
 KILLED_AFTER_4 = '''
 import os, signal, sys
 from hat_arch.train import main
-from hat_arch.training import checkpoint
+from hat_arch.training import saves
 
-atomic_save = checkpoint.atomic_save
+atomic_save = saves.atomic_save
 
 def save_then_die(obj, path):
     atomic_save(obj, path)
     if os.path.basename(path) == '4.state':
         os.kill(os.getpid(), signal.SIGKILL)
 
-checkpoint.atomic_save = save_then_die
+saves.atomic_save = save_then_die
 sys.exit(main(sys.argv[1:]))
 '''
 

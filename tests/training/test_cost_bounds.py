@@ -7,14 +7,14 @@ import sys
 
 import pytest
 
-from hat_arch import limits
+from hat_arch import image_io, image_memory
 from hat_arch.data import checks
 from hat_arch.data.checks import cap_workers, check_dataset_options
 from hat_arch.errors import HatError
 from hat_arch.problems import Problems
 from hat_arch.training.options import check_networks, check_options, read_option_file
 from tests.memory import GIB, run_measured
-from tests.test_limits import write_black_png
+from tests.test_image_memory import write_black_png
 from tests.training.tiny import tiny_options, write_options
 
 
@@ -39,7 +39,7 @@ def huge_validation_set(tmp_path):
 
 def test_a_validation_image_too_large_for_memory_is_refused_at_the_start(huge_validation_set, monkeypatch):
     opt, image = huge_validation_set
-    monkeypatch.setattr(limits, 'available_memory', lambda: 24 * GIB)
+    monkeypatch.setattr(image_memory, 'available_memory', lambda: 24 * GIB)
     message = one_line(lambda: check_dataset_options(opt))
     assert message.startswith(f'{image}: 20000x20000 pixels would take about ')
     assert message.endswith('of memory to validate x4 (val); 12.0 GiB can be spared (of 24.0 GiB available). validate '
@@ -49,14 +49,14 @@ def test_a_validation_image_too_large_for_memory_is_refused_at_the_start(huge_va
 
 
 def test_the_validation_estimate_counts_the_untiled_network():
-    header = limits.ImageHeader(500, 500, 'RGB', 3)
+    header = image_io.ImageHeader(500, 500, 'RGB', 3)
     tiled = checks.validation_bytes(header, 4, 180, tiled=True)
     assert checks.validation_bytes(header, 4, 180, tiled=False) > tiled + 500 * 500 * 20 * 180 * 4
     assert checks.validation_bytes(header, 4, None, tiled=False) == tiled  # not a HAT: its arrays only
 
 
 def test_ordinary_validation_images_pass(monkeypatch):
-    monkeypatch.setattr(limits, 'available_memory', lambda: 2 * GIB)
+    monkeypatch.setattr(image_memory, 'available_memory', lambda: 2 * GIB)
     check_dataset_options(tiny_options())  # Set5, whole images, a tiny HAT
 
 

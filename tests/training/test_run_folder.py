@@ -14,7 +14,8 @@ from hat_arch import test as test_command
 from hat_arch import train
 from hat_arch.errors import HatError
 from hat_arch.train import main
-from hat_arch.training.run_folder import hold_run_folder, lock_path
+from hat_arch.folder_lock import lock_path
+from hat_arch.training.run_folder import hold_run_folder
 from tests.training.tiny import console_script, one_thread, read_log, subprocess_env, tiny_options, write_options
 
 

@@ -63,7 +63,8 @@ def test_a_folder_keeps_the_settings_it_was_started_with(tmp_path):
 
 
 def test_a_second_comparison_in_the_same_folder_is_refused(tmp_path):
-    with compare.holding(tmp_path), pytest.raises(HatError, match='in use by another comparison'), \
+    with compare.holding(tmp_path), pytest.raises(HatError, match=r'belongs to a run that is still going \(pid \d+ .*'
+                                                    r'hat-yolo compare name=.*\); .* or choose another name=$'), \
             compare.holding(tmp_path):
         pass
 

@@ -77,7 +77,9 @@ def tensors(output) -> list[torch.Tensor]:
     return [t for item in (output if isinstance(output, (list, tuple)) else []) for t in tensors(item)]
 
 
-@pytest.mark.parametrize('layout', LAYOUTS)
+# The quick loop trains through every task of the newest family; the other families' rows run in CI.
+@pytest.mark.parametrize('layout', [name if name.startswith('yolo26') else pytest.param(name, marks=pytest.mark.slow)
+                                    for name in LAYOUTS])
 def test_scale_n_hat_rows_are_not_identities_and_receive_gradients(layout):
     model = build(layout.replace('-', 'n-', 1))
     blocks = hat_blocks(model)

@@ -9,7 +9,7 @@ import cv2
 import pytest
 from PIL import Image
 
-from hat_arch import limits
+from hat_arch import image_io, image_memory
 from hat_arch.errors import HatError
 
 ROWS_PER_BLOCK = 500
@@ -45,9 +45,9 @@ def test_a_huge_image_is_refused_from_its_header_naming_sizes_and_the_option(tmp
     assert bomb.stat().st_size < 3_000_000
     with pytest.raises(Image.DecompressionBombError):  # what Pillow alone does with it: a traceback
         Image.open(bomb)
-    monkeypatch.setattr(limits, 'available_memory', lambda: 64 * 2**30)
+    monkeypatch.setattr(image_memory, 'available_memory', lambda: 64 * 2**30)
     with pytest.raises(HatError) as refused:
-        limits.check_image_memory(bomb, lambda h: limits.upscale_bytes(h, 4), 'upscale x4')
+        image_memory.check_image_memory(bomb, lambda h: image_memory.upscale_bytes(h, 4), 'upscale x4')
     message = str(refused.value)
     assert message.startswith(f'{bomb}: 30000x30000 pixels would take about ')
     assert 'to upscale x4; 32.0 GiB can be spared (of 64.0 GiB available). --max-pixels 900000000' in message
@@ -56,22 +56,22 @@ def test_a_huge_image_is_refused_from_its_header_naming_sizes_and_the_option(tmp
 
 def test_max_pixels_replaces_the_memory_check(tmp_path, monkeypatch):
     image = write_black_png(tmp_path / 'a.png', 1000, 1000)
-    monkeypatch.setattr(limits, 'available_memory', lambda: 2**20)  # 1 MiB: the estimate does not fit
-    upscale = lambda h: limits.upscale_bytes(h, 4)  # noqa: E731
+    monkeypatch.setattr(image_memory, 'available_memory', lambda: 2**20)  # 1 MiB: the estimate does not fit
+    upscale = lambda h: image_memory.upscale_bytes(h, 4)  # noqa: E731
     with pytest.raises(HatError, match='would take about'):
-        limits.check_image_memory(image, upscale, 'upscale x4')
-    assert limits.check_image_memory(image, upscale, 'upscale x4', max_pixels=10**6).pixels == 10**6
+        image_memory.check_image_memory(image, upscale, 'upscale x4')
+    assert image_memory.check_image_memory(image, upscale, 'upscale x4', max_pixels=10**6).pixels == 10**6
     with pytest.raises(HatError, match=rf'{image}: 1000x1000 is 1000000 pixels, more than --max-pixels 999999$'):
-        limits.check_image_memory(image, upscale, 'upscale x4', max_pixels=999_999)
+        image_memory.check_image_memory(image, upscale, 'upscale x4', max_pixels=999_999)
 
 
 def test_the_estimates_count_the_float_copies_and_the_output_at_its_scale():
-    header = limits.ImageHeader(width=100, height=50, mode='RGB', bands=3)
-    assert limits.upscale_bytes(header, 4) >= header.pixels * 16 * 3 * limits.FLOAT32 * 2
-    assert limits.downscale_bytes(header) == header.pixels * 3 * (1 + 16)
+    header = image_io.ImageHeader(width=100, height=50, mode='RGB', bands=3)
+    assert image_memory.upscale_bytes(header, 4) >= header.pixels * 16 * 3 * image_memory.FLOAT32 * 2
+    assert image_memory.downscale_bytes(header) == header.pixels * 3 * (1 + 16)
 
 
 def test_a_file_pillow_cannot_parse_has_no_header(tmp_path):
     (tmp_path / 'x.png').write_bytes(b'not an image')
-    assert limits.read_header(tmp_path / 'x.png') is None
-    assert limits.check_image_memory(tmp_path / 'x.png', limits.downscale_bytes, 'read') is None
+    assert image_io.read_header(tmp_path / 'x.png') is None
+    assert image_memory.check_image_memory(tmp_path / 'x.png', image_memory.downscale_bytes, 'read') is None

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hat_arch.errors import HatError
-from hat_arch.outputs import cannot_write, check_outputs, check_writable_folder
+from hat_arch.output_checks import cannot_write, check_outputs, check_writable_folder
 
 HINT = 'choose another --output folder'
 

@@ -11,8 +11,8 @@ import torch
 
 from hat_arch.errors import HatError
 from hat_arch.train import main
-from hat_arch.training import checkpoint
-from hat_arch.training.checkpoint import CheckpointError, atomic_save, check_writable, remove_temporary_files
+from hat_arch.training import saves
+from hat_arch.training.saves import CheckpointError, atomic_save, check_writable, remove_temporary_files
 from tests.training.tiny import disk_full_after, one_thread, tiny_options, write_options
 
 
@@ -66,7 +66,7 @@ def test_failed_save_keeps_the_previous_file(tmp_path, monkeypatch, failure):
 def test_full_disk_during_training_stops_with_the_last_checkpoint_intact(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     yml = write_options(tmp_path, tiny_options('full', total_iter=6, save_every=2, validate_every=None))
-    monkeypatch.setattr(checkpoint.torch, 'save', disk_full_after(2))  # net_g_2.pth and 2.state fit
+    monkeypatch.setattr(saves.torch, 'save', disk_full_after(2))  # net_g_2.pth and 2.state fit
     with one_thread():
         assert main(['-opt', str(yml)]) == 2
     monkeypatch.undo()

@@ -20,7 +20,7 @@ from basicsr.utils.dist_util import master_only
 
 from hat_arch.atomic_write import AtomicWriteError, remove_leftovers, write_atomic
 from hat_arch.errors import HatError
-from hat_arch.outputs import cannot_write
+from hat_arch.output_checks import cannot_write
 from hat_arch.training.distributed import all_gather_objects
 from hat_arch.training.rng import get_rng_state
 

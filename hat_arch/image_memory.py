@@ -1,83 +1,24 @@
 """What one input image may cost: its size, read from the file's header, against the memory there is, before decoding.
 
 A 2.6 MB PNG can declare 30000x30000 pixels: decoded it is 2.7 GB, its float32 planes 11 GB, and its x4 output 17
-times that. Every command that reads images (``hat-sr upscale``, ``hat-sr lam``, ``basicsr prepare``, the web app)
-calls :func:`check_image_memory` with the file first: the image is refused in one line naming the sizes, unless the
-user lifts the limit on purpose with ``max_pixels`` (``--max-pixels``).
+times that. Every command that reads images calls :func:`check_image_memory` with the file first: the image is
+refused in one line naming the sizes, unless the user lifts the limit on purpose with ``max_pixels``
+(``--max-pixels``).
 """
 from __future__ import annotations
 
 import os
-import threading
-import warnings
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
-
-from PIL import Image
+from typing import Callable
 
 from hat_arch.errors import HatError
+from hat_arch.image_io import ImageHeader, read_header
 
 # Share of the available memory one image's arrays may take; the rest is for the network (its tiles fit what is left).
 MEMORY_HEADROOM = 0.5
 FLOAT32 = 4
 FLOAT64 = 8
 NETWORK_CHANNELS = 3  # a gray image runs through a colour model as gray RGB: its output tensors have 3 channels
-_PILLOW_LIMIT = threading.Lock()
-
-
-@dataclass(frozen=True)
-class ImageHeader:
-    """What an image file's header says: its size, Pillow's mode and bands, and whether it holds several frames."""
-    width: int
-    height: int
-    mode: str
-    bands: int
-    frames: bool = False
-
-    @property
-    def pixels(self) -> int:
-        return self.width * self.height
-
-    @property
-    def channels(self) -> int:
-        """Channels it decodes to; an upper bound for a palette, which OpenCV may decode to BGRA."""
-        return 4 if self.mode in ('P', 'PA') else self.bands
-
-    @property
-    def sample_bytes(self) -> int:
-        return 4 if self.mode in ('I', 'F') else 2 if '16' in self.mode else 1
-
-    @property
-    def decoded_bytes(self) -> int:
-        return self.pixels * self.channels * self.sample_bytes
-
-
-def read_header(path: str | Path) -> ImageHeader | None:
-    """The header of the image at ``path``, read by Pillow without decoding; None if Pillow cannot parse it (OpenCV may
-    still decode it, or say it cannot)."""
-    try:
-        with _without_pillow_bomb_limit(), Image.open(path) as image:
-            width, height = image.size
-            return ImageHeader(width, height, image.mode, len(image.getbands()),
-                               bool(getattr(image, 'is_animated', False)))
-    except Exception:  # noqa: BLE001  Pillow's format plugins raise many types for what they cannot parse
-        return None
-
-
-@contextmanager
-def _without_pillow_bomb_limit() -> Iterator[None]:
-    # Pillow refuses (DecompressionBombError, with a traceback) or warns about an image of over 89 M pixels as soon
-    # as it reads the header, before telling its size: this module's check, which knows the memory there is, replaces
-    # it while the header is read. The lock keeps two threads from restoring each other's value.
-    with _PILLOW_LIMIT, warnings.catch_warnings():
-        warnings.simplefilter('ignore', Image.DecompressionBombWarning)
-        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
-        try:
-            yield
-        finally:
-            Image.MAX_IMAGE_PIXELS = saved
 
 
 def upscale_bytes(header: ImageHeader, scale: int) -> int:
