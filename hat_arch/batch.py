@@ -1,9 +1,8 @@
 """The loop over many files: one file's failure is reported by name and the others go on.
 
-Every command that works through files (``hat-sr upscale``, the page, ``basicsr prepare``) runs its per-file work
-through :func:`each_file` and shows the outcomes its own way (a tqdm bar, Gradio's progress, a report). A failure is
-held as one line that names the file, whatever raised it, so that a pool's worker can hand it back and a summary can
-list it.
+Every command that works through many files runs its per-file work through :func:`each_file` and shows the
+outcomes its own way (a progress bar, the page's status, a report). A failure is held as one line that names the
+file, whatever raised it, so that a pool's worker can hand it back and a summary can list it.
 """
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """Running a super-resolution network on whole images: overlapping tiles, the tiling policy (tile sizes checked, 'auto'
 from free memory, out-of-memory retry, window rounding) and self-ensemble.
 
-One implementation, used by :class:`~hat_arch.models.hat_model.HATModel` (validation and
-test), by the ``hat-sr`` command and by the Python API.
+The one implementation: validation and test in BasicSR, the commands, the page and the Python API tile the same
+way.
 """
 from __future__ import annotations
 

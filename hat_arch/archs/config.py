@@ -1,8 +1,9 @@
 """``HATConfig``: the settings of one HAT network, checked once when made.
 
 A HAT keeps the config it was built from (``HAT.config``), a model name stands for one, and checkpoint detection
-returns one. A value that cannot build or run is a ``ValueError`` (``TypeError`` for a wrong type or an unknown name)
-here, before any layer is made: checking settings from a file is making their config.
+returns one. A value that cannot build or run is a :class:`SettingError` naming its setting (a ``ValueError``; also a
+``TypeError`` for a wrong type), an unknown name a ``TypeError``, here, before any layer is made: checking settings
+from a file is making their config.
 """
 from __future__ import annotations
 
@@ -19,6 +20,23 @@ UPSAMPLERS = ('pixelshuffle', 'pixelshuffledirect', 'nearest+conv', '')
 RESI_CONNECTIONS = ('1conv', '3conv', 'identity')
 # Settings of a run rather than of the network: two configs differing only in these describe the same trained model.
 RUN_SETTINGS = ('drop_rate', 'attn_drop_rate', 'drop_path_rate', 'use_checkpoint', 'attn_impl')
+# Sizes that count something (channels, blocks, heads, pixels): each must be at least 1.
+COUNTS = ('in_chans', 'embed_dim', 'window_size', 'compress_ratio', 'squeeze_factor')
+PER_GROUP_COUNTS = ('depths', 'num_heads')
+DROP_RATES = ('drop_rate', 'attn_drop_rate', 'drop_path_rate')
+
+
+class SettingError(ValueError):
+    """A value HAT cannot build or run with; ``setting`` names the argument at fault (callers that know another
+    default, as the YOLO block, add it to the message)."""
+
+    def __init__(self, setting: str, message: str):
+        super().__init__(message)
+        self.setting = setting
+
+
+class SettingTypeError(SettingError, TypeError):
+    """A value of the wrong type."""
 
 
 @dataclass(frozen=True)
@@ -114,46 +132,57 @@ def _check_types(config: HATConfig) -> None:
         for name in names:
             value = getattr(config, name)
             if not is_kind(value):
-                raise TypeError(f'HAT argument {name}={value!r} has the wrong type: expected {kind}')
+                raise SettingTypeError(name, f'HAT argument {name}={value!r} has the wrong type: expected {kind}')
 
 
 def _check_values(c: HATConfig) -> None:
-    """Raise ValueError for settings that cannot build or run."""
+    """Raise :class:`SettingError` for settings that cannot build or run."""
+    for name in COUNTS:
+        if getattr(c, name) < 1:
+            raise SettingError(name, f'HAT argument {name}={getattr(c, name)!r} must be a positive number')
+    for name in PER_GROUP_COUNTS:
+        values = list(getattr(c, name))
+        if not values or min(values) < 1:
+            raise SettingError(name, f'HAT argument {name}={values!r} must be a list of positive numbers, one per '
+                               'group')
+    if not c.mlp_ratio > 0:
+        raise SettingError('mlp_ratio', f'HAT argument mlp_ratio={c.mlp_ratio!r} must be positive')
+    for name in DROP_RATES:
+        if not 0 <= getattr(c, name) < 1:
+            raise SettingError(name, f'HAT argument {name}={getattr(c, name)!r} must be in [0, 1)')
     if not c.img_range > 0:  # the input is multiplied by it and the output divided: 0 gives a blank image
-        raise ValueError(f'img_range must be positive, got {c.img_range}')
+        raise SettingError('img_range', f'img_range must be positive, got {c.img_range}')
     if len(c.depths) != len(c.num_heads):
-        raise ValueError(f'depths {list(c.depths)} and num_heads {list(c.num_heads)} must have the same length')
+        raise SettingError('num_heads', f'depths {list(c.depths)} and num_heads {list(c.num_heads)} must have the same '
+                           'length')
     for heads in c.num_heads:
-        if heads < 1 or c.embed_dim % heads:
-            raise ValueError(f'num_heads {heads} must divide embed_dim {c.embed_dim}')
-    if c.compress_ratio < 1 or c.embed_dim // c.compress_ratio < 1:
-        raise ValueError(f'compress_ratio {c.compress_ratio} leaves no channels of embed_dim {c.embed_dim} in the CAB')
-    if c.squeeze_factor < 1 or c.embed_dim // c.squeeze_factor < 1:
-        raise ValueError(f'squeeze_factor {c.squeeze_factor} leaves no channels of embed_dim {c.embed_dim} in the '
-                         'CAB')
-    if c.window_size < 1:
-        raise ValueError(f'window_size must be positive, got {c.window_size}')
+        if c.embed_dim % heads:
+            raise SettingError('num_heads', f'num_heads {heads} must divide embed_dim {c.embed_dim}')
+    for name in ('compress_ratio', 'squeeze_factor'):
+        if c.embed_dim // getattr(c, name) < 1:
+            raise SettingError(name, f'{name} {getattr(c, name)} leaves no channels of embed_dim {c.embed_dim} in '
+                               'the CAB')
     if c.overlap_ratio < 0:
-        raise ValueError(f'overlap_ratio must be >= 0, got {c.overlap_ratio}')
+        raise SettingError('overlap_ratio', f'overlap_ratio must be >= 0, got {c.overlap_ratio}')
     overlap = int(c.window_size * c.overlap_ratio)
     if overlap % 2:
-        raise ValueError(f'window_size {c.window_size} with overlap_ratio {c.overlap_ratio} gives an odd overlap of '
-                         f'{overlap} pixels; overlapping windows must extend evenly on both sides')
+        raise SettingError('overlap_ratio', f'window_size {c.window_size} with overlap_ratio {c.overlap_ratio} gives '
+                           f'an odd overlap of {overlap} pixels; overlapping windows must extend evenly on both sides')
     if c.upsampler not in UPSAMPLERS:
-        raise ValueError(f'upsampler {c.upsampler!r} is not one of {UPSAMPLERS}')
+        raise SettingError('upsampler', f'upsampler {c.upsampler!r} is not one of {UPSAMPLERS}')
     if c.upsampler == 'pixelshuffle' and not (c.upscale == 3 or (c.upscale >= 1 and c.upscale & (c.upscale - 1) == 0)):
-        raise ValueError(f"upsampler 'pixelshuffle' does scales 2^n and 3, not {c.upscale}")
+        raise SettingError('upscale', f"upsampler 'pixelshuffle' does scales 2^n and 3, not {c.upscale}")
     if c.upsampler == 'pixelshuffledirect' and c.upscale < 1:
-        raise ValueError(f'upscale must be a positive integer, got {c.upscale}')
+        raise SettingError('upscale', f'upscale must be a positive integer, got {c.upscale}')
     if c.upsampler == 'nearest+conv' and c.upscale != 4:
-        raise ValueError(f"upsampler 'nearest+conv' does scale 4 only, not {c.upscale}")
+        raise SettingError('upscale', f"upsampler 'nearest+conv' does scale 4 only, not {c.upscale}")
     if c.upsampler == '' and c.upscale != 1:
-        raise ValueError(f"upsampler '' restores at scale 1 (no upsampling); got upscale={c.upscale}")
+        raise SettingError('upscale', f"upsampler '' restores at scale 1 (no upsampling); got upscale={c.upscale}")
     if c.resi_connection not in RESI_CONNECTIONS:
-        raise ValueError(f'resi_connection {c.resi_connection!r} is not one of {RESI_CONNECTIONS}')
+        raise SettingError('resi_connection', f'resi_connection {c.resi_connection!r} is not one of {RESI_CONNECTIONS}')
     if c.resi_connection == '3conv' and c.embed_dim < 4:
-        raise ValueError(f"resi_connection '3conv' needs embed_dim >= 4, got {c.embed_dim}")
+        raise SettingError('embed_dim', f"resi_connection '3conv' needs embed_dim >= 4, got {c.embed_dim}")
     if c.patch_size != 1:
-        raise ValueError(f'HAT embeds single pixels; patch_size must be 1, got {c.patch_size}')
+        raise SettingError('patch_size', f'HAT embeds single pixels; patch_size must be 1, got {c.patch_size}')
     check_attn_impl(c.attn_impl)
 

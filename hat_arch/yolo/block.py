@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from hat_arch.archs.config import HATConfig
+from hat_arch.archs.config import HATConfig, SettingError
 from hat_arch.archs.hat_arch import HAT
 from hat_arch.errors import HatError, did_you_mean
 from hat_arch.network_cost import HAT_DEFAULTS, check_limits
@@ -31,46 +31,10 @@ FIXED = ('in_chans', 'upscale', 'upsampler', 'patch_size', 'norm_layer')
 ARGUMENTS = tuple(name for name in HAT_DEFAULTS if name not in FIXED)
 
 
-# Sizes that count something (channels, blocks, heads, pixels): each must be at least 1.
-COUNTS = ('embed_dim', 'depths', 'num_heads', 'window_size', 'compress_ratio', 'squeeze_factor')
-
-
 def _default(name: str) -> Any:
     """The block's default for ``name`` as a YAML row writes it (lists, not tuples)."""
     value = getattr(FEATURE_MAP_DEFAULTS, name)
     return list(value) if isinstance(value, tuple) else value
-
-
-def _check_value(name: str, value: Any) -> None:
-    """A :class:`HatError` naming ``name``, ``value`` and the block's default for a mistyped value or a size that
-    counts nothing (``depths: [0]`` would build a HAT without transformer blocks)."""
-    default = HAT_DEFAULTS[name]
-    if isinstance(default, bool):
-        ok = isinstance(value, bool)
-    elif isinstance(default, int) and name != 'img_size':
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif isinstance(default, float):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    elif default is None:  # qk_scale: a number, or none for the head's own scale
-        ok = value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
-    elif isinstance(default, str):
-        ok = isinstance(value, str)
-    else:  # depths, num_heads, img_size: integers
-        ok = all(isinstance(v, int) and not isinstance(v, bool) for v in (value if isinstance(value, (list, tuple))
-                                                                          else [value]))
-        ok = ok and (name == 'img_size' or isinstance(value, (list, tuple)))
-    if not ok:
-        raise HatError(f'HAT argument {name}={value!r} has the wrong type (default: {_default(name)!r})')
-    if name in COUNTS:
-        counts = list(value) if isinstance(value, (list, tuple)) else [value]
-        if not counts or min(counts) < 1:
-            what = 'a list of positive numbers, one per group' if isinstance(value, (list, tuple)) else \
-                'a positive number'
-            raise HatError(f'HAT argument {name}={value!r} must be {what} (default: {_default(name)!r})')
-    if name == 'mlp_ratio' and not value > 0:
-        raise HatError(f'HAT argument mlp_ratio={value!r} must be positive (default: {_default(name)!r})')
-    if name == 'drop_path_rate' and not 0 <= value < 1:
-        raise HatError(f'HAT argument drop_path_rate={value!r} must be in [0, 1) (default: {_default(name)!r})')
 
 
 def resolve_options(in_channels: int, args: Sequence[Any]) -> dict[str, Any]:
@@ -89,15 +53,18 @@ def resolve_options(in_channels: int, args: Sequence[Any]) -> dict[str, Any]:
         if name in given:
             raise HatError(f'HAT argument {name!r} given twice (positionally and by name)')
         given[name] = value
-    for name, value in given.items():
-        _check_value(name, value)
     if not isinstance(in_channels, int) or in_channels < 1:
         raise HatError(f'HAT needs a positive number of input channels, got {in_channels!r}')
-    options = {**FEATURE_MAP_DEFAULTS.as_kwargs(), **given, 'in_chans': in_channels}
-    # Sizes within hat_arch's limits and the memory there is, before any layer is made; the config's own checks say
-    # what else cannot build.
-    check_limits(options, f'HAT on {in_channels} channels')
-    return HATConfig.from_options(options).as_kwargs()
+    where = f'HAT on {in_channels} channels'
+    try:
+        config = FEATURE_MAP_DEFAULTS.replace(**given, in_chans=in_channels)
+    except SettingError as error:  # the block's own default, where the user changed it
+        default = f' (default: {_default(error.setting)!r})' if error.setting in given else ''
+        raise HatError(f'{where} cannot build: {error}{default}') from None
+    except (TypeError, ValueError) as error:
+        raise HatError(f'{where} cannot build: {error}') from None
+    check_limits(config.as_kwargs(), where)  # sizes within hat_arch's limits and the memory there is
+    return config.as_kwargs()
 
 
 class HATBlock(nn.Module):

@@ -3,8 +3,8 @@ scale n of 'yolo11-hat-neck.yaml', here or in ``hat_arch/yolo/cfg/``.
 
 Ultralytics' ``yaml_model_load`` finds the unscaled file by deleting the scale letter with a pattern applied to the
 whole path, so a folder with a digit before n/s/m/l/x (``/tmp/tmp.Q4sGxc/``, ``envs/yolo11s/``) takes the match, the
-name keeps its scale and loading fails with "'.../yolov8n-hat-neck.yaml' does not exist" (seen in CI: a random
-temporary folder does this about one time in eight). It also looks for bare names only in the working folder and
+name keeps its scale and loading fails with "'.../yolov8n-hat-neck.yaml' does not exist" (a random temporary
+folder's name has such a pair about one time in eight). It also looks for bare names only in the working folder and
 its own ``cfg/``, so ``YOLO('yolo11n-hat-neck.yaml')`` failed where ``hat-yolo`` found the file. :func:`patch` makes
 the loader look at the file name only and, for a bare name with no such file here, in hat_arch's ``cfg/``.
 """

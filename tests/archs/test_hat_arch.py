@@ -11,6 +11,7 @@ from torch import nn
 
 from hat_arch import HAT
 from hat_arch.archs import hat_arch as arch
+from hat_arch.archs.config import HATConfig, SettingError
 from hat_arch.layers.context import ATTN_IMPLS
 from tests.conftest import DEVICE, GOLDEN_CASES, TINY_HAT, load_golden
 
@@ -253,7 +254,7 @@ def test_bf16_autocast():
     assert (out.float() - expected).abs().mean() < 0.25 * blocks  # measured: 0.05
 
 
-@pytest.mark.slow  # inductor compiles C++ in worker processes
+@pytest.mark.slow  # dynamo's tracing takes seconds: CI runs it, the quick loop does not
 def test_torch_compile_matches_eager():
     model, case = golden_model('tiny_x4')
     compiled = torch.compile(model, backend='aot_eager', fullgraph=True)
@@ -277,6 +278,23 @@ def test_torch_compile_matches_eager():
 def test_bad_configurations_fail_at_construction(config, message):
     with pytest.raises(ValueError, match=message.replace('(', r'\(').replace('^', r'\^').replace('+', r'\+')):
         HAT(**{**TINY_HAT, **config})
+
+
+@pytest.mark.parametrize('config, setting, error', [
+    (dict(depths=[2, 0]), 'depths', ValueError),
+    (dict(depths=[], num_heads=[]), 'depths', ValueError),
+    (dict(embed_dim=-24), 'embed_dim', ValueError),
+    (dict(window_size=0), 'window_size', ValueError),
+    (dict(mlp_ratio=0.0), 'mlp_ratio', ValueError),
+    (dict(drop_path_rate=1.0), 'drop_path_rate', ValueError),
+    (dict(embed_dim=30, num_heads=[4, 4]), 'num_heads', ValueError),
+    (dict(qkv_bias=1), 'qkv_bias', TypeError),
+])
+def test_a_bad_setting_is_named_by_its_error(config, setting, error):
+    with pytest.raises(SettingError) as raised:
+        HATConfig(**{**TINY_HAT, **config})
+    assert raised.value.setting == setting and isinstance(raised.value, error)
+    assert str(raised.value).count(setting) >= 1
 
 
 def test_state_dict_mismatch_is_short_and_names_keys():

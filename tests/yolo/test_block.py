@@ -141,7 +141,10 @@ def one_line_error(build, match: str) -> str:
     ([-64], r'HAT argument embed_dim=-64 must be a positive number \(default: 64\)'),
     ([64, [2], [4], 0], r'window_size=0 must be a positive number \(default: 8\)'),
     ([{'compress_ratio': 0}], r'compress_ratio=0 must be a positive number \(default: 4\)'),
-    ([{'depths': 2}], r'depths=2 has the wrong type \(default: \[2\]\)'),
+    ([{'depths': 2}], r'depths=2 has the wrong type: expected a list of integers \(default: \[2\]\)'),
+    ([{'mlp_ratio': 0}], r'mlp_ratio=0 must be positive \(default: 2.0\)'),
+    ([{'drop_path_rate': 1.0}], r'drop_path_rate=1.0 must be in \[0, 1\) \(default: 0.0\)'),
+    ([{'num_heads': [5], 'embed_dim': 64}], r'cannot build: num_heads 5 must divide embed_dim 64 \(default: \[4\]\)'),
 ])
 def test_bad_hat_arguments_are_one_line_naming_the_file_layer_and_value(tmp_path, hat_args, match):
     path = tmp_path / 'mine.yaml'
