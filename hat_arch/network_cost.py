@@ -47,7 +47,8 @@ def check_limits(config: Mapping[str, Any], where: str, origin: Mapping[str, str
 
     def refuse(setting: str, value: Any, problem: str) -> HatError:
         source = f' (from {origin[setting]})' if setting in origin else ''
-        return HatError(f'{where}: {setting} {value if isinstance(value, str) else repr(value)}{source} {problem}')
+        shown = value if isinstance(value, str) else repr(list(value) if isinstance(value, tuple) else value)
+        return HatError(f'{where}: {setting} {shown}{source} {problem}')  # lists, as option files write them
 
     for setting in ('in_chans', 'embed_dim', 'window_size', 'upscale'):
         value = full[setting]

@@ -18,7 +18,7 @@ from tests.yolo.test_block import detection_model, tiny_yaml  # noqa: E402
     ([64, [2] * 100, [4] * 100],
      'depths [2, 2, 2, 2, ... (100 values)] asks for 100 groups, more than the 64 hat_arch allows'),
     ([64, [2], [4], 512], 'window_size 512 is more than the 64 hat_arch allows'),
-    ([64, [2], [512]], 'num_heads [512] is more than the 256 hat_arch allows'),
+    ([512, [2], [512]], 'num_heads [512] is more than the 256 hat_arch allows'),
     ([{'mlp_ratio': 1e6}], 'mlp_ratio 1000000.0 is more than the 16 hat_arch allows'),
 ])  # (zero and negative sizes are named with the block's defaults: tests/yolo/test_block.py)
 def test_oversized_and_empty_rows_are_one_line_naming_file_layer_and_setting(tmp_path, hat_args, message):
