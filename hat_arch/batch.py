@@ -6,6 +6,7 @@ file, whatever raised it, so that a pool's worker can hand it back and a summary
 """
 from __future__ import annotations
 
+import re
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -39,8 +40,10 @@ def error_line(error: BaseException) -> str:
 
 
 def naming(file: str, message: str) -> str:
-    """``message`` with ``file`` in front, unless it names it already (hat_arch's own messages do)."""
-    return message if file in message else f'{file}: {message}'
+    """``message`` with ``file`` in front, unless it names it already (hat_arch's own messages do): as a whole word,
+    not as the end of another path ('out/x.png' does not name 'x.png')."""
+    named = re.search(rf'(?:^|[\s\'"(]){re.escape(file)}(?=$|[\s\'"):,;])', message)
+    return message if named else f'{file}: {message}'
 
 
 @dataclass(frozen=True)
@@ -69,8 +72,8 @@ def each_file(items: Iterable[Item], work: Callable[[Item], Result], name: Calla
 
     An exception from ``work`` becomes the outcome's error, ``explain(error)`` led by ``name(item)`` (unless it is
     already in it), and the next item follows; exceptions of the types in ``stop_on`` (and KeyboardInterrupt) end
-    the loop instead. With ``workers`` > 1 the items run in a pool of that many processes: ``work``, ``name`` and
-    ``explain`` must then pickle, and each worker runs torch on one thread.
+    the loop instead. With ``workers`` > 1 the items run in a pool of that many processes: ``work``, ``name``,
+    ``explain`` and the ``stop_on`` types must then pickle, and each worker runs torch on one thread.
     """
     one_file = _OneFile(work, name, explain, stop_on)
     items = items if isinstance(items, Sequence) else list(items)

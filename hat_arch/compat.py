@@ -239,8 +239,14 @@ def _needs_fix(function, faulty: str) -> bool:
 
 
 def _replace(original, replacement) -> None:
-    """Point every ``basicsr`` module attribute holding ``original`` (from-imports included) at ``replacement``."""
+    """:func:`repoint`, with ``replacement`` marked as hat_arch's fix (:func:`_needs_fix` leaves it alone)."""
     replacement._hat_arch_fix = True
+    repoint(original, replacement)
+
+
+def repoint(original, replacement) -> None:
+    """Point every loaded ``basicsr`` module attribute holding ``original`` (from-imports included) at
+    ``replacement``."""
     for name, module in list(sys.modules.items()):
         if module is not None and (name == 'basicsr' or name.startswith('basicsr.')):
             for attribute, value in list(vars(module).items()):

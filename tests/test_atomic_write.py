@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -177,10 +178,15 @@ def test_basicsr_result_images_and_the_option_copy_go_through_the_writer(tmp_pat
     assert basicsr.models.sr_model.imwrite is basicsr.utils.imwrite is stock is not basicsr_imwrite  # imported only
     precious = victim(tmp_path)
     plant_link(tmp_path / 'visualization' / 'head_6.png', precious)
-    with atomic_image_writes():
+    later = types.ModuleType('basicsr.imported_inside')  # a module first imported inside the block
+    with monkeypatch.context() as inside, atomic_image_writes():
         assert basicsr.models.sr_model.imwrite is basicsr.utils.imwrite is basicsr_imwrite
         basicsr.models.sr_model.imwrite(np.zeros((4, 4, 3), np.uint8), str(tmp_path / 'visualization' / 'head_6.png'))
-    assert basicsr.models.sr_model.imwrite is basicsr.utils.imwrite is stock
+        with atomic_image_writes():  # nested: the outer block puts BasicSR's back
+            later.imwrite = basicsr.utils.imwrite
+            inside.setitem(sys.modules, later.__name__, later)
+        assert basicsr.models.sr_model.imwrite is basicsr_imwrite
+    assert basicsr.models.sr_model.imwrite is basicsr.utils.imwrite is later.imwrite is stock
     seen = []  # HATModel's validation, wherever it runs, writes through it too
     monkeypatch.setattr(SRModel, 'nondist_validation', lambda *args: seen.append(basicsr.models.sr_model.imwrite))
     HATModel.nondist_validation(HATModel.__new__(HATModel), None, 0, None, True)

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from hat_arch.batch import each_file
+from hat_arch.batch import each_file, naming
 from hat_arch.errors import HatError
 
 
@@ -34,6 +34,17 @@ def test_failures_are_named_once_and_the_other_files_are_done_in_order(workers):
     assert all(outcome.seconds >= 0 for outcome in outcomes)
     pids = {outcome.result[1] for outcome in outcomes if not outcome.failed}
     assert (pids == {os.getpid()}) == (workers == 1)
+
+
+@pytest.mark.parametrize('message, line', [
+    ('cannot read x.png: damaged', 'cannot read x.png: damaged'),
+    ('x.png is too small', 'x.png is too small'),
+    ("'x.png' is empty", "'x.png' is empty"),
+    ('cannot write out/x.png: disk full', 'x.png: cannot write out/x.png: disk full'),  # another file
+    ('cannot read x.png.bak', 'x.png: cannot read x.png.bak'),
+])
+def test_a_file_counts_as_named_only_as_a_whole_path(message, line):
+    assert naming('x.png', message) == line
 
 
 def test_names_and_explanations_are_the_callers():

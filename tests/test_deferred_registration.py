@@ -60,6 +60,14 @@ def test_a_network_loaded_before_basicsr_is_registered_when_basicsr_comes():
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize('module', ['hat_arch.training.basicsr_overrides', 'hat_arch.training.launch',
+                                    'hat_arch.models.hat_model', 'hat_arch.data.checks'])
+def test_a_module_that_loads_basicsr_imports_first_in_a_fresh_process(module):
+    # Loading BasicSR registers hat_arch's models, which must not need the module that is still loading.
+    assert 'REGISTERED' in run_python(f'import {module}\n' + REGISTERED)
+
+
+@pytest.mark.slow
 def test_basicsr_imported_first_then_hat_arch_registers():
     assert 'REGISTERED' in run_python(OLD_TORCHVISION + 'import basicsr\nimport hat_arch\n' + REGISTERED)
 

@@ -211,7 +211,7 @@ class UnreadableImages(torch.utils.data.Dataset):
         return 2
 
     def __getitem__(self, index):
-        raise HatError(f'cannot decode image /data/lq/{index:04d}.png: not an image, or a damaged one')
+        raise HatError(f'cannot read /data/lq/{index:04d}.png: not an image OpenCV can decode')
 
 
 @pytest.mark.slow  # spawns processes
@@ -220,8 +220,8 @@ def test_an_error_raised_in_a_dataloader_worker_is_still_one_line(capsys):
         next(iter(torch.utils.data.DataLoader(UnreadableImages(), num_workers=1)))
 
     assert report_user_errors(load, 'basicsr train') == 2
-    assert capsys.readouterr().err == ('basicsr train: error: cannot decode image /data/lq/0000.png: not an image, or '
-                                       'a damaged one\n')
+    assert capsys.readouterr().err == ('basicsr train: error: cannot read /data/lq/0000.png: not an image OpenCV '
+                                       'can decode\n')
 
 
 def alias_bomb(levels: int = 9) -> str:

@@ -1,5 +1,5 @@
-"""outputs.py: the folder a run writes to takes files; the outputs it plans never replace one of its inputs, nor each
-other."""
+"""output_checks.py: the folder a run writes to takes files; the outputs it plans never replace one of its inputs,
+nor each other."""
 from __future__ import annotations
 
 import os

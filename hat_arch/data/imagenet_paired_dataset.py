@@ -16,8 +16,7 @@ from torch.utils import data
 from torchvision.transforms.functional import normalize
 
 from hat_arch.data.checks import read_meta_info
-from hat_arch.image_io import read_dataset_image
-from hat_arch.image_io import is_image_name
+from hat_arch.image_io import is_image_name, read_dataset_image
 
 # MATLAB's antialiased bicubic reads 2 LR pixels (2*scale GT pixels) on each side; resizing a crop with this much
 # context gives exactly the LR pixels of the whole image, at the cost of the crop instead of the whole image.

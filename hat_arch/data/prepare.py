@@ -33,6 +33,7 @@ from hat_arch.output_checks import check_outputs
 
 SCALES = (2, 3, 4)  # the scales basicsr prepare makes by default
 PNG_COMPRESSION = 3  # BasicSR's scripts' choice: fast to write, about as small as 9 on photos
+LISTED_FAILURES = 5  # images a one-line error names; it counts the rest
 
 
 def list_images(folder: str, recursive: bool = False) -> list[str]:
@@ -62,9 +63,9 @@ def write(path: str, img: np.ndarray) -> None:
     write_image(path, img, [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION], durable=False)
 
 
-def with_bar(outcomes: Iterator[FileOutcome], total: int, desc: str) -> Iterator[FileOutcome]:
-    """``outcomes`` as they come, counted on a progress bar."""
-    with tqdm(total=total, unit='image', desc=desc) as bar:
+def with_bar(outcomes: Iterator[FileOutcome], total: int, desc: str, **options) -> Iterator[FileOutcome]:
+    """``outcomes`` as they come, counted on a progress bar (tqdm's ``options``)."""
+    with tqdm(total=total, unit='image', desc=desc, **options) as bar:
         for outcome in outcomes:
             bar.update(1)
             yield outcome
@@ -197,18 +198,20 @@ def run_job(job, names: Sequence[str], workers: int, desc: str, max_pixels: int 
     the images whose outputs are not all there yet, in ``workers`` processes."""
     report = Report()
     plans: list[tuple[str, list[str]]] = []
-    for name in tqdm(names, unit='image', desc='checking', leave=False, disable=len(names) < 1000):
+
+    def plan(name: str) -> list[str]:
         path = osp.join(job.src, name)
-        try:
-            header = check_image_memory(path, job.needed, job.task, max_pixels) or _decoded_header(path)
-            targets = job.targets(name, header)
-        except HatError as error:
-            report.failures.append(str(error))
-            continue
-        if targets:
-            plans.append((name, targets))
+        header = check_image_memory(path, job.needed, job.task, max_pixels) or _decoded_header(path)
+        return job.targets(name, header)
+
+    planned = each_file(names, plan, partial(osp.join, job.src))
+    for outcome in with_bar(planned, len(names), 'checking', leave=False, disable=len(names) < 1000):
+        if outcome.failed:
+            report.failures.append(outcome.error)
+        elif outcome.result:
+            plans.append((outcome.item, outcome.result))
         else:
-            report.no_output.append(name)
+            report.no_output.append(outcome.item)
     check_outputs(((Path(job.src, name), Path(target)) for name, targets in plans for target in targets),
                   'choose another output folder')
     todo = [name for name, targets in plans if job.overwrite or not all(map(osp.exists, targets))]
@@ -269,8 +272,9 @@ def meta_info(folder: str, file: str, recursive: bool = False, workers: int = 1,
                                       workers=workers), len(names), 'meta-info'):
         (failures if outcome.failed else lines).append(outcome.error or outcome.result)
     if failures:
+        more = f'; and {len(failures) - LISTED_FAILURES} more' if len(failures) > LISTED_FAILURES else ''
         raise HatError(f'meta-info file {file} not written: {len(failures)} of the images cannot be read: '
-                       + '; '.join(failures))
+                       + '; '.join(failures[:LISTED_FAILURES]) + more)
     os.makedirs(osp.dirname(file) or '.', exist_ok=True)
     write_text_atomic(file, ''.join(line + '\n' for line in lines))
     return len(lines)

@@ -28,8 +28,7 @@ def weights_loaded_after() -> Iterator[None]:
 
 def trunc_normal_(tensor: torch.Tensor, std: float) -> torch.Tensor:
     """``timm.layers.trunc_normal_(tensor, std=std)``; ``tensor`` unchanged inside :func:`weights_loaded_after` and
-    on the meta device, which holds shapes only (timm's sampling goes through torch's slow reference ops there: 1.3 of
-    the 1.7 s that building HAT-L on meta took)."""
+    on the meta device, which holds shapes only (and where timm's sampling runs torch's slow reference ops)."""
     if _WEIGHTS_LOADED_AFTER.get() or tensor.is_meta:
         return tensor
     from timm.layers import trunc_normal_ as timm_trunc_normal_

@@ -4,8 +4,10 @@ from __future__ import annotations
 import json
 import os.path as osp
 from collections import OrderedDict
+from typing import Any
 
 import torch
+from torch.utils.data import DataLoader
 from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
@@ -18,7 +20,6 @@ from hat_arch.inference import eval_mode, run_tiled
 from hat_arch.models.degradation import check_vgg_weights
 from hat_arch.progress import progress_bar
 from hat_arch.training import distributed, saves
-from hat_arch.training.basicsr_overrides import atomic_image_writes
 
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 
@@ -64,7 +65,10 @@ class HATModel(SRModel):
     def model_to_device(self, net: torch.nn.Module) -> torch.nn.Module:
         return distributed.model_to_device(self, net)
 
-    def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
+    def nondist_validation(self, dataloader: DataLoader, current_iter: int, tb_logger: Any, save_img: bool) -> None:
+        # Imported here: basicsr_overrides imports BasicSR's modules, whose loading registers this one.
+        from hat_arch.training.basicsr_overrides import atomic_image_writes
+
         with atomic_image_writes():
             super().nondist_validation(dataloader, current_iter, tb_logger, save_img)
 

@@ -18,7 +18,6 @@ process that merely imports hat_arch (another project using ``type: HAT`` in its
 """
 from __future__ import annotations
 
-import sys
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -27,6 +26,7 @@ from basicsr.data.paired_image_dataset import PairedImageDataset
 from basicsr.data.single_image_dataset import SingleImageDataset
 from basicsr.models.base_model import BaseModel
 
+from hat_arch.compat import repoint
 from hat_arch.data.checks import naming_unreadable_images
 from hat_arch.image_io import basicsr_imwrite
 from hat_arch.training import distributed, saves
@@ -64,12 +64,11 @@ def atomic_image_writes() -> Iterator[None]:
     """Inside the block, every BasicSR module's ``imwrite`` (``from basicsr.utils import imwrite`` included) is
     :func:`hat_arch.image_io.basicsr_imwrite`: the same pixels, written atomically; BasicSR's own again after it."""
     stock = basicsr.utils.img_util.imwrite
-    holders = [module for name, module in list(sys.modules.items())
-               if module is not None and name.split('.')[0] == 'basicsr' and vars(module).get('imwrite') is stock]
-    try:
-        for module in holders:
-            module.imwrite = basicsr_imwrite
+    if stock is basicsr_imwrite:  # inside another such block, which puts BasicSR's back
         yield
-    finally:
-        for module in holders:
-            module.imwrite = stock
+        return
+    repoint(stock, basicsr_imwrite)
+    try:
+        yield
+    finally:  # also in the modules first imported inside the block
+        repoint(basicsr_imwrite, stock)

@@ -121,7 +121,9 @@ def check_start(comparison: Comparison) -> None:
 
 
 def holding(folder: Path) -> AbstractContextManager[None]:
-    """An exclusive hold on ``folder`` while a comparison runs in it: a second one there is refused."""
+    """An exclusive hold on ``folder`` (made if missing) while a comparison runs in it: a second one there is
+    refused."""
+    folder.mkdir(parents=True, exist_ok=True)
     return holding_folder(folder, ['hat-yolo', 'compare', f'name={folder.name}'],
                           'wait for it to end or stop it, or choose another name=')
 

@@ -294,6 +294,7 @@ def test_a_bad_setting_is_named_by_its_error(config, setting, error):
     with pytest.raises(SettingError) as raised:
         HATConfig(**{**TINY_HAT, **config})
     assert raised.value.setting == setting and isinstance(raised.value, error)
+    assert isinstance(raised.value, TypeError) == (error is TypeError)
     assert str(raised.value).count(setting) >= 1
 
 

@@ -83,10 +83,9 @@ def test_meta_info_names_every_unreadable_image_and_writes_nothing(hr, tmp_path,
     (hr / 'z_notes.png').write_text('not an image')
     meta = tmp_path / 'meta.txt'
     assert main(['meta-info', str(hr), str(meta), '--workers', workers]) == 2
-    error = capsys.readouterr().err.splitlines()[-1]  # after the progress bar
-    assert error.startswith(f'basicsr prepare: error: meta-info file {meta} not written: 2 of the images cannot be '
-                            'read: ')
-    err = error
+    err = capsys.readouterr().err.splitlines()[-1]  # after the progress bar
+    assert err.startswith(f'basicsr prepare: error: meta-info file {meta} not written: 2 of the images cannot be '
+                          'read: ')
     assert f'cannot read {hr / "a_empty.png"}: not an image' in err and f'{hr / "z_notes.png"}: not an image' in err
     assert not meta.exists()
 

@@ -62,6 +62,13 @@ def test_a_folder_keeps_the_settings_it_was_started_with(tmp_path):
         compare.check_settings(tmp_path, {**settings, 'epochs': 5})
 
 
+def test_a_new_comparison_folder_is_made_before_its_settings_are_written(tmp_path):
+    folder = tmp_path / 'runs' / 'first'
+    with compare.holding(folder):
+        compare.check_settings(folder, {'data': '/d.yaml'})
+    assert (folder / compare.SETTINGS).is_file()
+
+
 def test_a_second_comparison_in_the_same_folder_is_refused(tmp_path):
     with compare.holding(tmp_path), pytest.raises(HatError, match=r'belongs to a run that is still going \(pid \d+ .*'
                                                     r'hat-yolo compare name=.*\); .* or choose another name=$'), \
