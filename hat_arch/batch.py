@@ -70,10 +70,11 @@ def each_file(items: Iterable[Item], work: Callable[[Item], Result], name: Calla
               workers: int = 1) -> Iterator[FileOutcome[Item, Result]]:
     """``work(item)`` for each item, in order, yielding a :class:`FileOutcome` as each one ends.
 
-    An exception from ``work`` becomes the outcome's error, ``explain(error)`` led by ``name(item)`` (unless it is
-    already in it), and the next item follows; exceptions of the types in ``stop_on`` (and KeyboardInterrupt) end
-    the loop instead. With ``workers`` > 1 the items run in a pool of that many processes: ``work``, ``name``,
-    ``explain`` and the ``stop_on`` types must then pickle, and each worker runs torch on one thread.
+    An exception from ``work`` becomes the outcome's error, ``explain(error)`` led by ``name(item)`` unless it names
+    the file already (:func:`naming`), and the next item follows; exceptions of the types in ``stop_on`` (and
+    KeyboardInterrupt) end the loop instead. With ``workers`` > 1 the items run in a pool of that many processes:
+    ``work``, ``name``, ``explain`` and the ``stop_on`` types must then pickle, and each worker runs torch on one
+    thread.
     """
     one_file = _OneFile(work, name, explain, stop_on)
     items = items if isinstance(items, Sequence) else list(items)
