@@ -7,7 +7,8 @@ from pathlib import Path
 
 from hat_arch.archs.hat_arch import HAT
 from hat_arch.checkpoint import ModelInfo, describe, load_model
-from hat_arch.errors import HatError, first_line, user_message
+from hat_arch.batch import each_file, error_line
+from hat_arch.errors import HatError, first_line
 
 CHECKPOINT_SUFFIXES = ('.pth', '.safetensors')
 
@@ -35,19 +36,21 @@ def find_checkpoints(path: str | Path) -> list[ModelInfo]:
     else:
         raise HatError(f'{path}: no such checkpoint or folder')
     found = []
-    for file in files:
-        try:
-            found.append(describe(file))
-        except Exception as error:  # any file in the folder: say why it is left out, offer the others
-            reason = user_message(error) if isinstance(error, HatError) else (
-                f'not a usable HAT checkpoint ({type(error).__name__}: {first_line(error)})')
-            reason = reason if str(file) in reason else f'{file}: {reason}'
-            if path.is_file():
-                raise HatError(reason) from None
-            print(f'hat-sr serve: skipped: {reason}', file=sys.stderr)
+    for outcome in each_file(files, describe, explain=_why_unusable):  # say why a file is left out, offer the others
+        if not outcome.failed:
+            found.append(outcome.result)
+        elif path.is_file():
+            raise HatError(outcome.error)
+        else:
+            print(f'hat-sr serve: skipped: {outcome.error}', file=sys.stderr)
     if not found:
         raise HatError(f'{path}: no HAT checkpoints ({" or ".join(CHECKPOINT_SUFFIXES)}) there')
     return found
+
+
+def _why_unusable(error: BaseException) -> str:
+    return error_line(error) if isinstance(error, HatError) else (
+        f'not a usable HAT checkpoint ({type(error).__name__}: {first_line(error)})')
 
 
 class ModelCache:
